@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs and starts everything sealgate's tests need on a fresh Debian 12 machine:
+# apt packages, a running dockerd, Docker Compose v2 (from Debian trixie), and the offline stack image.
+# Idempotent: each step is skipped when its result is already present.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+apt_packages=(docker.io prometheus prometheus-alertmanager postgresql debootstrap shellcheck sqlite3 git curl ca-certificates)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The Debian packages start their own daemons on install when they can; we start what we need ourselves.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+# dockerd: no systemd here, so start it ourselves and wait until it answers.
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup dockerd >/tmp/dockerd.log 2>&1 &
+  for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/dockerd.log" >&2; exit 1; }
+fi
+
+# Compose v2: not in bookworm; trixie's docker-compose package runs here. Fetch it with apt from the host's own
+# mirror (read from its apt config, never hard-coded) through a private sources list.
+plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+if ! docker compose version >/dev/null 2>&1; then
+  log "installing Docker Compose v2 from trixie"
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || { echo "cannot find a Debian mirror in the apt configuration" >&2; exit 1; }
+  work=$(mktemp -d); chmod 755 "$work"
+  mkdir -p "$work/lists/partial" "$work/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" >"$work/sources.list"
+  opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$work/lists"
+        -o "Dir::Cache::archives=$work/archives" -o "APT::Get::List-Cleanup=0")
+  apt-get "${opts[@]}" update -qq
+  (cd "$work" && apt-get "${opts[@]}" download docker-compose >/dev/null)
+  dpkg-deb -x "$work"/docker-compose_*.deb "$work/root"
+  mkdir -p "$plugin_dir"
+  install -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" "$plugin_dir/docker-compose"
+  rm -rf "$work"
+fi
+docker compose version
+
+# The offline image (no registry is reachable): built by the stack's own script.
+bash "$here/../stack/scripts/build_offline_image.sh"
+log "system ready"

@@ -1,0 +1,1 @@
+"""The sprint room: spec loading, the check registry, the run context and the stage runner."""

@@ -1,0 +1,93 @@
+"""The interface every stack backend implements; checks talk to the stack only through it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from sealgate.errors import SealgateError
+
+# Services of the governed stack (stack/docker-compose.yml). `console-log` is the Alertmanager receiver's sink.
+SERVICES = ("api", "postgres", "prometheus", "alertmanager", "grafana", "console-log")
+
+
+class StackError(SealgateError):
+    """The stack could not be brought up, inspected or stopped; the message says which service and why."""
+
+
+class ServiceNotRunning(StackError):
+    """A service of the stack is not running on this backend (e.g. Grafana where no Grafana can run)."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"{service}: not running ({reason})")
+
+
+@dataclass
+class ServiceState:
+    name: str
+    running: bool
+    healthy: bool | None  # None: no healthcheck information
+    container_id: str | None = None  # compose only
+    image: str | None = None
+    image_id: str | None = None
+    pid: int | None = None  # local only
+    detail: str = ""
+
+
+@dataclass
+class StackTimings:
+    """Irreducible waits measured while bringing the stack up (seconds)."""
+
+    up: float = 0.0  # the backend's start command returned
+    ready: float = 0.0  # every service healthy / ready
+    fresh_scrape: float = 0.0  # Prometheus holds an `up` sample of the API newer than this start
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class StackBackend(abc.ABC):
+    name: ClassVar[str]
+    containerized: ClassVar[bool]
+
+    def __init__(self, root: Path, run_dir: Path, progress: Callable[[str], None] = print) -> None:
+        self.root = root  # repository root holding stack/
+        self.run_dir = run_dir  # scratch directory for this run (data dirs, logs)
+        self.progress = progress
+        self.timings = StackTimings()
+        self.started_at: float | None = None  # time.time() when up() began
+
+    @abc.abstractmethod
+    def up(self, timeout: float = 180) -> None:
+        """Start every service and wait (with a progress line) for health, readiness and a fresh scrape."""
+
+    @abc.abstractmethod
+    def down(self, remove_volumes: bool = False) -> None:
+        """Stop every service; keep data (volumes / data dirs) unless told otherwise."""
+
+    @abc.abstractmethod
+    def url(self, service: str) -> str:
+        """Base URL reachable from this host (http://127.0.0.1:PORT); ServiceNotRunning when it does not run."""
+
+    @abc.abstractmethod
+    def services(self) -> dict[str, ServiceState]:
+        """State of each service of the stack."""
+
+    @abc.abstractmethod
+    def logs(self, service: str, tail: int = 200) -> str:
+        """Recent output of a service (console-log's output is where delivered alerts appear)."""
+
+    @abc.abstractmethod
+    def stop_service(self, service: str) -> None:
+        """Stop one service (drills: stop the API to make APIDown fire)."""
+
+    @abc.abstractmethod
+    def start_service(self, service: str) -> None:
+        """Start one stopped service again and wait until it answers."""
+
+    @abc.abstractmethod
+    def backup_args(self) -> list[str]:
+        """Arguments for stack/scripts/backup_observability.sh selecting this backend's mode and targets."""
