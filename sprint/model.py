@@ -50,7 +50,9 @@ class Location:
         return text
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in (("file", self.file), ("line", self.line), ("json_path", self.json_path)) if v is not None}
+        return {
+            k: v for k, v in (("file", self.file), ("line", self.line), ("json_path", self.json_path)) if v is not None
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Location:

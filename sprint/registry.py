@@ -58,7 +58,9 @@ def check(
     def register(func: CheckFunc) -> CheckFunc:
         existing = REGISTRY.get(check_id)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
-            raise ValueError(f"check id {check_id!r} registered twice ({existing.func.__module__} and {func.__module__})")
+            raise ValueError(
+                f"check id {check_id!r} registered twice ({existing.func.__module__} and {func.__module__})"
+            )
         REGISTRY[check_id] = CheckDef(
             id=check_id,
             stage=stage,

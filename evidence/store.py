@@ -1,0 +1,209 @@
+"""Evidence on disk: `artifacts/<slug>/eixo_<N>.json` (+ attachments under `eixo_<N>/`) and `manifest.json`.
+
+Every document is validated against its shipped JSON Schema when written and again when read; writes are atomic.
+Reading also checks freshness: evidence counts only for the commit it was made at and while every file it judged
+still has the digest it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from sealgate.sprint.yamlsource import json_path
+
+from sealgate.errors import EvidenceError, Problem
+from sealgate.fsutil import atomic_write, pretty_json, sha256_bytes, sha256_file
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+ARTIFACTS_DIR = "artifacts"
+MANIFEST = "manifest.json"
+
+
+def predicate_type(stage: int, name: str) -> str:
+    return f"urn:sealgate:eixo:{stage}:{name}:v1"
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((resources.files("sealgate.evidence") / "schema" / name).read_text())
+
+
+def schema_problems(document: Any, schema_name: str, display: str) -> list[Problem]:
+    schema = _schema(schema_name)
+    cls = jsonschema.validators.validator_for(schema)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return [
+        Problem(display, f"{json_path(list(e.absolute_path))}: {e.message}")
+        for e in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+@dataclass
+class EvidenceStore:
+    root: Path  # repository root
+    slug: str
+
+    @property
+    def directory(self) -> Path:
+        return self.root / ARTIFACTS_DIR / self.slug
+
+    def stage_path(self, stage: int) -> Path:
+        return self.directory / f"eixo_{stage}.json"
+
+    def attachments_dir(self, stage: int) -> Path:
+        return self.directory / f"eixo_{stage}"
+
+    def display(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # --- stage documents ------------------------------------------------------------------------------------
+    def write_stage(self, stage: int, document: dict[str, Any]) -> Path:
+        path = self.stage_path(stage)
+        problems = schema_problems(document, "eixo.schema.json", self.display(path))
+        if problems:  # a bug in sealgate, not user input: never write evidence that would not validate
+            raise EvidenceError(*problems)
+        atomic_write(path, pretty_json(document))
+        return path
+
+    def read_stage(self, stage: int) -> dict[str, Any]:
+        """The stage's evidence, schema-validated and with its attachments' digests checked."""
+        path = self.stage_path(stage)
+        display = self.display(path)
+        if not path.is_file():
+            raise EvidenceError(Problem(display, "no evidence", f"run `nox -s eixo_{stage}` or `nox -s seal`"))
+        try:
+            document = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EvidenceError(Problem(display, f"not valid JSON: {exc}", "re-run the stage")) from None
+        problems = schema_problems(document, "eixo.schema.json", display)
+        if not problems and document["predicate"]["stage"]["number"] != stage:
+            problems.append(
+                Problem(
+                    display,
+                    f"$.predicate.stage.number: is {document['predicate']['stage']['number']}, expected {stage}",
+                )
+            )
+        if not problems:
+            for index, attachment in enumerate(document["predicate"]["attachments"]):
+                problems += self._digest_problems(
+                    self.directory / attachment["name"],
+                    attachment["digest"]["sha256"],
+                    f"{display}: $.predicate.attachments[{index}]",
+                )
+        if problems:
+            raise EvidenceError(*problems)
+        return document
+
+    def _digest_problems(self, path: Path, expected: str, where: str) -> list[Problem]:
+        if not path.is_file():
+            return [Problem(where, f"{self.display(path)} is missing")]
+        if sha256_file(path) != expected:
+            return [Problem(where, f"{self.display(path)} was changed after the run (sha256 differs)")]
+        return []
+
+    def clear_stage(self, stage: int) -> None:
+        """Remove a stage's previous attachments before re-running it (its JSON is replaced atomically later)."""
+        folder = self.attachments_dir(stage)
+        if folder.is_dir():
+            for child in folder.iterdir():
+                child.unlink()
+
+    # --- manifest -----------------------------------------------------------------------------------------
+    def evidence_files(self) -> list[Path]:
+        files = [p for p in self.directory.glob("eixo_[0-6].json")]
+        files += [p for p in self.directory.glob("eixo_[0-6]/*") if p.is_file() and not p.name.startswith(".")]
+        return sorted(files, key=lambda p: p.relative_to(self.directory).as_posix())
+
+    def write_manifest(self, sprint: str, commit: str) -> tuple[Path, str]:
+        document = {
+            "sprint": sprint,
+            "commit": commit,
+            "files": [
+                {"name": p.relative_to(self.directory).as_posix(), "sha256": sha256_file(p)}
+                for p in self.evidence_files()
+            ],
+        }
+        path = self.directory / MANIFEST
+        problems = schema_problems(document, "manifest.schema.json", self.display(path))
+        if problems:
+            raise EvidenceError(*problems)
+        data = pretty_json(document)
+        atomic_write(path, data)
+        return path, sha256_bytes(data)
+
+    def read_manifest(self) -> tuple[dict[str, Any], str]:
+        path = self.directory / MANIFEST
+        display = self.display(path)
+        if not path.is_file():
+            raise EvidenceError(Problem(display, "no manifest", "run `nox -s seal` or `nox -s report`"))
+        data = path.read_bytes()
+        try:
+            document = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EvidenceError(Problem(display, f"not valid JSON: {exc}")) from None
+        problems = schema_problems(document, "manifest.schema.json", display)
+        if problems:
+            raise EvidenceError(*problems)
+        return document, sha256_bytes(data)
+
+    def manifest_problems(self, manifest: dict[str, Any]) -> list[Problem]:
+        """Every listed file has its digest, and no evidence file exists that the manifest does not list."""
+        display = self.display(self.directory / MANIFEST)
+        problems = []
+        listed = set()
+        for index, entry in enumerate(manifest["files"]):
+            listed.add(entry["name"])
+            problems += self._digest_problems(
+                self.directory / entry["name"], entry["sha256"], f"{display}: $.files[{index}]"
+            )
+        for path in self.evidence_files():
+            name = path.relative_to(self.directory).as_posix()
+            if name not in listed:
+                problems.append(Problem(display, f"{self.display(path)} is not listed in the manifest"))
+        return problems
+
+
+@dataclass
+class Freshness:
+    stale: list[Problem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.stale
+
+
+DigestSource = Callable[[str], "str | None"]
+
+
+def working_tree_digests(root: Path) -> DigestSource:
+    def digest(relative: str) -> str | None:
+        path = root / relative
+        return sha256_file(path) if path.is_file() else None
+
+    return digest
+
+
+def freshness(document: dict[str, Any], head: str, display: str, digest_of: DigestSource) -> Freshness:
+    """Evidence is stale when made at another commit or when a judged file no longer has its recorded digest."""
+    result = Freshness()
+    commit = document["predicate"]["run"]["commit"]
+    if commit != head:
+        result.stale.append(
+            Problem(display, f"made at commit {commit[:12]}, but HEAD is {head[:12]}", "re-run the stage")
+        )
+    for index, subject in enumerate(document["subject"]):
+        actual = digest_of(subject["name"])
+        where = f"{display}: $.subject[{index}]"
+        if actual is None:
+            result.stale.append(Problem(where, f"judged file {subject['name']} no longer exists"))
+        elif actual != subject["digest"]["sha256"]:
+            result.stale.append(
+                Problem(where, f"judged file {subject['name']} changed since the run", "re-run the stage")
+            )
+    return result

@@ -1,0 +1,116 @@
+"""YAML loading that remembers where every value came from, so errors can say `file:line`.
+
+PyYAML's composer gives nodes with marks; we build plain Python values from them ourselves and keep a
+JSON-path → line map. Building it ourselves also bounds the work: aliases that expand into millions of nodes
+(a "billion laughs" document) are refused instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sealgate.errors import InputError, Problem
+
+MAX_BYTES = 2 * 1024 * 1024
+MAX_NODES = 200_000
+
+
+@dataclass
+class Located:
+    """A parsed document plus the line (1-based) of every value, keyed by JSON path tuple."""
+
+    value: Any
+    display: str  # path shown in messages, relative to the repository
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+    def line_of(self, path: tuple[Any, ...] | list[Any]) -> int | None:
+        path = tuple(path)
+        while path not in self.lines and path:
+            path = path[:-1]  # a missing key: point at its parent
+        return self.lines.get(path)
+
+    def where(self, path: tuple[Any, ...] | list[Any]) -> str:
+        line = self.line_of(path)
+        return f"{self.display}:{line}" if line else self.display
+
+    def problem(self, path: tuple[Any, ...] | list[Any], what: str, hint: str = "") -> Problem:
+        return Problem(self.where(path), what, hint)
+
+
+def load_yaml(path: Path, display: str) -> Located:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(Problem(display, f"cannot read: {exc.strerror}")) from None
+    if size > MAX_BYTES:
+        raise InputError(Problem(display, f"file is {size} bytes, larger than the {MAX_BYTES} allowed")) from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem(display, f"not UTF-8 text ({exc.reason} at byte {exc.start})")) from None
+    return parse_yaml(text, display)
+
+
+def parse_yaml(text: str, display: str) -> Located:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{display}:{mark.line + 1}" if mark else display
+        raise InputError(Problem(where, f"YAML syntax error: {exc.problem or exc.context}")) from None
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(display, f"YAML error: {exc}")) from None
+    located = Located(None, display)
+    if node is None:
+        return located
+    budget = [MAX_NODES]
+    located.value = _build(node, (), located, budget)
+    return located
+
+
+def _build(node: yaml.Node, path: tuple[Any, ...], located: Located, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise InputError(
+            Problem(located.display, f"document expands to more than {MAX_NODES} values (YAML alias bomb?)")
+        )
+    located.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise InputError(
+                    Problem(f"{located.display}:{key_node.start_mark.line + 1}", "'<<' merge keys are not supported")
+                )
+            key = _build(key_node, (*path, "<key>"), located, budget)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise InputError(
+                    Problem(f"{located.display}:{key_node.start_mark.line + 1}", "mapping keys must be scalars")
+                )
+            if key in result:
+                raise InputError(Problem(f"{located.display}:{key_node.start_mark.line + 1}", f"duplicate key {key!r}"))
+            result[key] = _build(value_node, (*path, key), located, budget)
+            located.lines[(*path, key)] = key_node.start_mark.line + 1  # errors about a value point at its key
+        located.lines.pop((*path, "<key>"), None)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), located, budget) for i, item in enumerate(node.value)]
+    try:
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(f"{located.display}:{node.start_mark.line + 1}", f"bad value: {exc}")) from None
+    # Dates stay text: JSON Schema validates them as `format: date` strings, and JSON has no date type.
+    return value.isoformat() if isinstance(value, (datetime.date, datetime.datetime)) else value
+
+
+def json_path(path: tuple[Any, ...] | list[Any]) -> str:
+    """`$.stages[0].checks[1].id` — the python-jsonschema style of naming a place in a document."""
+    text = "$"
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
