@@ -51,6 +51,7 @@ class StackManager:
     backend: StackBackend | None = None
     failure: str | None = None
     factory: Callable[..., StackBackend] | None = None
+    owned: bool = True  # False: a stack someone else brought up (tests' session fixtures); never stopped here
 
     def get(self) -> StackBackend:
         if self.failure:
@@ -73,8 +74,7 @@ class StackManager:
             return None
         timings = self.backend.timings
         return {
-            "backend": self.backend.name,
-            "containerized": self.backend.containerized,
+            **self.backend.describe(),
             "timings": {
                 "up": round(timings.up, 3),
                 "ready": round(timings.ready, 3),
@@ -84,7 +84,7 @@ class StackManager:
         }
 
     def close(self) -> None:
-        if self.backend is not None:
+        if self.backend is not None and self.owned:
             try:
                 self.backend.down(remove_volumes=False)
             except SealgateError as exc:
@@ -123,7 +123,8 @@ class Runner:
         self.store = EvidenceStore(root, spec.slug)
         self.outcomes: dict[int, StageOutcome] = {}
 
-    def run_stage(self, stage: StageSpec) -> StageOutcome:
+    def run_stage(self, stage: StageSpec, only: set[str] | None = None) -> StageOutcome:
+        """Run the stage's checks in order (`only`: a subset, for tests) and write its evidence."""
         started_wall, started = utc_now(), time.monotonic()
         commit, dirty = self.repo.head(), self.repo.is_dirty()
         self.store.clear_stage(stage.number)
@@ -134,6 +135,8 @@ class Runner:
         results: dict[str, CheckResult] = {}
         blocked = self._blocked_by_stage_prerequisites(stage)
         for ref in stage.checks:
+            if only is not None and ref.id not in only:
+                continue
             if blocked:
                 result = CheckResult(
                     ref.id, ref.definition.title if ref.definition else ref.id, Status.ERRORED, blocked

@@ -1,0 +1,37 @@
+"""Run some checks of one stage of a sprint in a repository, the way the engine does, and return their results.
+
+For check tests: break something in a `project_copy`, run the check, assert on its status and findings. Pass a
+running stack from the session fixtures (`compose_stack`, `local_stack`) so each test does not start its own; it is
+never stopped here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sealgate.sprint.context import RunOptions
+from sealgate.sprint.model import CheckResult
+from sealgate.sprint.runner import Runner, StackManager
+from sealgate.sprint.spec import load_spec
+
+
+def run_checks(
+    root: Path,
+    stage: int,
+    only: list[str] | None = None,
+    *,
+    stack: Any = None,
+    options: RunOptions | None = None,
+    sprint: str = "F9.10",
+) -> dict[str, CheckResult]:
+    spec = load_spec(root, sprint)
+    options = options or RunOptions(backend=stack.name if stack is not None else "local")
+    manager = StackManager(root, options.backend, root / ".sealgate" / spec.slug, owned=stack is None)
+    manager.backend = stack
+    runner = Runner(root, spec, options, manager, progress=lambda line: None)
+    try:
+        outcome = runner.run_stage(spec.stages[stage], only=set(only) if only else None)
+    finally:
+        manager.close()
+    return {r.check_id: r for r in outcome.results}
