@@ -8,14 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from sealgate.errors import SealgateError
+from sealgate.errors import Problem, SealgateError
 
 # Services of the governed stack (stack/docker-compose.yml). `console-log` is the Alertmanager receiver's sink.
 SERVICES = ("api", "postgres", "prometheus", "alertmanager", "grafana", "console-log")
 
 
 class StackError(SealgateError):
-    """The stack could not be brought up, inspected or stopped; the message says which service and why."""
+    """The stack could not be brought up, inspected or stopped; the message says which service and why.
+
+    `logs` maps a failing service to the tail of its output, captured when the error was raised (the container or
+    process may be gone by the time anyone looks), so evidence can attach it.
+    """
+
+    def __init__(self, *problems: Problem | str, logs: dict[str, str] | None = None) -> None:
+        self.logs: dict[str, str] = dict(logs or {})
+        super().__init__(*problems)
 
 
 class ServiceNotRunning(StackError):
@@ -59,6 +67,12 @@ class StackBackend(abc.ABC):
         self.progress = progress
         self.timings = StackTimings()
         self.started_at: float | None = None  # time.time() when up() began
+        # How this backend was chosen (select_backend fills it; `auto` records why), for evidence.
+        self.selection: dict[str, str] = {"requested": self.name, "chosen": self.name, "reason": "constructed directly"}
+
+    def describe(self) -> dict[str, object]:
+        """What evidence records about this backend (which images or binaries ran, from where); JSON-serialisable."""
+        return {"backend": self.name, "containerized": self.containerized, "selection": dict(self.selection)}
 
     @abc.abstractmethod
     def up(self, timeout: float = 180) -> None:

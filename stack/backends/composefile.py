@@ -1,0 +1,173 @@
+"""Reading stack/docker-compose.yml the way Compose does, for the parts the backends need without a Docker engine:
+variable interpolation (`${VAR:-default}` & co.), env files, services and their profiles, images, bind mounts,
+published ports and commands. Both backends read the one compose file, so nothing about the stack is restated here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sealgate.stack.backends.base import StackError
+
+from sealgate.errors import Problem
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}, ${VAR:+alt}, $VAR and the escape $$.
+_VAR = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(text: str, env: Mapping[str, str], where: str = "") -> str:
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("named")
+        op, arg = match.group("op"), match.group("arg") or ""
+        value = env.get(name)
+        if op in (":-", "-"):
+            missing = value is None or (op == ":-" and value == "")
+            return interpolate(arg, env, where) if missing else str(value)
+        if op in (":?", "?"):
+            if value is None or (op == ":?" and value == ""):
+                raise StackError(Problem(where or "compose file", f"variable {name} is required: {arg}"))
+            return str(value)
+        if op in (":+", "+"):
+            present = value is not None and (op == "+" or value != "")
+            return interpolate(arg, env, where) if present else ""
+        return "" if value is None else str(value)
+
+    return _VAR.sub(substitute, text)
+
+
+def interpolate_tree(value: Any, env: Mapping[str, str], where: str = "") -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env, where)
+    if isinstance(value, list):
+        return [interpolate_tree(v, env, where) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate_tree(v, env, where) for k, v in value.items()}
+    return value
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as Compose reads them (comments, blank lines, `export `, optional quotes)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise StackError(Problem(f"{path}:{number}", "not a KEY=VALUE line"))
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+@dataclass
+class Mount:
+    source: str  # host path (absolute, resolved against the compose file's directory) or volume name
+    target: str  # path inside the container
+    bind: bool
+
+
+@dataclass
+class Service:
+    name: str
+    raw: dict[str, Any]
+    profiles: list[str] = field(default_factory=list)
+
+    @property
+    def image(self) -> str | None:
+        image = self.raw.get("image")
+        return str(image) if image else None
+
+    def mounts(self, base: Path) -> list[Mount]:
+        found: list[Mount] = []
+        for entry in self.raw.get("volumes") or []:
+            if isinstance(entry, str):
+                parts = entry.split(":")
+                source, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
+                bind = source.startswith((".", "/", "~"))
+            else:
+                source, target = str(entry.get("source", "")), str(entry.get("target", ""))
+                bind = entry.get("type") == "bind"
+            if bind:
+                source = str((base / source).resolve()) if not source.startswith("/") else source
+            found.append(Mount(source, target, bind))
+        return found
+
+    def command(self) -> list[str]:
+        return self._argv("command")
+
+    def entrypoint(self) -> list[str]:
+        return self._argv("entrypoint")
+
+    def _argv(self, key: str) -> list[str]:
+        value = self.raw.get(key) or []
+        return [str(c) for c in value] if isinstance(value, list) else str(value).split()
+
+    def environment(self) -> dict[str, str]:
+        env = self.raw.get("environment") or {}
+        if isinstance(env, list):
+            pairs = (str(item).partition("=") for item in env)
+            return {k: v for k, _, v in pairs}
+        return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+    def published_ports(self) -> list[tuple[str, int, int]]:
+        """(host ip, host port, container port) of each `ports:` entry that names a host port."""
+        ports: list[tuple[str, int, int]] = []
+        for entry in self.raw.get("ports") or []:
+            if isinstance(entry, dict):
+                if entry.get("published"):
+                    ports.append((str(entry.get("host_ip", "")), int(entry["published"]), int(entry["target"])))
+                continue
+            parts = str(entry).split("/")[0].split(":")
+            if len(parts) == 3:
+                ports.append((parts[0], int(parts[1]), int(parts[2])))
+            elif len(parts) == 2:
+                ports.append(("", int(parts[0]), int(parts[1])))
+        return ports
+
+
+class ComposeFile:
+    """The compose file, interpolated with `env` (process environment, plus an env file's values beneath it)."""
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.base = path.parent
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise StackError(Problem(str(path), "compose file missing")) from None
+        except yaml.YAMLError as exc:
+            raise StackError(Problem(str(path), f"not valid YAML: {exc}")) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
+            raise StackError(Problem(str(path), "no `services:` mapping"))
+        self.raw: dict[str, Any] = interpolate_tree(raw, env, str(path))
+        self.services: dict[str, Service] = {
+            name: Service(name, spec or {}, [str(p) for p in (spec or {}).get("profiles") or []])
+            for name, spec in self.raw["services"].items()
+        }
+
+    def enabled(self, profiles: set[str]) -> list[str]:
+        """Services Compose starts with these profiles active (a service without profiles always starts)."""
+        return [n for n, s in self.services.items() if not s.profiles or profiles.intersection(s.profiles)]
+
+    def volume_name(self, key: str, project: str) -> str:
+        spec = (self.raw.get("volumes") or {}).get(key) or {}
+        return str(spec.get("name") or f"{project}_{key}")
+
+    def volume_keys(self) -> list[str]:
+        return list((self.raw.get("volumes") or {}).keys())
