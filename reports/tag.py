@@ -42,7 +42,7 @@ def decide(repo: Repo, judgement: Judgement, head: str, base: BaseFacts, manifes
     spec = judgement.spec
     reasons = []
     for criterion in judgement.failing:
-        reasons.append(f"criterion {criterion.id} ({criterion.title}): {criterion.verdict.value} — {criterion.reason}")
+        reasons.append(f"criterion {criterion.id} ({criterion.title}): {criterion.reason or criterion.verdict.value}")
     for stage in judgement.stages.values():
         if not stage.verdict.ok:
             reasons.append(f"EIXO {stage.number} ({stage.name}): {stage.verdict.value}")

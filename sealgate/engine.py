@@ -16,7 +16,7 @@ from typing import Any
 
 import git
 
-from sealgate.errors import EXIT_OK, EXIT_REFUSED, SealgateError
+from sealgate.errors import EXIT_OK, EXIT_REFUSED, SealgateError, SealRefused
 from sealgate.evidence.judge import Judgement, judge
 from sealgate.evidence.store import EvidenceStore
 from sealgate.gitrepo import Repo
@@ -103,17 +103,20 @@ def seal(
     repo, spec = _open(root, sprint)
     head = repo.head()
     existing = repo.tag(spec.tag)
-    if existing is not None and existing.commit == head and not options.force:
-        # An already sealed HEAD: re-judge what is on disk instead of re-running; identical evidence → done.
-        judgement, digest = _judge_disk(repo, spec, head)
-        if (
-            digest is not None
-            and tagging.parse_message(existing.message).get("manifest-sha256") == digest
-            and judgement.all_ok
-        ):
-            _write_report(repo, judgement, head, SealOutcome("already", spec.tag), digest, out)
-            out(f"already sealed: {spec.tag} at {head[:12]} with identical evidence")
-            return EXIT_OK
+    if existing is not None and existing.commit == head:
+        # HEAD is already sealed: the tag is never moved, so only the evidence on disk matters. Identical → done;
+        # anything else (edited, deleted, re-run evidence) is refused, naming what differs.
+        try:
+            judgement, digest = _judge_disk(repo, spec, head)
+        except SealgateError as exc:
+            raise SealRefused(
+                *exc.problems, f"{spec.tag} already seals {head[:12]}: its evidence must not change"
+            ) from None
+        if tagging.parse_message(existing.message).get("manifest-sha256") != digest or not judgement.all_ok:
+            raise SealRefused(f"{spec.tag} already seals {head[:12]} with other evidence than artifacts/{spec.slug}/")
+        _write_report(repo, judgement, head, SealOutcome("already", spec.tag), digest, out)
+        out(f"already sealed: {spec.tag} at {head[:12]} with identical evidence")
+        return EXIT_OK
     _run_stages(repo, spec, list(spec.stages), options, out, stack_factory)
     judgement, digest = _judge_disk(repo, spec, head)
     assert digest is not None  # _run_stages just wrote the manifest

@@ -167,10 +167,19 @@ def _schema_problems(doc: Located, schema: dict[str, Any]) -> list[Problem]:
         # anyOf/oneOf errors are vague; show the most relevant sub-error (python-jsonschema's best_match).
         best = jsonschema.exceptions.best_match([error]) if error.context else error
         path = list(best.absolute_path)
-        message = best.message
-        if best.validator == "additionalProperties":
-            message = f"unknown key: {message.split('(')[-1].rstrip(')')}"
-        problems.append(doc.problem(path, f"{json_path(path)}: {message}"))
+        if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+            known = best.schema.get("properties", {})
+            for key in (k for k in best.instance if k not in known):
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                problems.append(
+                    doc.problem(
+                        [*path, key],
+                        f"{json_path(path)}: unknown key: {key!r}",
+                        f"did you mean {hint[0]!r}?" if hint else "",
+                    )
+                )
+            continue
+        problems.append(doc.problem(path, f"{json_path(path)}: {best.message}"))
     return problems
 
 

@@ -1,0 +1,87 @@
+"""Evidence primitives: atomic writes, schema validation on read with JSON paths, redaction."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from demo import make_demo_repo
+
+from sealgate import engine
+from sealgate.errors import EvidenceError
+from sealgate.evidence.redact import REDACTED, redact_argv, redact_text
+from sealgate.evidence.store import EvidenceStore
+from sealgate.sprint.context import RunOptions
+
+WRITER = """
+import sys
+from pathlib import Path
+from sealgate.fsutil import atomic_write
+atomic_write(Path(sys.argv[1]), b"x" * (400 * 1024 * 1024))
+"""
+
+
+def test_interrupted_write_leaves_the_previous_file_intact(tmp_path: Path) -> None:
+    target = tmp_path / "eixo_0.json"
+    target.write_bytes(b'{"previous": true}')
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(tmp_path.glob(".eixo_0.json.*.tmp")):
+        time.sleep(0.005)
+    assert list(tmp_path.glob(".eixo_0.json.*.tmp")), "the writer never started writing"
+    proc.send_signal(signal.SIGKILL)  # midway through the write: no cleanup code runs at all
+    proc.wait(timeout=10)
+    assert target.read_bytes() == b'{"previous": true}'
+
+
+def test_evidence_invalid_against_schema_is_refused_with_a_json_path(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert engine.eixo(root, "DEMO", 0, RunOptions(backend="local"), out=lambda _: None) == 0
+    path = root / "artifacts" / "demo" / "eixo_0.json"
+    document = json.loads(path.read_text())
+    document["predicate"]["checks"][1]["status"] = "fine"
+    path.write_text(json.dumps(document))
+    with pytest.raises(EvidenceError) as info:
+        EvidenceStore(root, "demo").read_stage(0)
+    assert str(info.value.problems[0]) == (
+        "artifacts/demo/eixo_0.json: $.predicate.checks[1].status: 'fine' is not one of "
+        "['passed', 'failed', 'errored', 'skipped']"
+    )
+    path.write_text("{not json")
+    with pytest.raises(EvidenceError, match=r"artifacts/demo/eixo_0.json: not valid JSON"):
+        EvidenceStore(root, "demo").read_stage(0)
+
+
+def test_deleted_attachment_is_named(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert engine.eixo(root, "DEMO", 1, RunOptions(backend="local"), out=lambda _: None) == 0
+    (root / "artifacts" / "demo" / "eixo_1" / "gamma.log").unlink()
+    with pytest.raises(
+        EvidenceError, match=r"\$\.predicate\.attachments\[0\]: artifacts/demo/eixo_1/gamma.log is missing"
+    ):
+        EvidenceStore(root, "demo").read_stage(1)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("GF_SECURITY_ADMIN_PASSWORD=s3cret", "s3cret"),
+        ("export API_TOKEN='abc def'", "abc def"),
+        ("postgres://app:pa55word@db:5432/x", "pa55word"),
+        ("AWS_SECRET_ACCESS_KEY: AKIAXYZ", "AKIAXYZ"),
+        ("private_key=-----BEGIN", "-----BEGIN"),
+    ],
+)
+def test_secret_values_are_redacted(text: str, secret: str) -> None:
+    redacted = redact_text(text)
+    assert secret not in redacted and REDACTED in redacted
+
+
+def test_ordinary_values_are_kept_and_argv_flags_redacted() -> None:
+    assert redact_text("VERITTA_CB_THRESHOLD=3 severity=critical") == "VERITTA_CB_THRESHOLD=3 severity=critical"
+    assert redact_argv(["psql", "--password", "hunter2", "-h", "db"]) == ["psql", "--password", REDACTED, "-h", "db"]

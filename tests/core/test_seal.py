@@ -1,0 +1,290 @@
+"""The whole pipeline on the test-only DEMO sprint, in real temporary git repositories: only all-passed (or
+visibly waived) seals; every other status renders as itself in both languages; stale, tampered or incomplete
+evidence, a dirty tree, an existing tag or a bad base never produce a tag."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import commit_all, git
+from demo import make_demo_repo, set_switch, tags
+
+from sealgate import engine
+from sealgate.errors import SealgateError
+from sealgate.evidence.judge import Verdict, judge
+from sealgate.sprint.context import RunOptions
+from sealgate.sprint.spec import load_spec
+
+OPTS = RunOptions(backend="local")
+
+
+def seal(root: Path, **kw: object) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    code = engine.seal(root, "DEMO", RunOptions(backend="local", **kw), out=lines.append)  # type: ignore[arg-type]
+    return code, lines
+
+
+def report_text(root: Path) -> str:
+    return (root / "reports" / "SEAL_DEMO.md").read_text()
+
+
+def test_all_passed_seals_and_verifies(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    code, lines = seal(root)
+    assert code == 0 and lines[-1] == "SEALED DEMO-SEALED"
+    assert tags(root) == ["DEMO-BASE", "DEMO-SEALED"]
+    message = git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED")
+    manifest = (root / "artifacts" / "demo" / "manifest.json").read_bytes()
+    import hashlib
+
+    assert f"manifest-sha256: {hashlib.sha256(manifest).hexdigest()}" in message
+    assert "  C1  passed   Alpha and beta hold" in message and "  C2  passed   Gamma and delta hold" in message
+    text = report_text(root)
+    assert "✅ SEALED — tag `DEMO-SEALED` created" in text
+    assert "| C1 — Alpha and beta hold | ✅ passed |" in text
+    assert "```mermaid" in text and 'E0["EIXO 0 preflight<br/>passed' in text
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 0, out
+
+
+@pytest.mark.parametrize(
+    ("switch", "value", "verdict", "reason", "en", "pt"),
+    [
+        ("alpha", "bad", "failed", "demo/alpha.txt:1: alpha is 'bad', expected 'ok'", "❌ failed", "❌ falhou"),
+        ("beta", "error", "errored", "beta tool is not available here", "⛔ could not run", "⛔ não executou"),
+        ("beta", "skip", "skipped", "beta does not apply on this machine", "⏭️ skipped", "⏭️ pulado"),
+        ("gamma", "bad", "failed", "gamma is bad", "❌ failed", "❌ falhou"),
+    ],
+    ids=["failed", "errored", "skipped", "prerequisite"],
+)
+def test_any_non_passed_status_refuses_and_renders_in_both_languages(
+    tmp_path: Path, switch: str, value: str, verdict: str, reason: str, en: str, pt: str
+) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, switch, value)
+    code, lines = seal(root)
+    assert code == 1 and any(line.startswith("NOT SEALED") for line in lines)
+    assert tags(root) == ["DEMO-BASE"]
+    text = report_text(root)
+    assert f"| {en} | {reason} |" in text
+    assert "❌ NOT SEALED — tag `DEMO-SEALED` refused" in text
+    if switch == "gamma":  # delta requires gamma: aborted with the reason, never passed
+        assert (
+            "| `demo/delta` Delta needs gamma | ⛔ could not run | prerequisite demo/gamma did not pass (failed) |"
+            in text
+        )
+    # The same evidence rendered in Portuguese.
+    spec_file = root / "sprint" / "DEMO.yaml"
+    spec_file.write_text(spec_file.read_text().replace("language: en", "language: pt-BR"))
+    commit_all(root, "pt-BR")
+    code, _ = seal(root)
+    assert code == 1
+    text = report_text(root)
+    assert f"| {pt} | {reason} |" in text and "❌ NÃO SELADO — tag `DEMO-SEALED` recusada" in text
+    assert tags(root) == ["DEMO-BASE"]
+
+
+def test_waived_skip_seals_visibly_as_waived(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, "beta", "skip", commit=False)
+    (root / "sprint" / "DEMO.waivers.yaml").write_text(
+        "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
+        "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
+    )
+    commit_all(root, "waive beta")
+    code, _ = seal(root)
+    assert code == 0
+    text = report_text(root)
+    assert (
+        "| `demo/beta` Beta runs a command | ⚠️ waived | beta does not apply on this machine — check `demo/beta` — beta cannot run"
+        in text
+    )
+    assert "| C1 — Alpha and beta hold | ⚠️ waived |" in text
+    assert "**Result:** 1/2 criteria passed on evidence, 1 waived, 0 not met." in text
+    message = git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED")
+    assert "  C1  waived   Alpha and beta hold" in message
+    assert (
+        "check demo/beta: beta cannot run on this machine kind (approver: Ana Reviewer; expires 2099-12-31)" in message
+    )
+
+
+def test_stale_evidence_is_not_accepted(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
+    spec = load_spec(root, "DEMO")
+    # A new commit: evidence from the previous HEAD is stale.
+    commit_all(root, "another commit")
+    head = git(root, "rev-parse", "HEAD")
+    stage = judge(spec, root, head, stages=[0]).stages[0]
+    assert stage.verdict is Verdict.STALE and "but HEAD is" in str(stage.problems[0])
+    # Same commit, but a judged file edited after the run.
+    assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
+    set_switch(root, "alpha", "ok ", commit=False)
+    stage = judge(spec, root, head, stages=[0]).stages[0]
+    assert stage.verdict is Verdict.STALE
+    assert str(stage.problems[0]) == (
+        "artifacts/demo/eixo_0.json: $.subject[0]: judged file demo/alpha.txt changed since the run (re-run the stage)"
+    )
+
+
+def test_evidence_edited_after_the_run_is_refused_by_seal_and_verify(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    evidence = root / "artifacts" / "demo" / "eixo_0.json"
+    document = json.loads(evidence.read_text())
+    document["predicate"]["checks"][0]["status"] = "passed"
+    document["predicate"]["checks"][0]["reason"] = "edited"
+    evidence.write_text(json.dumps(document))
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    assert "FAILED  evidence files match the manifest" in out
+    assert any("artifacts/demo/eixo_0.json was changed after the run (sha256 differs)" in line for line in out), out
+    with pytest.raises(SealgateError, match="artifacts/demo/eixo_0.json was changed after the run"):
+        engine.report(root, "DEMO", out=lambda _: None)
+    # seal never moves the existing tag: it refuses, naming the edited file.
+    with pytest.raises(SealgateError, match="artifacts/demo/eixo_0.json was changed after the run"):
+        seal(root)
+    assert git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED").startswith("SEAL DEMO")
+
+
+def test_manifest_or_tag_message_edited_is_refused_by_verify(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    manifest = root / "artifacts" / "demo" / "manifest.json"
+    original = manifest.read_text()
+    manifest.write_text(original.replace('"sprint": "DEMO"', '"sprint": "DEMO" '))
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    assert out[2] == "FAILED  manifest digest matches the tag", out
+    manifest.write_text(original)
+    # Re-tagged by hand with another message on another commit.
+    message = git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED")
+    commit_all(root, "later")
+    git(root, "tag", "-f", "-a", "DEMO-SEALED", "-m", message)
+    out = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    assert "re-tagged by hand?" in out[1], out
+
+
+def test_evidence_from_another_commit_is_refused_by_verify(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    saved = (root / "artifacts" / "demo" / "eixo_1.json").read_bytes()
+    commit_all(root, "next")
+    assert engine.eixo(root, "DEMO", 1, OPTS, out=lambda _: None) == 0  # evidence and manifest of the new HEAD
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    assert "FAILED" in "\n".join(out)
+    assert saved != (root / "artifacts" / "demo" / "eixo_1.json").read_bytes()
+
+
+def test_dirty_tree_refuses_the_tag(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    (root / "notes.txt").write_text("uncommitted\n")
+    code, lines = seal(root)
+    assert code == 1 and tags(root) == ["DEMO-BASE"]
+    assert any("working tree is dirty (notes.txt)" in line for line in lines)
+
+
+def test_existing_tag_elsewhere_is_never_moved(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    git(root, "tag", "-a", "DEMO-SEALED", "-m", "hand made")
+    before = git(root, "rev-parse", "DEMO-SEALED^{commit}")
+    commit_all(root, "more work")
+    code, lines = seal(root)
+    assert code == 1 and any("tag DEMO-SEALED already exists" in line for line in lines)
+    assert git(root, "rev-parse", "DEMO-SEALED^{commit}") == before
+
+
+def test_missing_base_refuses(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path, base=False)
+    code, lines = seal(root)
+    assert code == 1 and tags(root) == []
+    assert any("base tag DEMO-BASE does not exist in this repository" in line for line in lines)
+    assert "tag DEMO-BASE does not exist in this repository: the base was NOT verified" in report_text(root)
+
+
+def test_non_ancestor_base_refuses(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path, base=False)
+    git(root, "checkout", "-q", "--orphan", "other")
+    commit_all(root, "unrelated history")
+    git(root, "tag", "-a", "DEMO-BASE", "-m", "base on another history")
+    git(root, "checkout", "-q", "main")
+    code, lines = seal(root)
+    assert code == 1 and "DEMO-SEALED" not in tags(root)
+    assert any("is not an ancestor of HEAD" in line for line in lines)
+
+
+def test_reseal_of_sealed_head_is_idempotent(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    tag_object = git(root, "rev-parse", "DEMO-SEALED")
+    code, lines = seal(root)
+    assert code == 0 and lines[-1].startswith("already sealed: DEMO-SEALED")
+    assert git(root, "rev-parse", "DEMO-SEALED") == tag_object
+
+
+def test_no_tag_mode_exits_on_criteria_only(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root, no_tag=True)[0] == 0 and tags(root) == ["DEMO-BASE"]
+    set_switch(root, "alpha", "bad")
+    assert seal(root, no_tag=True)[0] == 1
+
+
+def test_secrets_never_reach_evidence(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    for path in (root / "artifacts").rglob("*"):
+        if path.is_file():
+            assert "hunter2" not in path.read_text(), path
+    assert "DB_PASSWORD=***REDACTED***" in (root / "artifacts" / "demo" / "eixo_1" / "gamma.log").read_text()
+
+
+def test_sigterm_during_seal_leaves_no_tag_and_no_partial_evidence(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, "beta", "sleep")
+    plugin = root / "sprint" / "plugins" / "demo_checks.py"
+    plugin.write_text(
+        plugin.read_text().replace(
+            'result = ctx.run(["sh", "-c", f"echo beta is {value}; test {value} = ok"])',
+            'result = ctx.run(["sh", "-c", "sleep 30" if value == "sleep" else f"echo beta is {value}; test {value} = ok"])',
+        )
+    )
+    commit_all(root, "sleepy beta")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealgate.cli", "seal", "--sprint", "DEMO", "--backend", "local"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (root / ".sealgate" / "lock").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside demo/beta's sleep
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 143, stderr
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert tags(root) == ["DEMO-BASE"]
+    assert not (root / "artifacts" / "demo" / "eixo_0.json").exists()
+
+
+def test_second_concurrent_run_is_refused_by_the_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    root = make_demo_repo(tmp_path)
+    (root / ".sealgate").mkdir()
+    with open(root / ".sealgate" / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        with pytest.raises(SealgateError, match=r"another sealgate run is using this checkout \(pid 4242\)"):
+            seal(root)
+    assert tags(root) == ["DEMO-BASE"]
