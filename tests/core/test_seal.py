@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, git
 from demo import make_demo_repo, set_switch, tags
-
-from sealgate import engine
-from sealgate.errors import SealgateError
 from sealgate.evidence.judge import Verdict, judge
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.spec import load_spec
+
+from sealgate import engine
+from sealgate.errors import SealgateError
 
 OPTS = RunOptions(backend="local")
 
@@ -145,10 +145,10 @@ def test_evidence_edited_after_the_run_is_refused_by_seal_and_verify(tmp_path: P
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
     assert "FAILED  evidence files match the manifest" in out
     assert any("artifacts/demo/eixo_0.json was changed after the run (sha256 differs)" in line for line in out), out
-    with pytest.raises(SealgateError, match="artifacts/demo/eixo_0.json was changed after the run"):
+    with pytest.raises(SealgateError, match=r"artifacts/demo/eixo_0\.json was changed after the run"):
         engine.report(root, "DEMO", out=lambda _: None)
     # seal never moves the existing tag: it refuses, naming the edited file.
-    with pytest.raises(SealgateError, match="artifacts/demo/eixo_0.json was changed after the run"):
+    with pytest.raises(SealgateError, match=r"artifacts/demo/eixo_0\.json was changed after the run"):
         seal(root)
     assert git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED").startswith("SEAL DEMO")
 
