@@ -2,11 +2,15 @@
 # Installs and starts everything sealgate's tests need on a fresh Debian 12 machine:
 # apt packages, a running dockerd, Docker Compose v2 (from Debian trixie), and the offline stack image.
 # Idempotent: each step is skipped when its result is already present.
+#   --tools-only   just the tools the local-process backend needs (Prometheus, Alertmanager, PostgreSQL): no Docker.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
+tools_only=false
+[ "${1:-}" = "--tools-only" ] && tools_only=true
 
-apt_packages=(docker.io prometheus prometheus-alertmanager postgresql debootstrap shellcheck sqlite3 git curl ca-certificates)
+apt_packages=(prometheus prometheus-alertmanager postgresql sqlite3 git ca-certificates python3-venv)
+$tools_only || apt_packages+=(docker.io debootstrap shellcheck curl)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -17,6 +21,11 @@ if ((${#missing[@]})); then
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
+fi
+
+if $tools_only; then
+  log "tools ready (no Docker: sealgate will use the local-process backend)"
+  exit 0
 fi
 
 # dockerd: no systemd here, so start it ourselves and wait until it answers.
