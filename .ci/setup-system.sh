@@ -58,6 +58,9 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 docker compose version
 
-# The offline image (no registry is reachable): built by the stack's own script.
-bash "$here/../stack/scripts/build_offline_image.sh"
+# The offline image (no registry is reachable here): built by the stack's own script. Where a registry is
+# reachable (e.g. GitHub runners) set SEALGATE_SKIP_OFFLINE_IMAGE=1 and Compose pulls the pinned images.
+if [ "${SEALGATE_SKIP_OFFLINE_IMAGE:-0}" != "1" ]; then
+  bash "$here/../stack/scripts/build_offline_image.sh"
+fi
 log "system ready"

@@ -21,6 +21,7 @@ from sealgate.evidence.judge import Judgement, judge
 from sealgate.evidence.store import EvidenceStore
 from sealgate.gitrepo import Repo
 from sealgate.reports import tag as tagging
+from sealgate.reports.ci_outputs import write_ci_outputs
 from sealgate.reports.render import SealOutcome, build_view, render, write_report
 from sealgate.reports.verify import verify as verify_tag
 from sealgate.sprint.context import RunOptions
@@ -139,6 +140,7 @@ def seal(
             outcome, code = SealOutcome("refused", spec.tag, [f"git tag failed: {exc.stderr.strip()}"]), EXIT_REFUSED
             report_text = _render_report(repo, judgement, head, outcome, digest)
     out(f"report: {write_report(repo.root, spec.id, report_text).relative_to(repo.root)}")
+    write_ci_outputs(repo.root, judgement)
     if code == EXIT_OK:
         out(f"SEALED {spec.tag}" if outcome.kind in ("created", "already") else "all criteria pass (no tag requested)")
     else:
@@ -228,6 +230,7 @@ def _write_report(
 ) -> None:
     text = _render_report(repo, judgement, head, outcome, digest)
     out(f"report: {write_report(repo.root, judgement.spec.id, text).relative_to(repo.root)}")
+    write_ci_outputs(repo.root, judgement)
 
 
 def main_guard(func: Callable[[], int]) -> int:
