@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sealgate.errors import EvidenceError, Problem
 from sealgate.evidence.store import DigestSource, EvidenceStore, freshness, working_tree_digests
 from sealgate.sprint.model import CheckResult, Status
 from sealgate.sprint.spec import Spec, Waiver
-
-from sealgate.errors import EvidenceError, Problem
 
 
 class Verdict(str, enum.Enum):

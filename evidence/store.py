@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from sealgate.sprint.yamlsource import json_path
 
 from sealgate.errors import EvidenceError, Problem
 from sealgate.fsutil import atomic_write, pretty_json, sha256_bytes, sha256_file
+from sealgate.sprint.yamlsource import json_path
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 ARTIFACTS_DIR = "artifacts"

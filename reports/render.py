@@ -13,10 +13,10 @@ from typing import Any
 
 import jinja2
 import yaml
-from sealgate.evidence.judge import Judgement, Verdict
-from sealgate.evidence.store import EvidenceStore
 
 from sealgate import __version__
+from sealgate.evidence.judge import Judgement, Verdict
+from sealgate.evidence.store import EvidenceStore
 from sealgate.fsutil import atomic_write, sha256_file
 
 REPORTS_DIR = "reports"

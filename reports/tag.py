@@ -8,11 +8,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sealgate.evidence.judge import Judgement
-from sealgate.reports.render import BaseFacts
-
 from sealgate import __version__
+from sealgate.evidence.judge import Judgement
 from sealgate.gitrepo import Repo
+from sealgate.reports.render import BaseFacts
 
 MESSAGE_KEYS = ("sprint", "commit", "manifest-sha256", "base", "sealed-by")
 

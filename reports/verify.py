@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
-from sealgate.evidence.judge import Judgement, judge
-from sealgate.evidence.store import EvidenceStore
-from sealgate.reports.tag import criteria_lines, parse_message
-from sealgate.sprint.spec import SPRINT_DIR, Spec, load_spec
 
 from sealgate.errors import EvidenceError, Problem, SealgateError
+from sealgate.evidence.judge import Judgement, judge
+from sealgate.evidence.store import EvidenceStore
 from sealgate.gitrepo import Repo, TagInfo
+from sealgate.reports.tag import criteria_lines, parse_message
+from sealgate.sprint.spec import SPRINT_DIR, Spec, load_spec
 
 
 @dataclass

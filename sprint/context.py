@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sealgate.evidence.redact import redact_argv, redact_text
-from sealgate.sprint.model import Finding, Location, Severity
-
 from sealgate.fsutil import atomic_write, sha256_bytes
+from sealgate.sprint.model import Finding, Location, Severity
 
 if TYPE_CHECKING:
     from sealgate.sprint.spec import Spec

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sealgate import __version__
+from sealgate.errors import SealgateError
 from sealgate.evidence.redact import redact_value
 from sealgate.evidence.store import STATEMENT_TYPE, EvidenceStore, predicate_type
+from sealgate.fsutil import sha256_file
+from sealgate.gitrepo import Repo
 from sealgate.sprint.context import (
     CheckErrored,
     CheckFailed,
@@ -26,11 +30,6 @@ from sealgate.sprint.context import (
 )
 from sealgate.sprint.model import CheckResult, Severity, Status
 from sealgate.sprint.spec import Spec, StageSpec
-
-from sealgate import __version__
-from sealgate.errors import SealgateError
-from sealgate.fsutil import sha256_file
-from sealgate.gitrepo import Repo
 
 if TYPE_CHECKING:  # the backends import docker & co.; runs that never start the stack do not pay for it
     from sealgate.stack.backends.base import StackBackend

@@ -18,11 +18,11 @@ from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
-from sealgate.sprint.registry import REGISTRY, CheckDef, load_builtin_checks
-from sealgate.sprint.yamlsource import Located, json_path, load_yaml
 
 from sealgate import STAGES
 from sealgate.errors import InputError, Problem
+from sealgate.sprint.registry import REGISTRY, CheckDef, load_builtin_checks
+from sealgate.sprint.yamlsource import Located, json_path, load_yaml
 
 SPRINT_DIR = "sprint"
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from demo import make_demo_repo
-from sealgate.evidence.redact import REDACTED, redact_argv, redact_text
-from sealgate.evidence.store import EvidenceStore
-from sealgate.sprint.context import RunOptions
 
 from sealgate import engine
 from sealgate.errors import EvidenceError
+from sealgate.evidence.redact import REDACTED, redact_argv, redact_text
+from sealgate.evidence.store import EvidenceStore
+from sealgate.sprint.context import RunOptions
 
 WRITER = """
 import sys

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, git
 from demo import make_demo_repo, set_switch, tags
-from sealgate.evidence.judge import Verdict, judge
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.spec import load_spec
 
 from sealgate import engine
 from sealgate.errors import SealgateError
+from sealgate.evidence.judge import Verdict, judge
+from sealgate.sprint.context import RunOptions
+from sealgate.sprint.spec import load_spec
 
 OPTS = RunOptions(backend="local")
 

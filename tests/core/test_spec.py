@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from demo import make_demo_repo
-from sealgate.sprint.spec import find_spec, load_spec, slug_of
 
 from sealgate.errors import InputError
+from sealgate.sprint.spec import find_spec, load_spec, slug_of
 
 GOOD = """\
 sealgate: 1
