@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """console-log: the sink of Alertmanager's `console-log` receiver (F9.10: alerts go to stdout, a human reads them).
 
 A tiny webhook receiver (standard library only; it runs in a bare python image). Every alert of every notification
@@ -8,7 +7,7 @@ Alertmanager POSTs to /alerts becomes exactly one line on stdout:
         instance="api:8000" summary="..." starts_at=2025-01-01T00:00:00Z
 
 (one line; values with spaces or quotes are JSON-quoted). RESOLVED alerts are printed the same way. GET /healthz
-answers 200. Usage: receiver.py [--host H] [--port N] (env CONSOLE_LOG_HOST / CONSOLE_LOG_PORT, default
+answers 200. Usage: python3 -m console_log [--host H] [--port N] (env CONSOLE_LOG_HOST / CONSOLE_LOG_PORT, default
 0.0.0.0:5001; port 0 picks a free one, printed on the first line).
 """
 

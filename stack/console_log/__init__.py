@@ -1,0 +1,1 @@
+"""console-log: the Alertmanager receiver's sink (see receiver.py). Standard library only."""
