@@ -8,6 +8,7 @@ still has the digest it recorded.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -108,12 +109,31 @@ class EvidenceStore:
             return [Problem(where, f"{self.display(path)} was changed after the run (sha256 differs)")]
         return []
 
-    def clear_stage(self, stage: int) -> None:
-        """Remove a stage's previous attachments before re-running it (its JSON is replaced atomically later)."""
-        folder = self.attachments_dir(stage)
-        if folder.is_dir():
-            for child in folder.iterdir():
-                child.unlink()
+    def staging_dir(self, stage: int) -> Path:
+        """Attachments of a stage being run: swapped in only once the stage's evidence is written."""
+        folder = self.directory / f".eixo_{stage}.partial"
+        if folder.exists():  # left by an interrupted run
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        return folder
+
+    def commit_stage(self, stage: int, document: dict[str, Any], staging: Path) -> Path:
+        """Replace the stage's attachments and evidence with the new ones. A crash in between leaves evidence whose
+        attachment digests do not match: refused on read, never silently mixed."""
+        final = self.attachments_dir(stage)
+        retired = self.directory / f".eixo_{stage}.old"
+        if retired.exists():
+            shutil.rmtree(retired)
+        if final.exists():
+            final.rename(retired)
+        if any(staging.iterdir()):
+            staging.rename(final)
+        else:
+            staging.rmdir()
+        path = self.write_stage(stage, document)
+        if retired.exists():
+            shutil.rmtree(retired)
+        return path
 
     # --- manifest -----------------------------------------------------------------------------------------
     def evidence_files(self) -> list[Path]:

@@ -82,13 +82,14 @@ def _run_stages(
     options: RunOptions,
     out: Printer,
     stack_factory: Callable[..., Any] | None = None,
+    reuse: bool = False,
 ) -> None:
     with _run_guard(repo.root, spec.slug) as run_dir:
         stack = StackManager(repo.root, options.backend, run_dir, progress=out, factory=stack_factory)
         runner = Runner(repo.root, spec, options, stack, progress=out)
         try:
             for number in numbers:
-                runner.run_stage(spec.stages[number])
+                runner.run_stage(spec.stages[number], reuse=reuse)
         finally:
             stack.close()
         EvidenceStore(repo.root, spec.slug).write_manifest(spec.id, repo.head())
@@ -118,7 +119,7 @@ def seal(
         _write_report(repo, judgement, head, SealOutcome("already", spec.tag), digest, out)
         out(f"already sealed: {spec.tag} at {head[:12]} with identical evidence")
         return EXIT_OK
-    _run_stages(repo, spec, list(spec.stages), options, out, stack_factory)
+    _run_stages(repo, spec, list(spec.stages), options, out, stack_factory, reuse=not options.force)
     judgement, digest = _judge_disk(repo, spec, head)
     assert digest is not None  # _run_stages just wrote the manifest
     base = tagging.base_facts(repo, judgement, head)

@@ -80,7 +80,8 @@ class StageRecorder:
     """What one stage's checks observed, shared by the contexts of its checks; becomes the evidence."""
 
     root: Path
-    attachments_dir: Path
+    attachments_dir: Path  # where attachments are written during the stage (a staging folder)
+    attachments_prefix: str  # their name in the evidence: "eixo_<N>"
     subjects: set[str] = field(default_factory=set)
     commands: list[CommandRecord] = field(default_factory=list)
     attachments: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
@@ -181,7 +182,7 @@ class Context:
         data = content.encode() if isinstance(content, str) else content
         if isinstance(content, str):
             data = redact_text(content).encode()
-        relative = f"{self._recorder.attachments_dir.name}/{name}"
+        relative = f"{self._recorder.attachments_prefix}/{name}"
         atomic_write(self._recorder.attachments_dir / name, data)
         self._recorder.attachments[relative] = sha256_bytes(data)
         return relative

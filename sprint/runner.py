@@ -5,6 +5,7 @@ evidence. A stage never stops the run: `seal` runs every stage it can and report
 from __future__ import annotations
 
 import datetime
+import inspect
 import platform
 import socket
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sealgate import __version__
 from sealgate.errors import SealgateError
 from sealgate.evidence.redact import redact_value
-from sealgate.evidence.store import STATEMENT_TYPE, EvidenceStore, predicate_type
+from sealgate.evidence.store import STATEMENT_TYPE, EvidenceStore, freshness, predicate_type, working_tree_digests
 from sealgate.fsutil import sha256_file
 from sealgate.gitrepo import Repo
 from sealgate.sprint.context import (
@@ -98,6 +99,7 @@ class StageOutcome:
     evidence: Path
     duration_s: float
     stack: dict[str, Any] | None = field(default=None)
+    reused: bool = False
 
 
 def utc_now() -> str:
@@ -122,12 +124,53 @@ class Runner:
         self.store = EvidenceStore(root, spec.slug)
         self.outcomes: dict[int, StageOutcome] = {}
 
-    def run_stage(self, stage: StageSpec, only: set[str] | None = None) -> StageOutcome:
-        """Run the stage's checks in order (`only`: a subset, for tests) and write its evidence."""
+    def options_record(self) -> dict[str, Any]:
+        """The options that change what a stage proves; evidence is reused only under the same ones."""
+        return {"backend": self.options.backend, "no_drill": self.options.no_drill}
+
+    def reusable(self, stage: StageSpec) -> StageOutcome | None:
+        """The stage's evidence on disk, when it can stand for a re-run: valid, passed, made at HEAD with every
+        judged file (including the checks' own code) unchanged, under the same options, for the same checks."""
+        try:
+            document = self.store.read_stage(stage.number)
+            manifest, _ = self.store.read_manifest()
+        except SealgateError:
+            return None
+        predicate = predicate_of(document)
+        path = self.store.stage_path(stage.number)
+        display = self.store.display(path)
+        listed = {entry["name"]: entry["sha256"] for entry in manifest["files"]}
+        if listed.get(path.name) != sha256_file(path):
+            self.progress(f"EIXO {stage.number}: {display} does not match the manifest (edited?): re-running the stage")
+            return None
+        if (
+            predicate["status"] != Status.PASSED.value
+            or predicate["run"].get("options") != self.options_record()
+            or [c["id"] for c in predicate["checks"]] != [ref.id for ref in stage.checks]
+            or not freshness(document, self.repo.head(), display, working_tree_digests(self.root))
+        ):
+            return None
+        results = [CheckResult.from_json(c) for c in predicate["checks"]]
+        return StageOutcome(stage.number, Status.PASSED, results, self.store.stage_path(stage.number), 0.0, None, True)
+
+    def run_stage(self, stage: StageSpec, only: set[str] | None = None, reuse: bool = False) -> StageOutcome:
+        """Run the stage's checks in order (`only`: a subset, for tests) and write its evidence.
+
+        With `reuse`, valid evidence of an unchanged stage stands instead of a re-run (a re-seal costs almost
+        nothing); any change to a file the stage judged re-runs exactly that stage.
+        """
+        if reuse and only is None:
+            reused = self.reusable(stage)
+            if reused is not None:
+                self.outcomes[stage.number] = reused
+                self.progress(
+                    f"EIXO {stage.number} ({stage.name}): reusing fresh evidence {self.store.display(reused.evidence)}"
+                )
+                return reused
         started_wall, started = utc_now(), time.monotonic()
         commit, dirty = self.repo.head(), self.repo.is_dirty()
-        self.store.clear_stage(stage.number)
-        recorder = StageRecorder(self.root, self.store.attachments_dir(stage.number))
+        staging = self.store.staging_dir(stage.number)
+        recorder = StageRecorder(self.root, staging, f"eixo_{stage.number}")
         for relative in self.spec.judged_files:
             recorder.subjects.add(relative)
         self.progress(f"EIXO {stage.number} ({stage.name}): {stage.title}")
@@ -170,7 +213,7 @@ class Runner:
                     "python": platform.python_version(),
                     "sealgate_version": __version__,
                     "tool_versions": dict(sorted(recorder.tool_versions.items())),
-                    "options": {"backend": self.options.backend, "no_drill": self.options.no_drill},
+                    "options": self.options_record(),
                 },
                 "checks": [redact_value(r.to_json()) for r in results.values()],
                 "commands": [c.to_json() for c in recorder.commands],
@@ -181,7 +224,7 @@ class Runner:
                 "waits": recorder.waits,
             },
         }
-        path = self.store.write_stage(stage.number, document)
+        path = self.store.commit_stage(stage.number, document, staging)
         outcome = StageOutcome(stage.number, status, list(results.values()), path, duration, self.stack.describe())
         self.outcomes[stage.number] = outcome
         self.progress(f"EIXO {stage.number}: {status.value} ({duration:.1f}s) → {self.store.display(path)}")
@@ -234,6 +277,9 @@ class Runner:
             stack_provider=stack_provider,
             run_dir=run_dir,
         )
+        source = Path(inspect.getsourcefile(definition.func) or "").resolve()
+        if source.is_file() and source.is_relative_to(self.root.resolve()):
+            recorder.subjects.add(source.relative_to(self.root.resolve()).as_posix())  # the judge is judged too
         started = time.monotonic()
         status, reason = Status.PASSED, ""
         try:
@@ -269,3 +315,7 @@ class Runner:
             dict(ctx.data),
             time.monotonic() - started,
         )
+
+
+def predicate_of(document: dict[str, Any]) -> dict[str, Any]:
+    return document["predicate"]

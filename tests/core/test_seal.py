@@ -5,6 +5,7 @@ evidence, a dirty tree, an existing tag or a bad base never produce a tag."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -288,3 +289,58 @@ def test_second_concurrent_run_is_refused_by_the_lock(tmp_path: Path) -> None:
         with pytest.raises(SealgateError, match=r"another sealgate run is using this checkout \(pid 4242\)"):
             seal(root)
     assert tags(root) == ["DEMO-BASE"]
+
+
+def stage_runs(lines: list[str]) -> dict[int, str]:
+    """Which stages a seal re-ran ("ran") or took from fresh evidence ("reused")."""
+    runs = {}
+    for line in lines:
+        if re.match(r"^EIXO \d \(\w+\): ", line):
+            number = int(line.split()[1])
+            runs[number] = "reused" if "reusing fresh evidence" in line else "ran"
+    return runs
+
+
+def test_reseal_reuses_fresh_evidence_and_reruns_exactly_what_changed(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root, no_tag=True)[0] == 0
+    code, lines = seal(root, no_tag=True)
+    assert code == 0 and stage_runs(lines) == {0: "reused", 1: "reused"}
+    # A file only EIXO 1 judges changed: EIXO 1 re-runs, EIXO 0 stands.
+    set_switch(root, "gamma", "ok", commit=False)
+    (root / "demo" / "gamma.txt").write_text("ok\n\n")
+    code, lines = seal(root, no_tag=True)
+    assert stage_runs(lines) == {0: "reused", 1: "ran"}
+    # A new commit re-runs everything; --force too.
+    commit_all(root, "gamma edited")
+    assert stage_runs(seal(root, no_tag=True)[1]) == {0: "ran", 1: "ran"}
+    assert stage_runs(seal(root, no_tag=True, force=True)[1]) == {0: "ran", 1: "ran"}
+
+
+def test_tampered_evidence_is_never_reused(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, "alpha", "bad")
+    assert seal(root, no_tag=True)[0] == 1  # EIXO 0 failed: failed stages are always re-run
+    set_switch(root, "alpha", "ok")
+    assert seal(root, no_tag=True)[0] == 0
+    evidence = root / "artifacts" / "demo" / "eixo_1.json"
+    document = json.loads(evidence.read_text())
+    document["predicate"]["checks"][1]["data"]["ran"] = "edited"
+    evidence.write_text(json.dumps(document, indent=2))
+    code, lines = seal(root, no_tag=True)
+    assert stage_runs(lines) == {0: "reused", 1: "ran"}
+    assert any("artifacts/demo/eixo_1.json does not match the manifest (edited?)" in line for line in lines)
+    assert json.loads(evidence.read_text())["predicate"]["checks"][1]["data"]["ran"] is True
+
+
+def test_ci_outputs_name_each_criterion_and_finding(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, "alpha", "bad")
+    assert seal(root)[0] == 1
+    junit = (root / "reports" / "out" / "criteria.junit.xml").read_text()
+    assert '<testsuite name="SEAL DEMO criteria" tests="2" failures="1" errors="0" skipped="0">' in junit
+    assert "<failure message=\"failed: demo/alpha: failed — demo/alpha.txt:1: alpha is 'bad', expected 'ok'\">" in junit
+    sarif = json.loads((root / "reports" / "out" / "findings.sarif").read_text())
+    (result,) = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "demo/alpha" and result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "demo/alpha.txt"}, "region": {"startLine": 1}}
