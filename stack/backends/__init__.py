@@ -12,9 +12,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from sealgate.stack.backends.base import StackBackend
-
 from sealgate.errors import InputError, Problem
+from sealgate.stack.backends.base import StackBackend
 
 BACKEND_NAMES = ("auto", "compose", "local")
 ENGINE_TIMEOUT = 5.0  # `docker info` answers in well under a second when dockerd runs; a hung socket must not hang us

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sealgate.errors import Problem
 from sealgate.stack.backends.base import SERVICES, ServiceNotRunning, ServiceState, StackBackend, StackError
 from sealgate.stack.backends.composefile import ComposeFile, read_env_file
 from sealgate.stack.backends.readiness import Waiter, http_probe, wait_ready
-
-from sealgate.errors import Problem
 
 COMPOSE_FILE = Path("stack/docker-compose.yml")
 OFFLINE_ENV = Path("stack/offline.env")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sealgate.stack.backends.base import StackError
 
 from sealgate.errors import Problem
+from sealgate.stack.backends.base import StackError
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}, ${VAR:+alt}, $VAR and the escape $$.
 _VAR = re.compile(
@@ -87,6 +87,7 @@ class Service:
     name: str
     raw: dict[str, Any]
     profiles: list[str] = field(default_factory=list)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the file was interpolated with
 
     @property
     def image(self) -> str | None:
@@ -119,11 +120,27 @@ class Service:
         return [str(c) for c in value] if isinstance(value, list) else str(value).split()
 
     def environment(self) -> dict[str, str]:
+        """The service's variables. A bare `- NAME` (or `NAME:` with no value) passes NAME through from the
+        environment the file was read with, and is absent when that does not set it — as Compose does."""
         env = self.raw.get("environment") or {}
-        if isinstance(env, list):
-            pairs = (str(item).partition("=") for item in env)
-            return {k: v for k, _, v in pairs}
-        return {str(k): "" if v is None else str(v) for k, v in env.items()}
+        items = (
+            [(k, v if sep else None) for k, sep, v in (str(item).partition("=") for item in env)]
+            if isinstance(env, list)
+            else [(str(k), None if v is None else str(v)) for k, v in env.items()]
+        )
+        resolved: dict[str, str] = {}
+        for key, value in items:
+            if value is None:
+                if key in self.env:
+                    resolved[key] = str(self.env[key])
+            else:
+                resolved[key] = value
+        return resolved
+
+    @property
+    def working_dir(self) -> str | None:
+        value = self.raw.get("working_dir")
+        return str(value) if value else None
 
     def published_ports(self) -> list[tuple[str, int, int]]:
         """(host ip, host port, container port) of each `ports:` entry that names a host port."""
@@ -157,7 +174,7 @@ class ComposeFile:
             raise StackError(Problem(str(path), "no `services:` mapping"))
         self.raw: dict[str, Any] = interpolate_tree(raw, env, str(path))
         self.services: dict[str, Service] = {
-            name: Service(name, spec or {}, [str(p) for p in (spec or {}).get("profiles") or []])
+            name: Service(name, spec or {}, [str(p) for p in (spec or {}).get("profiles") or []], env)
             for name, spec in self.raw["services"].items()
         }
 

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
+from sealgate.errors import Problem
 from sealgate.stack.backends.base import SERVICES, ServiceNotRunning, ServiceState, StackBackend, StackError
 from sealgate.stack.backends.composefile import ComposeFile, Mount
 from sealgate.stack.backends.provision import Binary, resolve
 from sealgate.stack.backends.readiness import Waiter, http_probe, wait_ready
-
-from sealgate.errors import Problem
 
 COMPOSE_FILE = Path("stack/docker-compose.yml")
 STOP_TIMEOUT = 10.0  # seconds between the polite signal and SIGKILL
@@ -52,8 +52,6 @@ LOCAL_SERVICES = START_ORDER
 GRAFANA_REASON = (
     "no Grafana binary on this machine (Grafana is not in Debian, PyPI or npm); the local backend runs without it"
 )
-# console-log receiver script, when the compose file does not name one through a bind mount.
-CONSOLE_LOG_SCRIPT = Path("stack/console_log/receiver.py")
 # Flags a local process must not inherit from the compose file: paths and addresses are the container's.
 PROMETHEUS_OWN_FLAGS = {
     "--config.file",
@@ -232,7 +230,7 @@ class LocalBackend(StackBackend):
         self.pg_bin_dir: Path | None = None
         self.pg_user = "postgres"  # database superuser name (the compose file's POSTGRES_USER)
         self.pg_database = "postgres"
-        self.console_log_script: Path | None = None
+        self.console_log_command: str | None = None
         self._atexit_registered = False
 
     # -- configuration --------------------------------------------------------------------------------------------
@@ -478,21 +476,35 @@ class LocalBackend(StackBackend):
             if created.returncode != 0:
                 raise StackError(Problem("postgres", f"cannot create database {self.pg_database}: {created.stderr}"))
 
-    def _console_log_script(self, compose: ComposeFile) -> Path:
-        """The receiver script the console-log container runs (its `.py` argument mapped through the bind mounts),
-        else stack/console_log/receiver.py."""
-        svc = compose.services.get("console-log")
+    def _python_command(self, compose: ComposeFile, service: str, fallback: list[str]) -> tuple[list[str], Path]:
+        """(arguments after the interpreter, cwd) of a Python service, as its container runs it: `-m pkg` from the
+        host directory mounted at working_dir/pkg, or a `.py` script mapped through the bind mounts. Its own
+        `--host`/`--port` are dropped (the caller binds 127.0.0.1 and a free port). `fallback` is relative to
+        stack/ and used when the compose file does not say."""
+        svc = compose.services.get(service)
+        stack = self.root / "stack"
         if svc is not None:
+            command = [*svc.entrypoint(), *svc.command()]
             mounts = svc.mounts(compose.base)
-            for item in [*svc.entrypoint(), *svc.command()]:
+            own = ("--host", "--port")
+            rest = [f"{n}={v}" if v is not None else n for n, v in split_flags(command) if n not in own]
+            if "-m" in command[:-1]:
+                package = command[command.index("-m") + 1]
+                workdir = svc.working_dir or "/"
+                host = map_path(f"{workdir.rstrip('/')}/{package.split('.')[0]}", mounts)
+                runnable = host is not None and (
+                    (Path(host) / "__main__.py").is_file() or len(package.split(".")) > 1 or host.endswith(".py")
+                )
+                if host and runnable:
+                    return ["-m", package, *rest], Path(host).parent
+            for item in command:
                 if item.endswith(".py"):
                     mapped = map_path(item, mounts) if item.startswith("/") else str(compose.base / item)
                     if mapped and Path(mapped).is_file():
-                        return Path(mapped)
-        script = self.root / CONSOLE_LOG_SCRIPT
-        if not script.is_file():
-            raise StackError(Problem("console-log", f"no receiver script: {script} is missing"))
-        return script
+                        return [mapped, *rest], Path(mapped).parent
+        if fallback[0] != "-m" and not (stack / fallback[0]).is_file():
+            raise StackError(Problem(service, f"cannot tell how to run it: {stack / fallback[0]} is missing"))
+        return fallback, stack
 
     def _python_env(self, compose: ComposeFile, service: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -518,14 +530,16 @@ class LocalBackend(StackBackend):
         if not any(f.startswith("--web.enable-admin-api") for f in prom_flags):
             prom_flags.append("--web.enable-admin-api")  # the backup takes a TSDB snapshot through it
         plain_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.run_dir)}
-        self.console_log_script = self._console_log_script(compose)
         python = sys.executable
+        api_args, api_cwd = self._python_command(compose, "api", ["-m", "app"])
+        log_args, log_cwd = self._python_command(compose, "console-log", ["console_log/receiver.py"])
+        self.console_log_command = " ".join(log_args)
+        bind = ["--host", "127.0.0.1", "--port"]
         return {
             "postgres": self._postgres_proc(compose),
             "console-log": Proc(
-                "console-log",
-                [python, str(self.console_log_script), "--host", "127.0.0.1", "--port", str(self.ports["console-log"])],
-                self.root / "stack", self._python_env(compose, "console-log"), self.log_dir / "console-log.log",
+                "console-log", [python, *log_args, *bind, str(self.ports["console-log"])], log_cwd,
+                self._python_env(compose, "console-log"), self.log_dir / "console-log.log",
             ),
             "alertmanager": Proc(
                 "alertmanager",
@@ -540,9 +554,8 @@ class LocalBackend(StackBackend):
                 self.run_dir, plain_env, self.log_dir / "alertmanager.log",
             ),
             "api": Proc(
-                "api",
-                [python, "-m", "app", "--host", "127.0.0.1", "--port", str(self.ports["api"])],
-                self.root / "stack", self._python_env(compose, "api"), self.log_dir / "api.log",
+                "api", [python, *api_args, *bind, str(self.ports["api"])], api_cwd,
+                self._python_env(compose, "api"), self.log_dir / "api.log",
             ),
             "prometheus": Proc(
                 "prometheus",
@@ -702,7 +715,7 @@ class LocalBackend(StackBackend):
                     n: {"path": str(b.path), "source": b.source, "version": b.version} for n, b in self.binaries.items()
                 },
                 "postgres_bin_dir": str(self.pg_bin_dir) if self.pg_bin_dir else None,
-                "console_log": str(self.console_log_script) if self.console_log_script else None,
+                "console_log": self.console_log_command,
                 "grafana": GRAFANA_REASON,
             }
         )

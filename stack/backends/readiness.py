@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from sealgate.stack.backends.base import StackError, StackTimings
 
 from sealgate.errors import Problem
+from sealgate.stack.backends.base import StackError, StackTimings
 
 API_JOB = "techno-os-api"  # the scrape job of the API in stack/prometheus/prometheus.yml
 HTTP_TIMEOUT = 2.0  # one probe; a slow answer counts as "not yet", the loop tries again
@@ -29,10 +29,10 @@ PROGRESS_EVERY = 5.0  # a waiting line at most this often per step, so a long wa
 LOG_TAIL_IN_ERROR = 40  # lines of a failing service's log quoted in the error message
 
 # A probe answers (met, detail): detail says what was seen, and ends up in the timeout message.
-Probe = Callable[[], "tuple[bool, str]"]
+Probe = Callable[[], tuple[bool, str]]
 # The backend's own view of its services: names of services that are dead for good (fail fast, do not wait for the
 # timeout) with the reason, and a (met, detail) for "all running and healthy".
-Liveness = Callable[[], "tuple[dict[str, str], bool, str]"]
+Liveness = Callable[[], tuple[dict[str, str], bool, str]]
 
 
 def http_probe(url: str, expect_status: int = 200) -> Probe:
@@ -138,10 +138,12 @@ class Waiter:
         return met, detail
 
     def until(self, what: str, service: str, probe: Probe, hint: str = "") -> float:
-        """Poll `probe` until met; return the elapsed time (since t0) when it was met."""
-        self.progress(f"stack: waiting for {what} ({self.elapsed():.1f}s)")
-        last_line = time.monotonic()
-        detail = "not checked yet"
+        """Poll `probe` until met; return the elapsed time (since t0) when it was met.
+
+        A condition met at the first probe prints one line; a wait prints `waiting for` first, then every
+        PROGRESS_EVERY seconds with what the probe currently sees.
+        """
+        last_line: float | None = None
         while True:
             self.check_liveness()
             met, detail = probe()
@@ -152,8 +154,9 @@ class Waiter:
             now = time.monotonic()
             if now >= self.deadline:
                 raise self.fail(service, f"{what}: not met after {self.elapsed():.1f}s: {detail}", hint)
-            if now - last_line >= PROGRESS_EVERY:
-                self.progress(f"stack: waiting for {what} ({self.elapsed():.1f}s): {detail}")
+            if last_line is None or now - last_line >= PROGRESS_EVERY:
+                suffix = f": {detail}" if last_line is not None else ""
+                self.progress(f"stack: waiting for {what} ({self.elapsed():.1f}s){suffix}")
                 last_line = now
             time.sleep(min(POLL_INTERVAL, max(0.0, self.deadline - now)))
 
@@ -177,11 +180,11 @@ def wait_ready(
     )
     timings.extra["api_healthy"] = waiter.until("api healthy", "api", http_probe(f"{api}/healthz"))
     timings.extra["alertmanager_discovered"] = waiter.until(
-        "prometheus to discover alertmanager", "prometheus, alertmanager", alertmanager_discovered_probe(prometheus)
+        "alertmanager discovered by prometheus", "prometheus, alertmanager", alertmanager_discovered_probe(prometheus)
     )
     timings.ready = waiter.elapsed()
     timings.fresh_scrape = waiter.until(
-        "a fresh scrape of the api (up == 1)",
+        "fresh scrape of the api (up == 1)",
         "prometheus, api",
         fresh_scrape_probe(prometheus, started_at),
         hint="Prometheus scrapes every 15 s and its first scrape comes ~5 s after start",

@@ -1,0 +1,121 @@
+"""The compose backend, for real: the governed stack under Docker Compose, inspected with the Docker SDK.
+
+Tests run in file order against one session stack (tests/stack_fixtures.py `compose_stack`); the last one takes it
+down and up again to prove the volumes keep the data.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from stack_fixtures import (
+    assert_backup_made_three_archives,
+    assert_fresh_scrape,
+    assert_rules_loaded,
+    new_compose_backend,
+    prom_query,
+    provider_failure_drill,
+    wait_for,
+)
+
+from sealgate.stack.backends.base import ServiceNotRunning, StackError
+
+pytestmark = [pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
+
+
+def test_up_waits_for_a_fresh_scrape(compose_stack):
+    assert_fresh_scrape(compose_stack)
+    t = compose_stack.timings
+    print(f"compose timings: up {t.up:.1f}s ready {t.ready:.1f}s fresh_scrape {t.fresh_scrape:.1f}s {t.extra}")
+    assert compose_stack.image_source in ("configured", "offline")
+    if compose_stack.image_source == "offline":
+        assert compose_stack.env_file == compose_stack.root / "stack" / "offline.env"
+
+
+def test_five_rules_in_two_groups(compose_stack):
+    assert_rules_loaded(compose_stack)
+
+
+def test_services_inspected_through_the_docker_sdk(compose_stack):
+    states = compose_stack.services()
+    for name in ("api", "postgres", "prometheus", "alertmanager", "console-log"):
+        state = states[name]
+        assert state.running and state.healthy, state
+        assert state.container_id and state.image and state.image_id and state.image_id.startswith("sha256:"), state
+        assert state.image == compose_stack.images[name]
+        assert compose_stack.container_name(name) in (
+            f"{compose_stack.project}-{name}-1",  # Compose v2
+            f"{compose_stack.project}_{name}_1",  # Compose v1
+        )
+    description = compose_stack.describe()
+    assert description["project"] == compose_stack.project
+    assert description["image_source"] == compose_stack.image_source
+
+
+def test_urls_come_from_the_published_ports(compose_stack):
+    for service, variable in (("api", "SEALGATE_API_PORT"), ("prometheus", "SEALGATE_PROMETHEUS_PORT"),
+                              ("alertmanager", "SEALGATE_ALERTMANAGER_PORT")):
+        assert compose_stack.url(service) == f"http://127.0.0.1:{compose_stack.overrides[variable]}"
+    assert requests.get(compose_stack.url("api") + "/healthz", timeout=5).json()["status"] == "ok"
+
+
+def test_grafana_absent_is_explicit_and_its_volume_exists(compose_stack):
+    import docker
+
+    volume = docker.from_env().volumes.get(f"{compose_stack.project}_grafana_data")
+    assert volume.attrs["Labels"]["com.docker.compose.project"] == compose_stack.project
+    if "grafana" in compose_stack.profiles:
+        assert compose_stack.services()["grafana"].running
+        return
+    with pytest.raises(ServiceNotRunning, match="no Grafana image on this machine"):
+        compose_stack.url("grafana")
+    assert not compose_stack.services()["grafana"].running
+
+
+def test_backup_produces_three_archives(compose_stack, tmp_path: Path):
+    assert_backup_made_three_archives(compose_stack, tmp_path / "backups")
+
+
+def test_provider_failure_reaches_alertmanager_and_console_log(compose_stack):
+    seen = provider_failure_drill(compose_stack)
+    print(f"compose drill: LLMProviderDown in Alertmanager after {seen['alertmanager']:.1f}s, "
+          f"in console-log after {seen['console_log']:.1f}s")
+    assert seen["alertmanager"] <= seen["console_log"]
+
+
+def test_down_keeps_volumes_and_the_data_survives_the_next_up(compose_stack):
+    import docker
+
+    before = wait_for("an up sample", lambda: prom_query(compose_stack, 'up{job="techno-os-api"}'), 30)
+    at = float(before[0]["value"][0])
+    first_start = compose_stack.started_at
+    compose_stack.down()  # keeps volumes
+    client = docker.from_env()
+    volumes = {v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={compose_stack.project}"})}
+    assert {f"{compose_stack.project}_{v}" for v in ("postgres_data", "prometheus_data", "grafana_data")} <= volumes
+    assert not client.containers.list(filters={"label": f"com.docker.compose.project={compose_stack.project}"})
+    compose_stack.up(timeout=240)
+    assert compose_stack.started_at > first_start
+    assert_fresh_scrape(compose_stack)  # a sample of this start, not one of the persisted ones
+    old = prom_query(compose_stack, 'up{job="techno-os-api"}', at=at)
+    assert old and float(old[0]["value"][1]) == 1.0, f"the sample at {at} did not survive down/up: {old}"
+    print(f"compose re-up timings: {compose_stack.timings}")
+
+
+def test_a_service_that_dies_at_start_is_named_with_its_logs(tmp_path: Path):
+    """A bad VERITTA_CB_THRESHOLD stops the API at start: up() fails fast naming `api` and quoting its output."""
+    backend = new_compose_backend(tmp_path, suffix="-badcfg", env={"VERITTA_CB_THRESHOLD": "three"})
+    started = time.monotonic()
+    try:
+        with pytest.raises(StackError) as raised:
+            backend.up(timeout=120)
+    finally:
+        backend.down(remove_volumes=True)
+    message = str(raised.value)
+    assert "api" in raised.value.logs, message
+    assert "VERITTA_CB_THRESHOLD" in raised.value.logs["api"], raised.value.logs["api"]
+    assert "VERITTA_CB_THRESHOLD" in message
+    assert time.monotonic() - started < 100, "a dead service must fail fast, not at the timeout"
