@@ -87,9 +87,15 @@ def _run_stages(
     with _run_guard(repo.root, spec.slug) as run_dir:
         stack = StackManager(repo.root, options.backend, run_dir, progress=out, factory=stack_factory)
         runner = Runner(repo.root, spec, options, stack, progress=out)
+        current = None
         try:
             for number in numbers:
+                current = number
                 runner.run_stage(spec.stages[number], reuse=reuse)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            # The interrupted stage wrote nothing (its evidence is written atomically at its end); say which it was.
+            exc.args = (f"during EIXO {current} ({spec.stages[current].name})" if current is not None else "",)
+            raise
         finally:
             stack.close()
         EvidenceStore(repo.root, spec.slug).write_manifest(spec.id, repo.head())
@@ -242,9 +248,13 @@ def main_guard(func: Callable[[], int]) -> int:
         for problem in exc.problems:
             print(f"sealgate: {problem}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("sealgate: interrupted (SIGINT): stack stopped, no tag created", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"sealgate: interrupted (SIGINT) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
         return 130
-    except Interrupted:
-        print("sealgate: interrupted (SIGTERM): stack stopped, no tag created", file=sys.stderr)
+    except Interrupted as exc:
+        print(f"sealgate: interrupted (SIGTERM) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
         return 143
+
+
+def _where(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args and exc.args[0] else "before any stage ran"

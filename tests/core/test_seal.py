@@ -272,7 +272,8 @@ def test_sigterm_during_seal_leaves_no_tag_and_no_partial_evidence(tmp_path: Pat
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 143, stderr
-    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert "sealgate: interrupted (SIGTERM) during EIXO 0 (preflight): stack stopped, no tag created" in stderr
+    assert "Traceback" not in stderr
     assert tags(root) == ["DEMO-BASE"]
     assert not (root / "artifacts" / "demo" / "eixo_0.json").exists()
 
