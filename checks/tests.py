@@ -174,7 +174,13 @@ def parse_junit(xml_text: str, suite: str, lines: dict[str, int]) -> list[JUnitC
             # The message's first line is the exception ("AssertionError: <the assert's own message>"); the rest
             # is pytest's introspection, kept in the attached XML.
             lines_of = (detail.get("message") or detail.text or "").strip().splitlines()
-            message = " ".join(lines_of[0].split())[:MESSAGE_CHARS] if lines_of else ""
+            message = " ".join(lines_of[0].split()) if lines_of else ""
+            # Errors (collection, fixtures) carry a generic message ("collection failure"); the cause is pytest's
+            # last `E   ` line of the report.
+            raised = [ln[1:].strip() for ln in (detail.text or "").splitlines() if ln.startswith("E ")]
+            if outcome == "error" and raised and raised[-1] not in message:
+                message = f"{message}: {raised[-1]}" if message else raised[-1]
+            message = message[:MESSAGE_CHARS]
             file, line = _location(detail.text or "", suite)
         if line is None:
             base = name.split("[", 1)[0]
@@ -314,7 +320,8 @@ def _judge(
         problems.append(f"{len(errors)} errored: {', '.join(c.name for c in errors)}")
     if unwaived:
         problems.append(
-            f"{len(unwaived)} tests skipped without a waiver: {', '.join(c.name for c in unwaived)} "
+            f"{len(unwaived)} test{'s' if len(unwaived) > 1 else ''} skipped without a waiver: "
+            f"{', '.join(c.name for c in unwaived)} "
             "(a skip is not a pass)"
         )
     if missing:
