@@ -455,10 +455,7 @@ def panel_queries(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return queries
 
 
-def _exposition_names(ctx: Context) -> set[str]:
-    """Sample names the running API exposes (`_bucket`, `_count`, `_sum`, `_total` included)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+def _exposition(ctx: Context) -> str:
     url = ctx.stack.url("api") + "/metrics"
     try:
         with urllib.request.urlopen(url, timeout=15) as response:
@@ -466,7 +463,7 @@ def _exposition_names(ctx: Context) -> set[str]:
     except (urllib.error.URLError, OSError) as exc:
         ctx.error(f"the API does not answer at {url}: {getattr(exc, 'reason', exc)}")
     ctx.attach("api_metrics.txt", text)
-    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+    return text
 
 
 @check(
@@ -477,41 +474,42 @@ def _exposition_names(ctx: Context) -> set[str]:
     params={"type": "object", "properties": {**_PATHS}, "additionalProperties": False},
 )
 def queries_metrics(ctx: Context) -> None:
-    try:
-        from sealgate.checks import promql  # EIXO 2's PromQL reader, shared so both stages judge names alike
-    except ImportError:
-        ctx.error("checks/promql.py (the PromQL metric-name reader shared with EIXO 2) is not available")
+    # EIXO 2's PromQL reader (a real parser) and its exposition/Prometheus name sources: the rules and the
+    # dashboard are judged by the same code, so a metric cannot exist for one and not the other.
+    from sealgate.checks import promql
+
     relative, dashboard = _load_dashboard(ctx)
     queries = panel_queries(dashboard)
     if not queries:
         ctx.fail(f"{relative}: no panel has a query")
     prometheus = ctx.stack.url("prometheus")
-    exposed = _exposition_names(ctx)
-    status, body = _prom_get(ctx, prometheus, "/api/v1/label/__name__/values", {})
-    if status != 200:
-        ctx.error(f"Prometheus /api/v1/label/__name__/values answered {status}: {body.get('error')}")
-    stored = set(body.get("data") or [])
+    exposed = promql.exposition_names(_exposition(ctx))
+    since = ctx.stack.started_at  # persisted volumes hold old series: only what this stack scraped counts
+    try:
+        stored = promql.prometheus_metric_names(prometheus, since=since)
+    except (OSError, ValueError) as exc:
+        ctx.error(f"Prometheus at {prometheus} does not list its metric names: {exc}")
+    ctx.record("prometheus_names_since", since)
     for query in queries:
         where = {"file": relative, "json_path": query["json_path"]}
-        # Prometheus's own parser is the authority on "parses as PromQL" (a query it refuses never draws).
+        label = f"panel {query['panel']!r} ({query['ref']})"
+        try:
+            names = sorted(promql.metric_names(promql.substitute_grafana_variables(query["expr"])))
+        except promql.PromQLError as exc:
+            ctx.finding(f"{label}: not valid PromQL: {exc}", **where)
+            continue
+        # Prometheus's own parser too: what it refuses never draws, whatever another parser thinks.
         status, body = _prom_get(ctx, prometheus, "/api/v1/query", {"query": query["promql"]})
         if status != 200 or body.get("status") != "success":
-            ctx.finding(f"panel {query['panel']!r} ({query['ref']}): Prometheus refuses the query: "
-                        f"{body.get('error', status)}", **where)
-            continue
-        try:
-            names = sorted(promql.metric_names(query["promql"]))
-        except Exception as exc:  # the shared reader's own parse error type
-            ctx.finding(f"panel {query['panel']!r} ({query['ref']}): cannot read its metrics: {exc}", **where)
-            continue
+            ctx.finding(f"{label}: Prometheus refuses the query: {body.get('error', status)}", **where)
         query["metrics"] = names
         if not names:
-            ctx.finding(f"panel {query['panel']!r} ({query['ref']}) names no metric", **where)
-        for name in names:
-            if name not in exposed:
-                ctx.finding(f"panel {query['panel']!r} ({query['ref']}): {name} is not exposed by the API", **where)
-            if name not in stored:
-                ctx.finding(f"panel {query['panel']!r} ({query['ref']}): Prometheus holds no {name}", **where)
+            ctx.finding(f"{label} names no metric", **where)
+        for name in promql.missing_metrics(names, exposed):
+            ctx.finding(f"{label}: {name} is not exported by the API (/metrics)", **where)
+        for name in promql.missing_metrics(names, stored):
+            ctx.finding(f"{label}: Prometheus holds no {name}" + (" since this stack started" if since else ""),
+                        **where)
     ctx.record("queries", queries)
 
 
