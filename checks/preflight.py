@@ -1,0 +1,532 @@
+"""EIXO 0 — preflight: the state of the world before the stack is containerized, and the environment facts every
+later stage relies on. Nothing here needs the stack; the stage runs before it is brought up.
+
+* `preflight/standalone-prometheus` — the seed's `curl localhost:9090/-/healthy`, made a decision: nothing answers →
+  FRESH_INSTALL_MODE; a Prometheus answers → MIGRATION_MODE with its version and TSDB size, failed until the spec
+  records a migration decision (never start a fresh Prometheus over someone's history). A Prometheus of this
+  project's own stack is told apart (Docker labels / process command line) and is not a standalone.
+* `preflight/tools`, `preflight/ports-free`, `preflight/worktree`, `preflight/base-tag`, `preflight/disk-space`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from sealgate.sprint.context import Context
+from sealgate.sprint.model import Severity
+from sealgate.sprint.registry import check
+
+COMPOSE_FILE = "stack/docker-compose.yml"
+HTTP_TIMEOUT = 3.0
+STACK_SERVICES = ["api", "prometheus", "alertmanager", "grafana"]
+# int64 bounds Prometheus reports as head min/max time when the head block is empty.
+_EMPTY_HEAD = (9223372036854775807, -9223372036854775808)
+
+
+# --- who holds a port ---------------------------------------------------------------------------------------------
+
+
+def _docker_client() -> Any:
+    """A Docker SDK client when an engine answers quickly, else None (preflight must work without Docker)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        return client
+    except Exception:  # no SDK, no socket, engine down: simply no container can hold the port
+        return None
+
+
+def _container_on_port(client: Any, port: int) -> dict[str, Any] | None:
+    for container in client.containers.list():
+        ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        for container_port, bindings in ports.items():
+            for binding in bindings or []:
+                if str(binding.get("HostPort")) == str(port):
+                    labels = container.labels or {}
+                    return {
+                        "kind": "container",
+                        "name": container.name,
+                        "id": container.short_id,
+                        "image": (container.attrs.get("Config") or {}).get("Image"),
+                        "container_port": container_port,
+                        "compose_project": labels.get("com.docker.compose.project"),
+                        "compose_service": labels.get("com.docker.compose.service"),
+                        "compose_working_dir": labels.get("com.docker.compose.project.working_dir"),
+                    }
+    return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on `port` (any address), from /proc/net/tcp{,6}."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _process_on_port(port: int) -> dict[str, Any] | None:
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    return {"kind": "process", "pid": int(proc.name), "cmdline": cmdline[:300]}
+        except OSError:
+            continue  # a process that exited, or one we may not inspect
+    return {"kind": "process", "pid": None, "cmdline": "(owner not visible to this user)"}
+
+
+def port_owner(port: int, client: Any = None) -> dict[str, Any] | None:
+    """Who listens on `port`: a container publishing it (Docker SDK) or a local process (/proc), else None."""
+    if client is not None:
+        owner = _container_on_port(client, port)
+        if owner is not None:
+            return owner
+    return _process_on_port(port)
+
+
+def compose_project_for(root: Path) -> str:
+    """The compose project the compose backend would use for this checkout (SEALGATE_COMPOSE_PROJECT or the
+    default derived from the directory name)."""
+    from sealgate.stack.backends.compose import project_slug
+
+    return project_slug(os.environ.get("SEALGATE_COMPOSE_PROJECT") or f"sealgate-{project_slug(root.name)}")
+
+
+def is_ours(owner: dict[str, Any], root: Path, service: str | None = None) -> bool:
+    """True when the port's owner is this project's own stack: a container of its compose project (for `service`,
+    when given), or a local-backend process whose command line points into this repository."""
+    if owner.get("kind") == "container":
+        working_dir = owner.get("compose_working_dir") or ""
+        same_project = owner.get("compose_project") == compose_project_for(root) or (
+            working_dir and Path(working_dir).resolve().is_relative_to(root.resolve())
+        )
+        return bool(same_project) and (service is None or owner.get("compose_service") == service)
+    return str(root.resolve()) in str(owner.get("cmdline") or "")
+
+
+def describe_owner(owner: dict[str, Any]) -> str:
+    if owner.get("kind") == "container":
+        project = owner.get("compose_project")
+        where = f" of compose project {project} (service {owner.get('compose_service')})" if project else ""
+        return f"container {owner['name']} ({owner.get('image')}){where}"
+    return f"process {owner.get('pid')} ({owner.get('cmdline')})"
+
+
+# --- preflight/standalone-prometheus ------------------------------------------------------------------------------
+
+
+def _json(url: str) -> dict[str, Any] | None:
+    try:
+        response = requests.get(url, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return None
+    return body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
+
+
+def _self_metrics(url: str) -> dict[str, float]:
+    """A few TSDB gauges from the Prometheus's own /metrics (they include the persisted blocks, not only the head)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {
+        "prometheus_tsdb_lowest_timestamp",
+        "prometheus_tsdb_storage_blocks_bytes",
+        "prometheus_tsdb_head_series",
+        "prometheus_tsdb_blocks_loaded",
+    }
+    try:
+        response = requests.get(f"{url}/metrics", timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        families = list(text_string_to_metric_families(response.text))
+    except (requests.RequestException, ValueError):
+        return {}
+    return {s.name: s.value for f in families for s in f.samples if s.name in wanted}
+
+
+def _iso_ms(ms: float) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+STANDALONE_PARAMS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "url": {"type": "string", "pattern": "^https?://", "description": "where a standalone Prometheus would be"},
+        "migration_decision": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["decision", "approver", "justification"],
+            "properties": {
+                "decision": {"type": "string", "enum": ["migrate", "discard", "keep-standalone"]},
+                "approver": {"type": "string", "minLength": 3},
+                "justification": {"type": "string", "minLength": 10},
+            },
+        },
+    },
+}
+
+
+@check(
+    "preflight/standalone-prometheus",
+    stage=0,
+    title="Standalone Prometheus probed: FRESH_INSTALL_MODE or MIGRATION_MODE with a decision",
+    params=STANDALONE_PARAMS,
+)
+def standalone_prometheus(ctx: Context) -> None:
+    url = str(ctx.params.get("url", "http://localhost:9090")).rstrip("/")
+    ctx.record("url", url)
+    try:
+        healthy = requests.get(f"{url}/-/healthy", timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        ctx.record("mode", "FRESH_INSTALL_MODE")
+        ctx.record("probe", f"GET {url}/-/healthy: {type(exc).__name__} (nothing answers)")
+        return
+    ctx.record("probe", f"GET {url}/-/healthy: HTTP {healthy.status_code}")
+    buildinfo = _json(f"{url}/api/v1/status/buildinfo")
+    if buildinfo is None:
+        # Something answers that is not a Prometheus API: no history to migrate, but say what was seen.
+        ctx.record("mode", "FRESH_INSTALL_MODE")
+        ctx.finding(
+            f"{url} answers (HTTP {healthy.status_code}) but {url}/api/v1/status/buildinfo is not a Prometheus API",
+            json_path=f"{url}/api/v1/status/buildinfo",
+            severity=Severity.WARNING,
+        )
+        return
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    owner = port_owner(port, _docker_client())
+    ctx.record("version", str(buildinfo.get("version", "?")))
+    if owner is not None:
+        ctx.record("answering", describe_owner(owner))
+    if owner is not None and is_ours(owner, ctx.root, "prometheus"):
+        # Our own containerized Prometheus from an earlier run: not a standalone, its data stays in its volume.
+        ctx.record("mode", "FRESH_INSTALL_MODE")
+        ctx.record("standalone", False)
+        ctx.finding(
+            f"{url} is this project's own stack ({describe_owner(owner)}), not a standalone Prometheus: "
+            "no migration needed, its data stays in its volume",
+            json_path=f"{url}/-/healthy",
+            severity=Severity.INFO,
+        )
+        return
+
+    ctx.record("mode", "MIGRATION_MODE")
+    ctx.record("standalone", True)
+    tsdb = _json(f"{url}/api/v1/status/tsdb") or {}
+    head = tsdb.get("headStats") or {}
+    series = int(head.get("numSeries", 0))
+    ctx.record("tsdb_head_series", series)
+    gauges = _self_metrics(url)
+    oldest_candidates = [float(head["minTime"])] if head.get("minTime") not in (None, _EMPTY_HEAD[0]) else []
+    if gauges.get("prometheus_tsdb_lowest_timestamp", 0) > 0:
+        oldest_candidates.append(gauges["prometheus_tsdb_lowest_timestamp"])
+    if oldest_candidates:
+        ctx.record("tsdb_oldest_sample", _iso_ms(min(oldest_candidates)))
+    if "prometheus_tsdb_storage_blocks_bytes" in gauges:
+        ctx.record("tsdb_blocks_bytes", int(gauges["prometheus_tsdb_storage_blocks_bytes"]))
+    flags = _json(f"{url}/api/v1/status/flags") or {}
+    if flags.get("storage.tsdb.path"):
+        ctx.record("tsdb_path", flags["storage.tsdb.path"])
+
+    decision = ctx.params.get("migration_decision")
+    summary = (
+        f"a standalone Prometheus {buildinfo.get('version', '?')} answers at {url} (MIGRATION_MODE: "
+        f"{series} head series, oldest sample {ctx.data.get('tsdb_oldest_sample', 'unknown')}"
+        + (f", held by {describe_owner(owner)}" if owner else "")
+        + ")"
+    )
+    if decision:
+        ctx.record("migration_decision", f"{decision['decision']} (approved by {decision['approver']})")
+        ctx.finding(
+            f"{summary}; decision recorded: {decision['decision']}",
+            severity=Severity.INFO,
+            json_path=f"{url}/api/v1/status/tsdb",
+        )
+        return
+    ctx.finding(
+        f"{summary}: starting a fresh containerized Prometheus would orphan its history; record a "
+        "`migration_decision` for preflight/standalone-prometheus in the spec (or a waiver)",
+        json_path=f"{url}/api/v1/status/tsdb",
+    )
+
+
+# --- preflight/tools ----------------------------------------------------------------------------------------------
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _version_token(text: str) -> str:
+    match = re.search(r"\d+\.\d+(?:\.\d+)?(?:[-+~][\w.+~-]*)?", text)
+    return match.group(0) if match else _first_line(text)[:80]
+
+
+@check(
+    "preflight/tools",
+    stage=0,
+    title="Tools the stages need are installed, with their versions",
+    params={"type": "object", "additionalProperties": False, "properties": {}},
+)
+def tools(ctx: Context) -> None:
+    """promtool, amtool and git always; then the chosen backend's own: a Docker engine and Compose, or the
+    Prometheus and Alertmanager binaries of the local backend. For `auto` the choice is the one the run makes."""
+    from sealgate.stack.backends import auto_choice
+
+    requested = (ctx.options.backend or "auto").lower()
+    if requested == "auto" and os.environ.get("SEALGATE_BACKEND", "").strip():
+        requested = os.environ["SEALGATE_BACKEND"].strip().lower()
+    backend, why = (requested, "asked for explicitly") if requested != "auto" else auto_choice()
+    ctx.record("backend", backend)
+    ctx.record("backend_reason", why)
+
+    found: dict[str, str] = {}
+
+    def version(tool: str, argv: list[str], required: bool = True) -> None:
+        if shutil.which(argv[0]) is None:
+            if required:
+                ctx.finding(f"{tool}: `{argv[0]}` is not installed (needed by the {backend} backend or EIXO 2)")
+            return
+        result = ctx.run(argv, timeout=30)
+        text = result.stdout.strip() or result.stderr.strip()
+        if not result.ok or not text:
+            if required:
+                ctx.finding(f"{tool}: `{' '.join(argv)}` exited {result.exit_code}: {_first_line(result.output)}")
+            return
+        found[tool] = _version_token(text)
+        ctx.tool_version(tool, found[tool])
+
+    version("git", ["git", "--version"])
+    version("promtool", ["promtool", "--version"])
+    version("amtool", ["amtool", "--version"])
+    if backend == "compose":
+        version("docker-engine", ["docker", "version", "--format", "{{.Server.Version}}"])
+        if shutil.which("docker") and ctx.run(["docker", "compose", "version", "--short"], timeout=30).ok:
+            version("docker-compose", ["docker", "compose", "version", "--short"])
+        else:
+            version("docker-compose", ["docker-compose", "version", "--short"])
+    else:
+        from sealgate.stack.backends.provision import find_binary
+
+        for name in ("prometheus", "alertmanager"):
+            try:
+                binary = find_binary(name)
+            except Exception as exc:  # a bad SEALGATE_*_BIN: say so, as a finding
+                ctx.finding(f"{name}: {exc}")
+                continue
+            if binary is None:
+                ctx.finding(f"{name}: no binary for the local backend (PATH, SEALGATE_{name.upper()}_BIN, cache)")
+                continue
+            version(name, [str(binary.path), "--version"])
+        version("python3", ["python3", "--version"])
+    ctx.record("versions", dict(sorted(found.items())))
+
+
+# --- preflight/ports-free -----------------------------------------------------------------------------------------
+
+
+def stack_ports(root: Path, services: list[str]) -> list[tuple[str, str, int, int | None]]:
+    """(service, host ip, host port, line in the compose file) the stack will publish, as the backend resolves
+    the compose file: the process environment (SEALGATE_*_PORT overrides) over the file's defaults."""
+    from sealgate.checks.containerize import yaml_lines
+    from sealgate.stack.backends.composefile import ComposeFile
+
+    path = root / COMPOSE_FILE
+    compose = ComposeFile(path, dict(os.environ))
+    lines = yaml_lines(path.read_text())
+    found = []
+    for name in services:
+        service = compose.services.get(name)
+        if service is None:
+            continue
+        for index, (host_ip, host_port, _target) in enumerate(service.published_ports()):
+            found.append((name, host_ip or "0.0.0.0", host_port, lines.get(("services", name, "ports", index))))
+    return found
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+@check(
+    "preflight/ports-free",
+    stage=0,
+    title="The stack's host ports are free (or held by this project's own stack)",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"services": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+    },
+)
+def ports_free(ctx: Context) -> None:
+    ctx.judge(COMPOSE_FILE)
+    services = list(ctx.params.get("services", STACK_SERVICES))
+    try:
+        ports = stack_ports(ctx.root, services)
+    except Exception as exc:  # StackError / InputError from reading the compose file
+        ctx.error(f"{COMPOSE_FILE}: cannot read the published ports: {exc}")
+    client = _docker_client()
+    checked = {}
+    for service, host, port, line in ports:
+        bind_host = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0"
+        key = f"{host}:{port}"
+        if not port_in_use(bind_host, port):
+            checked[key] = f"{service}: free"
+            continue
+        owner = port_owner(port, client)
+        if owner is not None and is_ours(owner, ctx.root, service):
+            checked[key] = f"{service}: held by this project's own stack ({describe_owner(owner)})"
+            ctx.finding(
+                f"port {key} ({service}) is held by this project's own stack ({describe_owner(owner)}), which "
+                "the backend reuses",
+                file=COMPOSE_FILE,
+                line=line,
+                severity=Severity.INFO,
+            )
+            continue
+        holder = describe_owner(owner) if owner else "an unknown owner"
+        checked[key] = f"{service}: in use by {holder}"
+        ctx.finding(
+            f"port {key} that service {service} publishes is already in use by {holder}", file=COMPOSE_FILE, line=line
+        )
+    ctx.record("ports", checked)
+    if not ports:
+        ctx.fail(f"{COMPOSE_FILE}: none of the services {services} publishes a port")
+
+
+# --- preflight/worktree -------------------------------------------------------------------------------------------
+
+
+@check("preflight/worktree", stage=0, title="Working tree state recorded (a dirty tree blocks only the tag)")
+def worktree(ctx: Context) -> None:
+    status = ctx.run(["git", "status", "--porcelain=v1", "--untracked-files=all", "--branch"], timeout=60)
+    if not status.ok:
+        ctx.error(f"git status exited {status.exit_code}: {_first_line(status.output)}")
+    lines = status.stdout.splitlines()
+    branch_line = lines[0][3:] if lines and lines[0].startswith("## ") else ""
+    changed = [line[3:] for line in lines if line and not line.startswith("## ")]
+    branch = branch_line.split("...", 1)[0]
+    head = ctx.run(["git", "rev-parse", "HEAD"], timeout=30)
+    ctx.record("head", head.stdout.strip())
+    ctx.record("branch", branch)
+    ctx.record("dirty", bool(changed))
+    ctx.record("changed_files", changed[:50])
+    spec_branch = ctx.spec.raw.get("branch")
+    if spec_branch and branch and branch != spec_branch:
+        ctx.finding(f"on branch {branch}; the spec names {spec_branch}", file=ctx.spec.relpath, severity=Severity.INFO)
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" (+{len(changed) - 10} more)" if len(changed) > 10 else "")
+        ctx.finding(
+            f"working tree has {len(changed)} uncommitted change(s): {shown} — recorded; the seal's tag will be "
+            "refused until the tree is clean",
+            severity=Severity.WARNING,
+        )
+
+
+# --- preflight/base-tag -------------------------------------------------------------------------------------------
+
+
+@check("preflight/base-tag", stage=0, title="Base tag present and an ancestor of HEAD")
+def base_tag(ctx: Context) -> None:
+    tag = ctx.spec.base_tag
+    if not tag:
+        if ctx.spec.first_in_chain:
+            ctx.skip("the spec declares this sprint the first of its chain (first_in_chain: true): no base tag")
+        ctx.fail("the spec names no base_tag")
+    ctx.record("base_tag", tag)
+    resolved = ctx.run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"], timeout=30)
+    if not resolved.ok:
+        external = ctx.spec.raw.get("base_external")
+        if external:
+            ctx.record("base_external", external)
+            ctx.skip(
+                f"base tag {tag} does not exist in this repository; the spec declares it external "
+                f"({external.get('repository', '?')}: {external.get('reason', 'no reason given')}), so its "
+                "ancestry cannot be proven here"
+            )
+        ctx.fail(f"base tag {tag} (sprint spec base_tag) does not exist in this repository")
+    commit = resolved.stdout.strip()
+    ctx.record("base_commit", commit)
+    expected = str(ctx.spec.raw.get("base_commit") or "")
+    if expected and not commit.startswith(expected):
+        ctx.finding(
+            f"base tag {tag} points at {commit[:12]}, the spec's base_commit is {expected}",
+            file=ctx.spec.relpath,
+            severity=Severity.WARNING,
+        )
+    ancestor = ctx.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], timeout=30)
+    if ancestor.exit_code == 1:
+        ctx.fail(f"base tag {tag} ({commit[:12]}) is not an ancestor of HEAD")
+    if not ancestor.ok:
+        ctx.error(f"git merge-base exited {ancestor.exit_code}: {_first_line(ancestor.output)}")
+    count = ctx.run(["git", "rev-list", "--count", f"{commit}..HEAD"], timeout=30)
+    if count.ok:
+        ctx.record("commits_since_base", int(count.stdout.strip() or 0))
+
+
+# --- preflight/disk-space -----------------------------------------------------------------------------------------
+
+
+@check(
+    "preflight/disk-space",
+    stage=0,
+    title="Free disk space for backups and the stack's data",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"min_free_mb": {"type": "integer", "minimum": 1}},
+    },
+)
+def disk_space(ctx: Context) -> None:
+    """The repository's filesystem (artifacts and backups land there) and, when Docker answers, the engine's data
+    root (volumes live there; a backup reads them)."""
+    minimum = int(ctx.params.get("min_free_mb", 1024))
+    places = {"repository": ctx.root}
+    if shutil.which("docker"):
+        info = ctx.run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30)
+        if info.ok and info.stdout.strip() and Path(info.stdout.strip()).exists():
+            places["docker_root"] = Path(info.stdout.strip())
+    measured = {}
+    for what, path in places.items():
+        usage = shutil.disk_usage(path)
+        free_mb = usage.free // (1024 * 1024)
+        measured[what] = {"path": str(path), "free_mb": int(free_mb), "total_mb": int(usage.total // (1024 * 1024))}
+        if free_mb < minimum:
+            ctx.finding(f"{what} ({path}): {free_mb} MB free, fewer than the {minimum} MB required")
+    ctx.record("min_free_mb", minimum)
+    ctx.record("disk", measured)

@@ -1,0 +1,206 @@
+"""PromQL helpers shared by the checks that judge queries (alert rules in EIXO 2, dashboard panels in EIXO 5).
+
+Metric names come from a real PromQL parser (`promql-parser`, the Rust parser of the Prometheus ecosystem), never
+from a regex: `rate(llm_errors_total[5m])`, `{__name__="x"}`, `sum by (le) (...)`, label names, function names
+and string arguments are told apart by the grammar. What exists comes from two places:
+
+* a target's `/metrics` text exposition (what the code really exports) — `exposition_names(text)`;
+* Prometheus itself (what was actually scraped, recently) — `prometheus_metric_names(url, since=...)`.
+
+API, in the order a check uses it::
+
+    refs = selectors(expr)                # every vector selector: exact name or a __name__ regex (PromQLError if bad)
+    names = metric_names(expr)            # just the exact names, as a set
+    missing = missing_metrics(names, exposition_names(text))   # sorted names not exported and not generated
+    missing_patterns(refs, available)     # __name__ regexes matching nothing
+
+Grafana expressions carry template variables (`$__rate_interval`, `$job`) the parser cannot read: pass them through
+`substitute_grafana_variables(expr)` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import requests
+
+# Series Prometheus writes itself: per scrape target (`up`, `scrape_*`) and per alerting rule (`ALERTS*`). A rule
+# on them needs nothing from the code it watches.
+GENERATED_METRICS = frozenset(
+    {
+        "up",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+        "scrape_timeout_seconds",
+        "scrape_sample_limit",
+        "scrape_body_size_bytes",
+    }
+)
+
+# Suffixes a metric family of each type exposes (the text format's sample names), so a family that is declared
+# (`# TYPE`) but has no sample yet still counts as exported.
+_FAMILY_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "unknown": ("",),
+    "untyped": ("",),
+}
+
+HTTP_TIMEOUT = 10.0
+
+
+class PromQLError(ValueError):
+    """The expression is not valid PromQL; the message is the parser's."""
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """One vector selector of an expression: an exact metric name, or a regex on `__name__` (then `name` is None)."""
+
+    name: str | None
+    pattern: str | None = None  # `__name__=~"..."` (anchored, as Prometheus anchors it)
+    negated: bool = False  # `__name__!~"..."`: selects "everything but", cannot be checked for existence
+
+    def __str__(self) -> str:
+        if self.name:
+            return self.name
+        return f'{{__name__{"!~" if self.negated else "=~"}"{self.pattern}"}}'
+
+
+def parse(expr: str) -> object:
+    """The expression's AST (promql_parser node); PromQLError with the parser's message when it is not valid."""
+    import promql_parser  # imported here: checks that never judge PromQL do not load the native extension
+
+    try:
+        return promql_parser.parse(expr)
+    except (ValueError, TypeError) as exc:
+        raise PromQLError(str(exc)) from None
+
+
+def selectors(expr: str) -> list[MetricRef]:
+    """Every vector selector in `expr`, in the order they appear (duplicates kept once)."""
+    import promql_parser
+
+    tree = parse(expr)
+    found: dict[MetricRef, None] = {}
+
+    def visit(node: object) -> None:
+        if not isinstance(node, promql_parser.VectorSelector):
+            return
+        if node.name:
+            found[MetricRef(node.name)] = None
+            return
+        for matcher in node.matchers.matchers:  # a nameless selector: {__name__="x"} or {__name__=~"x.*"}
+            if matcher.name != "__name__":
+                continue
+            if matcher.op == promql_parser.MatchOp.Equal:
+                found[MetricRef(matcher.value)] = None
+            elif matcher.op in (promql_parser.MatchOp.Re, promql_parser.MatchOp.NotRe):
+                negated = matcher.op == promql_parser.MatchOp.NotRe
+                found[MetricRef(None, matcher.value, negated)] = None
+
+    promql_parser.walk(tree, visit)
+    return list(found)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The exact metric names `expr` reads (regex `__name__` selectors excluded: see `selectors`)."""
+    return {ref.name for ref in selectors(expr) if ref.name}
+
+
+def missing_metrics(
+    names: Iterable[str], available: Iterable[str], generated: Iterable[str] = GENERATED_METRICS
+) -> list[str]:
+    """The names, sorted, that are neither in `available` nor generated by Prometheus itself."""
+    have = set(available) | set(generated)
+    return sorted(set(names) - have)
+
+
+def missing_patterns(refs: Iterable[MetricRef], available: Iterable[str]) -> list[MetricRef]:
+    """`__name__=~` selectors that match none of `available` (Prometheus anchors the regex at both ends)."""
+    have = list(available)
+    missing = []
+    for ref in refs:
+        if ref.name or ref.negated or ref.pattern is None:
+            continue
+        try:
+            pattern = re.compile(f"^(?:{ref.pattern})$")
+        except re.error:
+            missing.append(ref)  # the Go RE2 syntax Prometheus uses and Python's differ at the edges: report it
+            continue
+        if not any(pattern.match(name) for name in have):
+            missing.append(ref)
+    return missing
+
+
+def exposition_names(text: str) -> set[str]:
+    """Metric names a `/metrics` text exposition exports: every sample name, plus the sample names of families
+    that are declared (`# TYPE`) but have no sample yet (a labelled metric nobody has observed)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.update(sample.name for sample in family.samples)
+        for suffix in _FAMILY_SUFFIXES.get(family.type, ("",)):
+            names.add(family.name + suffix)
+    return names
+
+
+def prometheus_metric_names(prometheus_url: str, since: float | None = None, timeout: float = HTTP_TIMEOUT) -> set[str]:
+    """Metric names Prometheus holds series for (with samples after `since`, unix seconds, when given).
+
+    `since` matters with persisted data: a metric scraped last week but no longer exported must not count.
+    Raises requests errors or ValueError on a bad answer.
+    """
+    params = {"start": f"{since:.3f}"} if since is not None else {}
+    response = requests.get(f"{prometheus_url}/api/v1/label/__name__/values", params=params, timeout=timeout)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") != "success":
+        raise ValueError(f"/api/v1/label/__name__/values: {body.get('error', body)}")
+    return set(body["data"])
+
+
+# Grafana's global variables and a user variable (`$job`, `${job}`, `[[job]]`) by what the parser needs in
+# their place: a duration inside brackets, a label value elsewhere.
+_GRAFANA_DURATION = re.compile(r"\$(?:__rate_interval|__interval|__range|__interval_ms|__range_s|__range_ms)\b")
+_GRAFANA_VARIABLE = re.compile(r"\$\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*|\[\[[A-Za-z_][A-Za-z0-9_]*\]\]")
+
+
+def substitute_grafana_variables(expr: str) -> str:
+    """A Grafana panel expression made parseable: interval variables become `5m`, other variables `var`.
+
+    Only variables are replaced: metric names are untouched, so `metric_names` on the result is the panel's truth.
+    """
+    text = _GRAFANA_DURATION.sub("5m", expr)
+    return _GRAFANA_VARIABLE.sub("var", text)
+
+
+def locate(text_lines: list[str], start_line: int, token: str) -> int:
+    """1-based line, at or after `start_line`, of the first whole-word occurrence of `token` (a metric name) in
+    a YAML block that starts at `start_line`; `start_line` itself when it cannot be found there.
+
+    For findings: a multi-line `expr: |` names its metric several lines below the `expr` key.
+    """
+    if start_line < 1 or start_line > len(text_lines):
+        return start_line
+    word = re.compile(rf"(?<![A-Za-z0-9_:]){re.escape(token)}(?![A-Za-z0-9_:])")
+    indent = len(text_lines[start_line - 1]) - len(text_lines[start_line - 1].lstrip())
+    for number in range(start_line, len(text_lines) + 1):
+        line = text_lines[number - 1]
+        if number > start_line and line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break  # left the block: the next key of the same rule (or a new rule)
+        if word.search(line.split("#", 1)[0] if number > start_line else line):
+            return number
+    return start_line
