@@ -39,6 +39,7 @@ STACK_VARS = (
     "SEALGATE_STACK_BACKEND",
     *(f"SEALGATE_STACK_{s.upper()}_URL" for s in URL_SERVICES),
     "SEALGATE_STACK_GRAFANA_UNAVAILABLE",
+    "SEALGATE_STACK_UNAVAILABLE",
     "SEALGATE_STACK_CONTAINERS",
     "SEALGATE_STACK_SERVICES",
 )
@@ -92,16 +93,29 @@ class JUnitCase:
 # --- the stack, described for the suite -----------------------------------------------------------------------------
 
 
-def stack_environment(stack: StackBackend) -> dict[str, str]:
-    """SEALGATE_STACK_* for the running stack: addresses, containers, processes (see stack/tests/conftest.py)."""
-    env = dict.fromkeys(STACK_VARS, "")
-    env["SEALGATE_STACK_BACKEND"] = stack.name
+def stack_urls(stack: StackBackend) -> tuple[dict[str, str], dict[str, str]]:
+    """(service -> URL, service -> why it has none) for the services the suite talks to."""
+    urls, unavailable = {}, {}
     for service in URL_SERVICES:
         try:
-            env[f"SEALGATE_STACK_{service.upper()}_URL"] = stack.url(service)
+            urls[service] = stack.url(service)
         except StackError as exc:  # ServiceNotRunning included: the suite decides what a missing service means
-            if service == "grafana":
-                env["SEALGATE_STACK_GRAFANA_UNAVAILABLE"] = getattr(exc, "reason", str(exc))
+            unavailable[service] = getattr(exc, "reason", None) or str(exc)
+    return urls, unavailable
+
+
+def stack_environment(stack: StackBackend) -> dict[str, str]:
+    """SEALGATE_STACK_* for the running stack: addresses, containers, processes (see stack/tests/conftest.py)."""
+    urls, unavailable = stack_urls(stack)
+    env = dict.fromkeys(STACK_VARS, "")
+    env["SEALGATE_STACK_BACKEND"] = stack.name
+    if unavailable:
+        env["SEALGATE_STACK_UNAVAILABLE"] = json.dumps(unavailable, sort_keys=True)
+    if "grafana" in unavailable:
+        env["SEALGATE_STACK_GRAFANA_UNAVAILABLE"] = unavailable["grafana"]
+    for service in URL_SERVICES:
+        if service not in unavailable:
+            env[f"SEALGATE_STACK_{service.upper()}_URL"] = urls[service]
     services = stack.services()
     env["SEALGATE_STACK_SERVICES"] = json.dumps(
         {
@@ -222,6 +236,7 @@ def stack_suite(ctx: Context) -> None:
     stack = ctx.stack
     env = stack_environment(stack)
     ctx.record("stack_env", {k: v for k, v in env.items() if k != "SEALGATE_STACK_SERVICES" and v})
+    ctx.record("services", json.loads(env["SEALGATE_STACK_SERVICES"]))
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ next to the governed suite
 
     junit_path = ctx.run_dir / "junit.xml"

@@ -9,7 +9,9 @@ person with a stack of their own) describes it through environment variables:
   SEALGATE_STACK_API_URL            http://127.0.0.1:PORT of techno-os-api
   SEALGATE_STACK_GRAFANA_URL        http://127.0.0.1:PORT of Grafana; empty or unset where no Grafana runs
   SEALGATE_STACK_GRAFANA_UNAVAILABLE  why no Grafana runs (shown in the skip reason)
-  SEALGATE_STACK_GRAFANA_USER / _PASSWORD  Grafana API credentials (default admin / admin)
+  SEALGATE_STACK_UNAVAILABLE        JSON {service: why it has no URL} for any service of the four that has none
+  SEALGATE_STACK_GRAFANA_USER / _PASSWORD  Grafana API credentials; default: the ones the stack gives Grafana
+                                    (GF_SECURITY_ADMIN_USER / GF_SECURITY_ADMIN_PASSWORD), else admin / admin
   SEALGATE_STACK_CONTAINERS         JSON {service: {"id": container id, "image": image}} of a containerized stack
   SEALGATE_STACK_SERVICES           JSON {service: {"running": bool, "pid": int|null, ...}} of every service
 
@@ -61,6 +63,7 @@ class Stack:
     grafana_auth: tuple[str, str]
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def containerized(self) -> bool:
@@ -69,7 +72,8 @@ class Stack:
     def url(self, service: str) -> str:
         value = {"prometheus": self.prometheus_url, "alertmanager": self.alertmanager_url, "api": self.api_url}[service]
         if not value:
-            pytest.fail(f"SEALGATE_STACK_{service.upper()}_URL is not set: {service} is not running on this stack")
+            why = self.unavailable.get(service, "not running on this stack")
+            pytest.fail(f"SEALGATE_STACK_{service.upper()}_URL is not set: {service}: {why}")
         return value.rstrip("/")
 
 
@@ -93,11 +97,12 @@ def stack() -> Stack:
         grafana_url=_env("SEALGATE_STACK_GRAFANA_URL").rstrip("/"),
         grafana_unavailable=_env("SEALGATE_STACK_GRAFANA_UNAVAILABLE"),
         grafana_auth=(
-            _env("SEALGATE_STACK_GRAFANA_USER") or "admin",
-            _env("SEALGATE_STACK_GRAFANA_PASSWORD") or "admin",
+            _env("SEALGATE_STACK_GRAFANA_USER") or _env("GF_SECURITY_ADMIN_USER") or "admin",
+            _env("SEALGATE_STACK_GRAFANA_PASSWORD") or _env("GF_SECURITY_ADMIN_PASSWORD") or "admin",
         ),
         containers=_json_env("SEALGATE_STACK_CONTAINERS"),
         services=_json_env("SEALGATE_STACK_SERVICES"),
+        unavailable=_json_env("SEALGATE_STACK_UNAVAILABLE"),
     )
 
 
