@@ -128,9 +128,8 @@ def provider_failure_drill(
 
 def run_backup(backend: Any, backup_dir: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     need(BACKUP_SCRIPT.is_file(), f"{BACKUP_SCRIPT.relative_to(PROJECT_ROOT)} is missing")
-    env = {**os.environ, "BACKUP_DIR": str(backup_dir)}
-    argv = ["bash", str(BACKUP_SCRIPT), *backend.backup_args(), "--backup-dir", str(backup_dir)]
-    return subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    argv = ["bash", str(BACKUP_SCRIPT), *backend.backup_args(), "--dest", str(backup_dir)]
+    return subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------------
@@ -251,18 +250,27 @@ EXPECTED_RULES = {
 }
 
 
-def assert_rules_loaded(backend: Any) -> dict[str, set[str]]:
-    """The 5 alert rules, in 2 groups, as Prometheus loaded them (/api/v1/rules), each with severity + annotations."""
-    response = requests.get(f"{backend.url('prometheus')}/api/v1/rules", timeout=10)
-    response.raise_for_status()
-    groups = response.json()["data"]["groups"]
-    loaded = {g["name"]: {r["name"] for r in g["rules"] if r["type"] == "alerting"} for g in groups}
+def assert_rules_loaded(backend: Any, evaluated_within: float = 40.0) -> dict[str, set[str]]:
+    """The 5 alert rules, in 2 groups, as Prometheus loaded them (/api/v1/rules), each with severity + annotations,
+    and each evaluated without error (health "ok"; "unknown" until the first evaluation, every 15 s)."""
+
+    def groups() -> list[dict[str, Any]]:
+        response = requests.get(f"{backend.url('prometheus')}/api/v1/rules", timeout=10)
+        response.raise_for_status()
+        return list(response.json()["data"]["groups"])
+
+    loaded = {g["name"]: {r["name"] for r in g["rules"] if r["type"] == "alerting"} for g in groups()}
     assert loaded == EXPECTED_RULES, loaded
-    for group in groups:
+    for group in groups():
         for rule in group["rules"]:
-            assert rule["health"] == "ok", rule
+            assert rule["health"] != "err", rule
             assert rule["labels"].get("severity") in ("critical", "warning"), rule
             assert rule["annotations"].get("summary") and rule["annotations"].get("description"), rule
+    wait_for(
+        "every rule evaluated with health ok",
+        lambda: all(r["health"] == "ok" for g in groups() for r in g["rules"]),
+        evaluated_within,
+    )
     return loaded
 
 

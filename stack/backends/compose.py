@@ -428,7 +428,7 @@ class ComposeBackend(StackBackend):
             waiter.until(f"{service} answering", service, http_probe(self.url(service) + SERVICE_PROBES[service]))
 
     def backup_args(self) -> list[str]:
-        return ["--mode", "compose", "--project", self.project]
+        return ["--mode", "compose", "--project", self.project, "--compose-file", str(self.compose_file)]
 
     def describe(self) -> dict[str, object]:
         info = super().describe()

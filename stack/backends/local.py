@@ -71,6 +71,7 @@ ALERTMANAGER_OWN_FLAGS = {
 }
 # Set in every child's environment: identifies the processes of one run_dir (see _reap_leftovers).
 RUN_DIR_MARKER = "SEALGATE_RUN_DIR"
+LOG_RUN_MARKER = "=== "  # first line written to a service's log at each start
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^@/]*@)?(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?")
 
 
@@ -336,7 +337,8 @@ class LocalBackend(StackBackend):
         proc.env = {**proc.env, RUN_DIR_MARKER: str(self.run_dir)}
         proc.log.parent.mkdir(parents=True, exist_ok=True)
         proc.log_handle = open(proc.log, "ab")  # noqa: SIM115 - lives as long as the process, closed in _stop
-        proc.log_handle.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(proc.argv)}\n".encode())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        proc.log_handle.write(f"{LOG_RUN_MARKER}{stamp} start: {' '.join(proc.argv)}\n".encode())
         proc.log_handle.flush()
         try:
             proc.popen = subprocess.Popen(
@@ -584,11 +586,16 @@ class LocalBackend(StackBackend):
         return met, detail
 
     def _log_tail(self, service: str, lines: int = 200) -> str:
+        """The last `lines` lines of the service's current run (the log file appends one run after another)."""
         try:
             text = (self.log_dir / f"{service}.log").read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        current = text.splitlines()
+        starts = [i for i, line in enumerate(current) if line.startswith(LOG_RUN_MARKER)]
+        if starts:
+            current = current[starts[-1] :]
+        return "\n".join(current[-lines:])
 
     # -- StackBackend ---------------------------------------------------------------------------------------------
 
@@ -599,6 +606,8 @@ class LocalBackend(StackBackend):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._reap_leftovers()
+        self._kill_all()  # an up() after up() without down(): never two generations of the same service
+        self.procs = {}  # the previous generation's exit codes must not read as "died while starting"
         self._allocate_ports()
         waiter = Waiter(self.progress, t0 + timeout, t0, logs=self._log_tail, liveness=self._liveness)
         try:
@@ -703,6 +712,7 @@ class LocalBackend(StackBackend):
             "--prometheus-url", self.url("prometheus"),
             "--pg-host", "127.0.0.1",
             "--pg-port", str(self.ports["postgres"]),
+            "--pg-user", self.pg_user,
         ]
 
     def describe(self) -> dict[str, object]:
