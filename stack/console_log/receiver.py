@@ -31,6 +31,8 @@ _LOCK = threading.Lock()  # one print per alert, never interleaved between reque
 
 
 def _value(text: str) -> str:
+    # Annotations may span lines (YAML block scalars): one alert, one line, whitespace runs collapsed.
+    text = " ".join(text.split())
     if text and all(c.isalnum() or c in "-_.:/@+,%" for c in text):
         return text
     return json.dumps(text, ensure_ascii=False)
@@ -48,8 +50,7 @@ def format_alert(alert: dict[str, Any], receiver: str) -> str:
     parts.append(f"starts_at={_value(str(alert.get('startsAt', '')))}")
     if status == "RESOLVED":
         parts.append(f"ends_at={_value(str(alert.get('endsAt', '')))}")
-    # Annotations may hold newlines: the one-line-per-alert contract wins.
-    return " ".join(parts).replace("\n", " ")
+    return " ".join(parts)
 
 
 def emit(line: str) -> None:

@@ -1,0 +1,196 @@
+"""stack/docker-compose.yml as Docker Compose itself resolves it (`docker compose config`), with the pinned defaults
+and with stack/offline.env; plus the Grafana password guard and the postgres offline entrypoint, run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import need, need_tool
+from stack_content_support import STACK
+
+pytestmark = pytest.mark.stack
+
+COMPOSE = STACK / "docker-compose.yml"
+OFFLINE_ENV = STACK / "offline.env"
+SERVICES = {"api", "postgres", "prometheus", "alertmanager", "console-log"}
+VOLUMES = {"postgres_data", "prometheus_data", "alertmanager_data", "grafana_data"}
+DEFAULT_PORTS = {"api": (8000, 8000), "prometheus": (9090, 9090), "alertmanager": (9093, 9093), "grafana": (3000, 3000)}
+
+
+def variables_read() -> set[str]:
+    return set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text())) | {
+        "VERITTA_CB_THRESHOLD",
+        "VERITTA_CB_TIMEOUT",
+        "GF_SECURITY_ADMIN_PASSWORD",
+    }
+
+
+def compose_config(*extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    need_tool("docker")
+    version = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
+    need(version.returncode == 0, "Docker Compose v2 missing (bash .ci/setup-system.sh installs it)")
+    clean = {k: v for k, v in os.environ.items() if k not in variables_read()}
+    clean.update(env or {})
+    result = subprocess.run(
+        ["docker", "compose", "-p", "sealgate-config-test", "-f", str(COMPOSE), *extra, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean,
+        cwd=STACK.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+    return [(p.get("host_ip", ""), int(p["published"]), int(p["target"])) for p in service.get("ports") or []]
+
+
+def test_file_shape() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    assert "name" not in raw  # Compose v1 rejects it; the backend passes -p
+    assert set(raw["volumes"]) == VOLUMES
+    assert "techno-network" in raw["networks"]
+    assert raw["services"]["grafana"]["profiles"] == ["grafana"]
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["pinned", "offline-env"])
+def test_compose_config_resolves(offline: bool) -> None:
+    extra = ("--env-file", str(OFFLINE_ENV)) if offline else ()
+    model = compose_config(*extra)
+    services = model["services"]
+    assert set(services) == SERVICES  # grafana only with its profile
+    assert set(model["volumes"]) >= {"postgres_data", "prometheus_data", "alertmanager_data"}
+    for name, service in services.items():
+        assert list(service["networks"]) == ["techno-network"], name
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert not service.get("privileged"), name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        for host_ip, _, _ in published(service):
+            assert host_ip == "127.0.0.1", f"{name} publishes on {host_ip or 'all interfaces'}"
+    assert not published(services["postgres"]) and not published(services["console-log"])
+    for name, (host, container) in DEFAULT_PORTS.items():
+        if name in services:
+            assert published(services[name]) == [("127.0.0.1", host, container)], name
+
+    images = {name: s["image"] for name, s in services.items()}
+    if offline:
+        assert set(images.values()) == {"sealgate-offline:bookworm-1"}
+        assert services["prometheus"]["entrypoint"] == ["/usr/bin/prometheus"]
+        assert services["alertmanager"]["entrypoint"] == ["/usr/bin/prometheus-alertmanager"]
+        assert services["postgres"]["entrypoint"] == ["/srv/postgres/offline-entrypoint.sh"]
+        prom_data, am_data = "/var/lib/prometheus/metrics2", "/var/lib/prometheus/alertmanager"
+    else:
+        assert images["prometheus"] == "prom/prometheus:v2.51.0"
+        assert images["alertmanager"] == "prom/alertmanager:v0.27.0"
+        assert images["postgres"] == "postgres:16.4"
+        assert services["prometheus"]["entrypoint"] == ["/bin/prometheus"]
+        prom_data, am_data = "/prometheus", "/alertmanager"
+    for image in images.values():
+        assert re.search(r":[^:]*\d", image) and not image.endswith(":latest"), image  # pinned
+
+    prom = services["prometheus"]
+    assert {"--web.enable-admin-api", "--rules.alert.resend-delay=5s", f"--storage.tsdb.path={prom_data}"} <= set(
+        prom["command"]
+    )
+    assert {(v["source"], v["target"]) for v in prom["volumes"] if v["type"] == "volume"} == {
+        ("prometheus_data", prom_data)
+    }
+    am = services["alertmanager"]
+    assert "--cluster.listen-address=" in am["command"] and f"--storage.path={am_data}" in am["command"]
+    assert {(v["source"], v["target"]) for v in am["volumes"] if v["type"] == "volume"} == {
+        ("alertmanager_data", am_data)
+    }
+    api = services["api"]
+    assert api["init"] is True
+    # Unset on the host: listed without a value (null), which Compose does not pass into the container at all.
+    env = api.get("environment") or {}
+    assert {k: v for k, v in env.items() if k.startswith("VERITTA_")} == {
+        "VERITTA_CB_THRESHOLD": None,
+        "VERITTA_CB_TIMEOUT": None,
+    }
+
+
+def test_breaker_variables_pass_through_only_when_set() -> None:
+    model = compose_config(env={"VERITTA_CB_THRESHOLD": "7"})
+    env = model["services"]["api"]["environment"]
+    assert env.get("VERITTA_CB_THRESHOLD") == "7"
+    assert env.get("VERITTA_CB_TIMEOUT") is None
+
+
+def test_host_ports_overridable_and_loopback_only() -> None:
+    model = compose_config(
+        "--profile",
+        "grafana",
+        env={
+            "SEALGATE_API_PORT": "18000",
+            "SEALGATE_PROMETHEUS_PORT": "19090",
+            "SEALGATE_ALERTMANAGER_PORT": "19093",
+            "SEALGATE_GRAFANA_PORT": "13000",
+        },
+    )
+    services = model["services"]
+    assert set(services) == SERVICES | {"grafana"}
+    assert published(services["api"]) == [("127.0.0.1", 18000, 8000)]
+    assert published(services["prometheus"]) == [("127.0.0.1", 19090, 9090)]
+    assert published(services["alertmanager"]) == [("127.0.0.1", 19093, 9093)]
+    assert published(services["grafana"]) == [("127.0.0.1", 13000, 3000)]
+    grafana = services["grafana"]
+    assert grafana["image"] == "grafana/grafana:11.3.1"
+    assert grafana["environment"].get("GF_SECURITY_ADMIN_PASSWORD") in (None, "")  # no default password
+    mounts = {(v["source"], v["target"]) for v in grafana["volumes"]}
+    assert ("grafana_data", "/var/lib/grafana") in mounts
+    assert (str(STACK / "grafana" / "provisioning"), "/etc/grafana/provisioning") in mounts
+    assert (str(STACK / "grafana" / "dashboards"), "/var/lib/grafana/dashboards") in mounts
+
+
+def guard_script() -> list[str]:
+    entrypoint = yaml.safe_load(COMPOSE.read_text())["services"]["grafana"]["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    # Compose turns $$ into $ before the container sees it.
+    return [entrypoint[2].replace("$$", "$"), *entrypoint[3:]]
+
+
+@pytest.mark.parametrize(("password", "refused"), [(None, True), ("", True), ("admin", True), ("s3cret-long", False)])
+def test_grafana_refuses_default_password(tmp_path: Path, password: str | None, refused: bool) -> None:
+    script, *argv0 = guard_script()
+    # The guard ends with `exec /run.sh`; point it at a stand-in that proves it was reached.
+    script = script.replace("exec /run.sh", f"exec {tmp_path / 'run.sh'}")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho grafana-started\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    env = {"PATH": os.environ["PATH"]}
+    if password is not None:
+        env["GF_SECURITY_ADMIN_PASSWORD"] = password
+    result = subprocess.run(["sh", "-c", script, *argv0], capture_output=True, text=True, env=env, timeout=10)
+    if refused:
+        assert result.returncode == 78 and "GF_SECURITY_ADMIN_PASSWORD" in result.stderr
+        assert "grafana-started" not in result.stdout
+    else:
+        assert (result.returncode, result.stdout.strip()) == (0, "grafana-started")
+
+
+def test_shell_scripts_lint_clean() -> None:
+    need_tool("shellcheck")
+    for script in (STACK / "postgres" / "offline-entrypoint.sh", STACK / "scripts" / "backup_observability.sh"):
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+        result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout
+
+
+def test_offline_env_only_sets_variables_the_file_reads() -> None:
+    assigned = {
+        line.split("=", 1)[0]
+        for line in OFFLINE_ENV.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    assert assigned <= variables_read(), assigned - variables_read()
+    assert shutil.which("true")  # sanity for the guard test's PATH
