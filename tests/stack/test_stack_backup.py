@@ -5,6 +5,7 @@ fail-closed on a missing directory, an unwritable destination and a failure half
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sqlite3
@@ -12,11 +13,13 @@ import stat
 import subprocess
 import tarfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import need, need_tool
 from stack_content_support import (
     STACK,
@@ -251,11 +254,6 @@ def test_dest_under_a_file_fails_closed(local_stack: Stack, tmp_path: Path) -> N
 def test_dashboard_and_rule_queries_run_on_real_prometheus(local_stack: Stack) -> None:
     """Every PromQL expression of the dashboard and of the rules parses and evaluates on a real Prometheus, and
     that Prometheus loaded the repository's 5 rules in 2 groups."""
-    import json
-    import urllib.parse
-
-    import yaml
-
     exprs = []
     dashboard = json.loads((STACK / "grafana" / "dashboards" / "llm_metrics.json").read_text())
     exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
