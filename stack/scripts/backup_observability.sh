@@ -210,8 +210,11 @@ readonly GRAFANA_COPY='
 set -eu
 src="$1"; out="$2"
 mkdir -p "$out"
+# Through a file, not a pipe: POSIX sh has no pipefail, and a failing reader must not pass for an empty directory.
 tar -C "$src" --exclude=./grafana.db --exclude=./grafana.db-journal --exclude=./grafana.db-wal \
-  --exclude=./grafana.db-shm -cf - . | tar -C "$out" -xf -
+  --exclude=./grafana.db-shm -cf "$out.partial.tar" .
+tar -C "$out" -xf "$out.partial.tar"
+rm -f "$out.partial.tar"
 if [ -f "$src/grafana.db" ]; then
   command -v sqlite3 >/dev/null || { echo "sqlite3 is needed to copy grafana.db safely" >&2; exit 3; }
   sqlite3 -readonly "$src/grafana.db" ".backup '"'"'$out/grafana.db'"'"'"
