@@ -164,7 +164,8 @@ def _remove_stale_test_projects(compose: Any, run_dir: Path) -> None:
 
 def new_compose_backend(run_dir: Path, suffix: str = "", **kwargs: Any) -> Any:
     """A ComposeBackend on its own test project and free host ports (not started)."""
-    compose = _need_compose()
+    detected = _need_compose()
+    compose = kwargs.pop("compose", None) or detected
     from sealgate.stack.backends.compose import ComposeBackend
     from sealgate.stack.backends.local import free_ports
 
