@@ -535,7 +535,8 @@ def _api_environment(ctx: Context) -> dict[str, str]:
         if not result.ok:
             ctx.error(f"docker inspect of the api container failed: {result.stderr.strip()[-300:]}")
         pairs = json.loads(result.stdout or "[]")
-        return {k: v for k, _, v in (str(p).partition("=") for p in pairs)}
+        # A bare `NAME` (Compose's pass-through of a variable unset on the host) is not set in the container.
+        return {k: v for k, sep, v in (str(p).partition("=") for p in pairs) if sep}
     if not state.pid:
         ctx.error("the local api process has no pid")
     try:
