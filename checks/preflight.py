@@ -118,15 +118,17 @@ def compose_project_for(root: Path) -> str:
     return project_slug(os.environ.get("SEALGATE_COMPOSE_PROJECT") or f"sealgate-{project_slug(root.name)}")
 
 
-def is_ours(owner: dict[str, Any], root: Path, service: str | None = None) -> bool:
-    """True when the port's owner is this project's own stack: a container of its compose project (for `service`,
-    when given), or a local-backend process whose command line points into this repository."""
+def is_ours(owner: dict[str, Any], root: Path, service: str | None = None, same_project: bool = False) -> bool:
+    """True when the port's owner is this project's own stack: a container created from this repository's compose
+    file (for `service`, when given; with `same_project`, only of the compose project the backend will use — another
+    project of the same checkout would still collide on the port), or a local-backend process whose command line
+    points into this repository."""
     if owner.get("kind") == "container":
         working_dir = owner.get("compose_working_dir") or ""
-        same_project = owner.get("compose_project") == compose_project_for(root) or (
-            working_dir and Path(working_dir).resolve().is_relative_to(root.resolve())
-        )
-        return bool(same_project) and (service is None or owner.get("compose_service") == service)
+        from_here = bool(working_dir) and Path(working_dir).resolve().is_relative_to(root.resolve())
+        project_matches = owner.get("compose_project") == compose_project_for(root)
+        mine = project_matches if same_project else (project_matches or from_here)
+        return mine and (service is None or owner.get("compose_service") == service)
     return str(root.resolve()) in str(owner.get("cmdline") or "")
 
 
@@ -409,7 +411,7 @@ def ports_free(ctx: Context) -> None:
             checked[key] = f"{service}: free"
             continue
         owner = port_owner(port, client)
-        if owner is not None and is_ours(owner, ctx.root, service):
+        if owner is not None and is_ours(owner, ctx.root, service, same_project=True):
             checked[key] = f"{service}: held by this project's own stack ({describe_owner(owner)})"
             ctx.finding(
                 f"port {key} ({service}) is held by this project's own stack ({describe_owner(owner)}), which "

@@ -1112,13 +1112,24 @@ class Drill:
                 self.ctx.note_wait(f"{what} (timed out)", now - start)
                 return False
             if now - last_line >= 10:
-                pending = ", ".join(e.label for e in expectations if e.met_at is None)
                 self.say(
-                    f"waiting {now - start:.0f}/{timeout:.0f}s for {pending} — {describe()}"
+                    f"waiting {now - start:.0f}/{timeout:.0f}s — {describe()}; still to see: "
+                    + _pending(expectations)
                     + (f" (errors: {'; '.join(observation.errors)})" if observation.errors else "")
                 )
                 last_line = now
             time.sleep(1.0)
+
+
+def _pending(expectations: list[Expectation]) -> str:
+    """`APIDown in Alertmanager, console-log; X in Prometheus` from the expectations not met yet."""
+    places: dict[str, list[str]] = {}
+    for expectation in expectations:
+        if expectation.met_at is None:
+            alert, _, rest = expectation.label.partition(" ")
+            where = next((w for w in ("Prometheus", "Alertmanager", "console-log") if w in rest), rest)
+            places.setdefault(alert, []).append(where)
+    return "; ".join(f"{alert} in {', '.join(where)}" for alert, where in places.items())
 
 
 def _durations(drill: Drill) -> tuple[dict[str, float], float, float]:
@@ -1194,6 +1205,15 @@ def alert_drill(ctx: Context) -> None:
         status, body = drill.api_post("/admin/provider", {"fail": False})
         if status != 200:
             ctx.error(f"POST {drill.api}/admin/provider: HTTP {status} {body}")
+        # A breaker left open by an earlier failure closes only through a successful call after its timeout.
+        breaker = drill.breaker()
+        close_by = time.monotonic() + float(breaker.get("timeout_s") or 60) + 15
+        while breaker.get("state") != "closed" and time.monotonic() < close_by:
+            drill.api_post("/v1/complete", {"prompt": "sealgate alert drill (pre-check)"})
+            time.sleep(interval)
+            breaker = drill.breaker()
+        if breaker.get("state") != "closed":
+            ctx.error(f"the breaker stays {breaker.get('state')} with a healthy provider ({drill.api}/admin/breaker)")
         clear = [
             Expectation(
                 f"{a} inactive before the drill", lambda o, a=a: o.prom_state(a) == "inactive", time.monotonic()

@@ -1,0 +1,203 @@
+"""EIXO 1 checks: the compose file judged through the real `docker compose config` (and the YAML fallback), broken
+copies failing at the right line, and the live checks on the compose stack and on the local one (where the
+containerized checks must fail: no containers)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from checkrun import run_checks
+from conftest import commit_all, need, need_tool
+
+from sealgate.sprint.model import Severity, Status
+
+COMPOSE = "stack/docker-compose.yml"
+STATIC = [
+    "containerize/compose-services",
+    "containerize/images-pinned",
+    "containerize/network",
+    "containerize/volumes",
+    "containerize/config-mounts",
+    "containerize/ports-loopback",
+]
+
+
+def need_compose_v2() -> None:
+    need_tool("docker")
+    from sealgate.stack.backends.compose import detect_compose
+
+    compose = detect_compose()
+    need(compose is not None and not compose.v1, "Docker Compose v2 is not installed (bash .ci/setup-system.sh)")
+
+
+def edit(root: Path, relative: str, old: str, new: str, count: int = 1) -> int:
+    """Replace `old` (which must occur) in a file of the copy, commit, and return the 1-based line of the edit."""
+    path = root / relative
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {relative}"
+    line = text[: text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new, count))
+    commit_all(root, f"break {relative}")
+    return line
+
+
+def errors(result) -> list:
+    return [f for f in result.findings if f.severity is Severity.ERROR]
+
+
+# --- static, through `docker compose config` --------------------------------------------------------------------
+
+
+def test_static_checks_pass_on_the_reference_compose_file(project_copy: Path) -> None:
+    need_compose_v2()
+    results = run_checks(project_copy, 1, STATIC)
+    for check_id in STATIC:
+        assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
+        assert results[check_id].data["resolver"].startswith("docker compose ")
+    assert results["containerize/images-pinned"].data["images"]["prometheus"] == "prom/prometheus:v2.51.0"
+    assert results["containerize/volumes"].data["data_volumes"]["prometheus"] == "prometheus_data -> /prometheus"
+    mounts = results["containerize/config-mounts"].data["bind_mounts"]
+    assert mounts["prometheus"]["/etc/prometheus/alerts"] == "stack/prometheus/alerts"
+
+
+def test_static_checks_pass_through_the_yaml_fallback(
+    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Compose the file is interpolated here the way Compose does it; the verdicts are the same."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    results = run_checks(project_copy, 1, STATIC)
+    for check_id in STATIC:
+        assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
+        assert results[check_id].data["resolver"].startswith("YAML parsed here")
+
+
+def test_unpinned_image_fails_at_its_line(project_copy: Path) -> None:
+    need_compose_v2()
+    line = edit(project_copy, COMPOSE, "prom/prometheus:v2.51.0", "prom/prometheus")
+    result = run_checks(project_copy, 1, ["containerize/images-pinned"])["containerize/images-pinned"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (COMPOSE, line)
+    assert "service prometheus: default image prom/prometheus has no tag" in finding.summary
+
+
+def test_latest_image_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    line = edit(project_copy, COMPOSE, "prom/alertmanager:v0.27.0", "prom/alertmanager:latest")
+    result = run_checks(project_copy, 1, ["containerize/images-pinned"])["containerize/images-pinned"]
+    assert result.status is Status.FAILED
+    assert str(errors(result)[0]) == (
+        f"{COMPOSE}:{line}: service alertmanager: default image prom/alertmanager:latest uses the floating tag "
+        ":latest; pin a version tag or a digest"
+    )
+
+
+def test_missing_service_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    text = (project_copy / COMPOSE).read_text()
+    start = text.index("  grafana:\n")
+    end = text.index("\nnetworks:")
+    (project_copy / COMPOSE).write_text(text[:start] + text[end + 1 :])
+    commit_all(project_copy, "no grafana")
+    result = run_checks(project_copy, 1, ["containerize/compose-services"])["containerize/compose-services"]
+    assert result.status is Status.FAILED
+    assert "service 'grafana' is missing" in result.reason
+    assert errors(result)[0].location.file == COMPOSE
+
+
+def test_service_off_the_network_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    text = (project_copy / COMPOSE).read_text()
+    block = text.index("  alertmanager:\n")
+    networks = text.index("    networks:\n      - techno-network\n", block)
+    (project_copy / COMPOSE).write_text(
+        text[:networks] + text[networks + len("    networks:\n      - techno-network\n") :]
+    )
+    commit_all(project_copy, "alertmanager off the network")
+    result = run_checks(project_copy, 1, ["containerize/network"])["containerize/network"]
+    assert result.status is Status.FAILED
+    assert "service alertmanager is not on network techno-network" in result.reason
+
+
+def test_data_directory_without_named_volume_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    line = edit(project_copy, COMPOSE, "- grafana_data:/var/lib/grafana", "- ./grafana-data:/var/lib/grafana")
+    result = run_checks(project_copy, 1, ["containerize/volumes"])["containerize/volumes"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (COMPOSE, line)
+    assert "data directory /var/lib/grafana is a bind mount, not the named volume grafana_data" in finding.summary
+
+
+def test_config_mount_of_a_missing_file_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    line = edit(
+        project_copy, COMPOSE, "./prometheus/alertmanager.yml:/etc", "./prometheus/alertmanager-missing.yml:/etc"
+    )
+    result = run_checks(project_copy, 1, ["containerize/config-mounts"])["containerize/config-mounts"]
+    assert result.status is Status.FAILED
+    finding = errors(result)[0]
+    assert (finding.location.file, finding.location.line) == (COMPOSE, line)
+    assert "bind mount source stack/prometheus/alertmanager-missing.yml does not exist" in finding.summary
+
+
+def test_port_published_on_all_interfaces_fails(project_copy: Path) -> None:
+    need_compose_v2()
+    line = edit(project_copy, COMPOSE, '"127.0.0.1:${SEALGATE_PROMETHEUS_PORT', '"${SEALGATE_PROMETHEUS_PORT')
+    result = run_checks(project_copy, 1, ["containerize/ports-loopback"])["containerize/ports-loopback"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (COMPOSE, line)
+    assert "service prometheus: port 0.0.0.0:9090->9090 is reachable from other hosts" in finding.summary
+
+
+# --- live ---------------------------------------------------------------------------------------------------------
+
+LIVE = ["containerize/containers-healthy", "containerize/prometheus-live", "containerize/alertmanager-live"]
+
+
+@pytest.mark.docker
+@pytest.mark.stack
+def test_live_checks_pass_on_the_compose_stack(project_copy: Path, compose_stack) -> None:
+    results = run_checks(project_copy, 1, [*LIVE, "containerize/grafana-live"], stack=compose_stack)
+    for check_id in LIVE:
+        assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
+    containers = results["containerize/containers-healthy"].data["containers"]
+    assert containers["prometheus"]["healthy"] is True and containers["prometheus"]["image_id"].startswith("sha256:")
+    assert "version" in containers["prometheus"]["version"]
+    assert results["containerize/prometheus-live"].data["targets"] == {"techno-os-api/api:8000": "up"}
+    assert results["containerize/alertmanager-live"].data["cluster"] == "disabled"
+    grafana = results["containerize/grafana-live"]
+    if grafana.status is Status.SKIPPED:  # no Grafana image here: skipped with the reason, never passed
+        assert grafana.reason.startswith("Grafana does not run on this stack (compose): ")
+    else:
+        assert grafana.status is Status.PASSED, grafana.reason
+
+
+@pytest.mark.docker
+@pytest.mark.stack
+def test_alertmanager_running_another_config_fails(project_copy: Path, compose_stack) -> None:
+    """The copy's alertmanager.yml is not what the running container loaded: the live check says so."""
+    edit(project_copy, "stack/prometheus/alertmanager.yml", "receiver: console-log-warning", "receiver: console-log")
+    result = run_checks(project_copy, 1, ["containerize/alertmanager-live"], stack=compose_stack)
+    result = result["containerize/alertmanager-live"]
+    assert result.status is Status.FAILED
+    assert "the running Alertmanager's config differs from stack/prometheus/alertmanager.yml" in result.reason
+    assert errors(result)[0].location.json_path.endswith("/api/v2/status $.config.original")
+
+
+@pytest.mark.stack
+def test_local_backend_fails_the_containerized_checks(project_copy: Path, local_stack) -> None:
+    results = run_checks(project_copy, 1, [*LIVE, "containerize/grafana-live"], stack=local_stack)
+    for check_id in LIVE:
+        assert results[check_id].status is Status.FAILED, check_id
+        assert results[check_id].reason.startswith("stack ran as local processes (backend local)"), check_id
+    # What was seen is still recorded: the processes run and answer, they are just not containers.
+    assert results["containerize/containers-healthy"].data["containers"]["prometheus"]["running"] is True
+    assert results["containerize/prometheus-live"].data["/-/ready"] == 200
+    assert results["containerize/grafana-live"].status is Status.SKIPPED

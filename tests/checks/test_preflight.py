@@ -1,0 +1,261 @@
+"""EIXO 0 checks, each passing on the reference project and failing (or skipping) for the right reason on a broken
+copy. Real tools, real sockets, a real standalone Prometheus with data; no mocks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from checkrun import run_checks
+from conftest import commit_all, git, need_tool
+
+from sealgate.sprint.model import Severity, Status
+
+SPEC = "sprint/F9.10.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def set_params(root: Path, check_id: str, params: dict) -> None:
+    """Rewrite one check's `with:` block of the copy's spec (and commit, so the tree stays clean)."""
+    path = root / SPEC
+    spec = yaml.safe_load(path.read_text())
+    for stage in spec["stages"]:
+        for entry in stage["checks"]:
+            if entry["id"] == check_id:
+                entry["with"] = params
+    path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    commit_all(root, f"spec: {check_id} params")
+
+
+@pytest.fixture
+def standalone_prometheus(tmp_path: Path) -> Iterator[str]:
+    """A real Prometheus on a free 127.0.0.1 port scraping itself every second into a temp data dir: a standalone
+    Prometheus holding history, as EIXO 0 must detect it."""
+    need_tool("prometheus")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    )
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            shutil.which("prometheus") or "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # healthy and holding series (its first scrape comes ~5 s after start)
+            try:
+                stats = requests.get(f"{url}/api/v1/status/tsdb", timeout=2).json()["data"]["headStats"]
+                if int(stats["numSeries"]) > 0:
+                    break
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"standalone Prometheus at {url} holds no series after 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+# --- preflight/standalone-prometheus ------------------------------------------------------------------------------
+
+
+def test_standalone_nothing_answers_is_fresh_install(project_copy: Path) -> None:
+    set_params(project_copy, "preflight/standalone-prometheus", {"url": f"http://127.0.0.1:{free_port()}"})
+    result = run_checks(project_copy, 0, ["preflight/standalone-prometheus"])["preflight/standalone-prometheus"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["mode"] == "FRESH_INSTALL_MODE"
+    assert "nothing answers" in result.data["probe"]
+
+
+def test_standalone_with_data_is_migration_mode_and_fails_without_a_decision(
+    project_copy: Path, standalone_prometheus: str
+) -> None:
+    set_params(project_copy, "preflight/standalone-prometheus", {"url": standalone_prometheus})
+    result = run_checks(project_copy, 0, ["preflight/standalone-prometheus"])["preflight/standalone-prometheus"]
+    assert result.status is Status.FAILED
+    assert result.data["mode"] == "MIGRATION_MODE"
+    assert result.data["standalone"] is True
+    assert result.data["version"].startswith("2.")
+    assert result.data["tsdb_head_series"] > 0
+    assert "tsdb_oldest_sample" in result.data
+    assert "migration_decision" in result.reason and standalone_prometheus in result.reason
+    assert result.findings[0].location.json_path == f"{standalone_prometheus}/api/v1/status/tsdb"
+
+
+def test_standalone_with_a_recorded_decision_passes_in_migration_mode(
+    project_copy: Path, standalone_prometheus: str
+) -> None:
+    decision = {"decision": "discard", "approver": "Ops Lead", "justification": "lab Prometheus, history unneeded"}
+    set_params(
+        project_copy, "preflight/standalone-prometheus", {"url": standalone_prometheus, "migration_decision": decision}
+    )
+    result = run_checks(project_copy, 0, ["preflight/standalone-prometheus"])["preflight/standalone-prometheus"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["mode"] == "MIGRATION_MODE"
+    assert result.data["migration_decision"] == "discard (approved by Ops Lead)"
+
+
+# --- preflight/tools ----------------------------------------------------------------------------------------------
+
+
+def test_tools_records_versions(project_copy: Path) -> None:
+    need_tool("git", "promtool", "amtool", "prometheus")
+    result = run_checks(project_copy, 0, ["preflight/tools"])["preflight/tools"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["backend"] == "local"
+    assert {"git", "promtool", "amtool", "prometheus", "alertmanager"} <= set(result.data["versions"])
+    assert result.data["versions"]["promtool"][0].isdigit()
+
+
+def test_tools_missing_promtool_fails(project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_tool("git")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "amtool", "prometheus", "prometheus-alertmanager", "python3"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))  # a machine where promtool is not installed
+    result = run_checks(project_copy, 0, ["preflight/tools"])["preflight/tools"]
+    assert result.status is Status.FAILED
+    assert "promtool: `promtool` is not installed" in result.reason
+
+
+# --- preflight/ports-free -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stack_ports(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Free host ports for the stack, through the overrides the compose file reads."""
+    ports = {name: free_port() for name in ("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")}
+    for name, port in ports.items():
+        monkeypatch.setenv(f"SEALGATE_{name}_PORT", str(port))
+    return ports
+
+
+def test_ports_free_passes_when_free(project_copy: Path, stack_ports: dict[str, int]) -> None:
+    result = run_checks(project_copy, 0, ["preflight/ports-free"])["preflight/ports-free"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["ports"][f"127.0.0.1:{stack_ports['PROMETHEUS']}"] == "prometheus: free"
+
+
+def test_ports_free_fails_naming_the_holder(project_copy: Path, stack_ports: dict[str, int]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", stack_ports["API"]))
+        holder.listen()
+        result = run_checks(project_copy, 0, ["preflight/ports-free"])["preflight/ports-free"]
+    assert result.status is Status.FAILED
+    finding = next(f for f in result.findings if f.severity is Severity.ERROR)
+    assert finding.location.file == "stack/docker-compose.yml"
+    compose = (project_copy / "stack/docker-compose.yml").read_text().splitlines()
+    assert "SEALGATE_API_PORT" in compose[finding.location.line - 1]
+    assert (
+        f"port 127.0.0.1:{stack_ports['API']} that service api publishes is already in use by process "
+        f"{os.getpid()}" in finding.summary
+    )
+
+
+# --- preflight/worktree -------------------------------------------------------------------------------------------
+
+
+def test_worktree_clean(project_copy: Path) -> None:
+    result = run_checks(project_copy, 0, ["preflight/worktree"])["preflight/worktree"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["dirty"] is False
+    assert result.data["head"] == git(project_copy, "rev-parse", "HEAD")
+
+
+def test_worktree_dirty_is_recorded_as_a_warning_not_a_failure(project_copy: Path) -> None:
+    (project_copy / "stack" / "notes.txt").write_text("uncommitted\n")
+    result = run_checks(project_copy, 0, ["preflight/worktree"])["preflight/worktree"]
+    assert result.status is Status.PASSED
+    assert result.data["dirty"] is True
+    assert "stack/notes.txt" in result.data["changed_files"]
+    warning = next(f for f in result.findings if f.severity is Severity.WARNING)
+    assert "stack/notes.txt" in warning.summary and "tag will be refused" in warning.summary
+
+
+# --- preflight/base-tag -------------------------------------------------------------------------------------------
+
+
+def test_base_tag_present_and_ancestor(project_copy: Path) -> None:
+    result = run_checks(project_copy, 0, ["preflight/base-tag"])["preflight/base-tag"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["base_commit"] == git(project_copy, "rev-parse", "F9.9-C-SEALED^{commit}")
+    assert result.data["commits_since_base"] == 1
+
+
+def test_base_tag_absent_but_external_is_skipped_with_the_reason(project_copy: Path) -> None:
+    git(project_copy, "tag", "-d", "F9.9-C-SEALED")
+    result = run_checks(project_copy, 0, ["preflight/base-tag"])["preflight/base-tag"]
+    assert result.status is Status.SKIPPED
+    assert "base tag F9.9-C-SEALED does not exist in this repository" in result.reason
+    assert "techno-os" in result.reason
+
+
+def test_base_tag_absent_and_not_external_fails(project_copy: Path) -> None:
+    git(project_copy, "tag", "-d", "F9.9-C-SEALED")
+    spec = yaml.safe_load((project_copy / SPEC).read_text())
+    del spec["base_external"]
+    (project_copy / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    commit_all(project_copy, "no base_external")
+    result = run_checks(project_copy, 0, ["preflight/base-tag"])["preflight/base-tag"]
+    assert result.status is Status.FAILED
+    assert result.reason == "base tag F9.9-C-SEALED (sprint spec base_tag) does not exist in this repository"
+
+
+def test_base_tag_not_an_ancestor_fails(project_copy: Path) -> None:
+    git(project_copy, "tag", "-d", "F9.9-C-SEALED")
+    git(project_copy, "checkout", "-q", "--orphan", "elsewhere")
+    commit_all(project_copy, "unrelated history")
+    git(project_copy, "tag", "-a", "F9.9-C-SEALED", "-m", "base elsewhere")
+    git(project_copy, "checkout", "-q", "main")
+    result = run_checks(project_copy, 0, ["preflight/base-tag"])["preflight/base-tag"]
+    assert result.status is Status.FAILED
+    assert "is not an ancestor of HEAD" in result.reason
+
+
+# --- preflight/disk-space -----------------------------------------------------------------------------------------
+
+
+def test_disk_space_enough(project_copy: Path) -> None:
+    result = run_checks(project_copy, 0, ["preflight/disk-space"])["preflight/disk-space"]
+    assert result.status is Status.PASSED, result.reason
+    assert result.data["disk"]["repository"]["free_mb"] > 0
+
+
+def test_disk_space_too_little_fails(project_copy: Path) -> None:
+    set_params(project_copy, "preflight/disk-space", {"min_free_mb": 10**9})  # a petabyte: more than any disk here
+    result = run_checks(project_copy, 0, ["preflight/disk-space"])["preflight/disk-space"]
+    assert result.status is Status.FAILED
+    assert "fewer than the 1000000000 MB required" in result.reason

@@ -1,0 +1,373 @@
+"""EIXO 2 checks: promtool, inventory, routing and Alertmanager config on the reference files and on broken copies
+(failing at the right file:line); metrics-exist and loaded-live against the live stacks; the alert drill once per
+backend (slow: real `for` durations)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from checkrun import run_checks
+from conftest import commit_all, need_tool
+
+from sealgate.checks import promql
+from sealgate.sprint.context import RunOptions
+from sealgate.sprint.model import Severity, Status
+
+API_RULES = "stack/prometheus/alerts/api.yml"
+LLM_RULES = "stack/prometheus/alerts/llm.yml"
+AM_CONFIG = "stack/prometheus/alertmanager.yml"
+RULE_TESTS = "stack/prometheus/tests/alerts_test.yml"
+
+# The rule the seed's "parecer de executabilidade" removed: it reads a metric the API never exported.
+API_HIGH_ERROR_RATE = """
+      - alert: APIHighErrorRate
+        expr: |
+          sum(rate(http_requests_total{job="techno-os-api", status=~"5.."}[5m]))
+            / sum(rate(http_requests_total{job="techno-os-api"}[5m])) > 0.05
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: "API error rate above 5%"
+          description: "More than 5% of API requests failed over 5 minutes."
+"""
+
+
+def append(root: Path, relative: str, text: str) -> int:
+    """Append to a file of the copy, commit; return the 1-based line where the appended text starts."""
+    path = root / relative
+    before = path.read_text()
+    if not before.endswith("\n"):
+        before += "\n"
+    path.write_text(before + text.lstrip("\n"))
+    commit_all(root, f"append to {relative}")
+    return before.count("\n") + 1
+
+
+def edit(root: Path, relative: str, old: str, new: str) -> int:
+    path = root / relative
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {relative}"
+    line = text[: text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new, 1))
+    commit_all(root, f"edit {relative}")
+    return line
+
+
+def line_of(root: Path, relative: str, needle: str) -> int:
+    text = (root / relative).read_text()
+    return text[: text.index(needle)].count("\n") + 1
+
+
+def errors(result) -> list:
+    return [f for f in result.findings if f.severity is Severity.ERROR]
+
+
+# --- the PromQL helpers (checks/promql.py) -------------------------------------------------------------------------
+
+
+def test_metric_names_come_from_the_parser_not_a_regex() -> None:
+    expr = (
+        'sum by (job, le) (rate(llm_request_latency_seconds_bucket{provider="sim"}[5m])) '
+        '/ on (job) group_left label_replace(up{job="x"}, "rate", "$1", "job", "(.*)") '
+        'and {__name__="llm_errors_total", error_type="sum"} unless absent(llm_tokens_total)'
+    )
+    assert promql.metric_names(expr) == {
+        "llm_request_latency_seconds_bucket",
+        "up",
+        "llm_errors_total",
+        "llm_tokens_total",
+    }
+    refs = promql.selectors('{__name__=~"llm_.*_total"}')
+    assert refs == [promql.MetricRef(None, "llm_.*_total")]
+    assert promql.missing_patterns(refs, {"llm_errors_total"}) == []
+    assert promql.missing_metrics({"up", "ALERTS", "http_requests_total"}, {"llm_errors_total"}) == [
+        "http_requests_total"
+    ]
+    with pytest.raises(promql.PromQLError):
+        promql.metric_names("rate(llm_errors_total[5m)")
+    assert promql.metric_names(promql.substitute_grafana_variables('rate(x_total{job=~"$job"}[$__rate_interval])')) == {
+        "x_total"
+    }
+
+
+# --- static checks on the reference files -------------------------------------------------------------------------
+
+STATIC = [
+    "rules/promtool-check",
+    "rules/promtool-test",
+    "rules/inventory",
+    "rules/alertmanager-config",
+    "rules/routing",
+]
+
+
+def test_static_checks_pass_on_the_reference_rules(project_copy: Path) -> None:
+    need_tool("promtool", "amtool", "docker")
+    results = run_checks(project_copy, 2, STATIC)
+    for check_id in STATIC:
+        assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
+    assert results["rules/promtool-check"].data["rule_files_loaded"] == [API_RULES, LLM_RULES]
+    assert results["rules/inventory"].data["rule_count"] == 5
+    assert results["rules/inventory"].data["group_count"] == 2
+    routing = results["rules/routing"]
+    assert routing.data["verified_routes"] == {
+        "severity=critical": "console-log-critical",
+        "severity=warning": "console-log-warning",
+    }
+    assert routing.data["unhandled_label_sets"] == ["severity=info"]  # reported, not failed
+    junit = project_copy / "artifacts" / "f9_10" / "eixo_2" / "promtool-junit.xml"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == results["rules/promtool-test"].data["tests"] >= 8
+
+
+# --- rules/promtool-check -----------------------------------------------------------------------------------------
+
+
+def test_promql_syntax_error_fails_at_its_line(project_copy: Path) -> None:
+    need_tool("promtool", "docker")
+    line = edit(project_copy, LLM_RULES, "expr: llm_circuit_breaker_state >= 1", "expr: llm_circuit_breaker_state >=")
+    result = run_checks(project_copy, 2, ["rules/promtool-check"])["rules/promtool-check"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (LLM_RULES, line)
+    assert 'group "llm", rule 3, "CircuitBreakerOpen": could not parse expression' in finding.summary
+
+
+def test_rule_file_not_loaded_by_the_container_fails(project_copy: Path) -> None:
+    need_tool("promtool", "docker")
+    line = edit(project_copy, "stack/prometheus/prometheus.yml", "/etc/prometheus/alerts/*.yml", "/rules/*.yml")
+    result = run_checks(project_copy, 2, ["rules/promtool-check"])["rules/promtool-check"]
+    assert result.status is Status.FAILED
+    first = errors(result)[0]
+    assert (first.location.file, first.location.line) == ("stack/prometheus/prometheus.yml", line)
+    assert "rule_files entry '/rules/*.yml' is under no bind mount of service prometheus" in first.summary
+    assert any(f"{API_RULES} is not loaded" in f.summary for f in errors(result))
+
+
+# --- rules/promtool-test ------------------------------------------------------------------------------------------
+
+
+def test_failing_rule_unit_test_fails_with_junit(project_copy: Path) -> None:
+    need_tool("promtool")
+    test_line = line_of(project_copy, RULE_TESTS, "- name: APIDown fires")
+    edit(project_copy, API_RULES, "for: 1m", "for: 3m")
+    result = run_checks(project_copy, 2, ["rules/promtool-test"])["rules/promtool-test"]
+    assert result.status is Status.FAILED
+    finding = errors(result)[0]
+    assert (finding.location.file, finding.location.line) == (RULE_TESTS, test_line)
+    assert "promtool test 'APIDown fires after the API is unreachable for 1m" in finding.summary
+    suite = ET.parse(project_copy / "artifacts/f9_10/eixo_2/promtool-junit.xml").getroot().find("testsuite")
+    failed = [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert failed == ["APIDown fires after the API is unreachable for 1m, not before, and not while it is up"]
+
+
+# --- rules/inventory ----------------------------------------------------------------------------------------------
+
+
+def test_extra_rule_fails_and_removed_rule_must_stay_removed(project_copy: Path) -> None:
+    need_tool("promtool", "docker")
+    line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
+    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    assert result.status is Status.FAILED
+    summaries = {str(f) for f in errors(result)}
+    assert f"{API_RULES}:{line}: alert rule APIHighErrorRate (group api) is not in the spec's inventory" in summaries
+    assert (
+        f"{API_RULES}:{line}: alert APIHighErrorRate must stay removed (the spec's technical decisions), but it is "
+        "defined" in summaries
+    )
+
+
+def test_changed_for_severity_and_missing_annotation_fail(project_copy: Path) -> None:
+    need_tool("promtool", "docker")
+    edit(project_copy, LLM_RULES, "for: 30s", "for: 15s")
+    edit(project_copy, LLM_RULES, "severity: warning", "severity: info")
+    edit(project_copy, API_RULES, '          summary: "techno-os-api down on {{ $labels.instance }}"\n', "")
+    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    assert result.status is Status.FAILED
+    summaries = [str(f) for f in errors(result)]
+    provider_down = line_of(project_copy, LLM_RULES, "- alert: LLMProviderDown")
+    latency = line_of(project_copy, LLM_RULES, "- alert: LLMHighLatency")
+    api_down = line_of(project_copy, API_RULES, "- alert: APIDown")
+    assert f"{LLM_RULES}:{provider_down}: alert LLMProviderDown has `for` 15s, the spec says 30s" in summaries
+    assert f"{LLM_RULES}:{latency}: alert LLMHighLatency has severity 'info', the spec says 'warning'" in summaries
+    assert f"{API_RULES}:{api_down}: alert APIDown has no 'summary' annotation" in summaries
+
+
+def test_missing_rule_fails_pointing_at_the_spec(project_copy: Path) -> None:
+    need_tool("promtool", "docker")
+    text = (project_copy / LLM_RULES).read_text()
+    start = text.index("      - alert: LLMHighLatency")
+    end = text.index("      - alert: LLMErrorRateHigh")
+    (project_copy / LLM_RULES).write_text(text[:start] + text[end:])
+    commit_all(project_copy, "drop a rule")
+    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert finding.location.file == "sprint/F9.10.yaml"
+    spec_line = (project_copy / "sprint/F9.10.yaml").read_text().splitlines()[finding.location.line - 1]
+    assert "LLMHighLatency" in spec_line
+    assert finding.summary == "alert LLMHighLatency (group llm) named by the spec is missing from the rule files"
+
+
+# --- rules/alertmanager-config and rules/routing ------------------------------------------------------------------
+
+
+def test_route_to_an_undefined_receiver_fails(project_copy: Path) -> None:
+    need_tool("amtool")
+    line = edit(project_copy, AM_CONFIG, "receiver: console-log-critical", "receiver: pagerduty-oncall")
+    result = run_checks(project_copy, 2, ["rules/alertmanager-config"])["rules/alertmanager-config"]
+    assert result.status is Status.FAILED
+    summaries = [str(f) for f in errors(result)]
+    assert any(s.startswith(f"{AM_CONFIG}: amtool check-config:") and "pagerduty-oncall" in s for s in summaries)
+    assert (
+        f"{AM_CONFIG}:{line}: route sends to receiver 'pagerduty-oncall', which is not defined (receivers: "
+        "console-log, console-log-critical, console-log-warning)" in summaries
+    )
+
+
+def test_external_receiver_breaks_console_mode(project_copy: Path) -> None:
+    need_tool("amtool")
+    line = edit(
+        project_copy,
+        AM_CONFIG,
+        "      - url: 'http://console-log:5001/alerts'\n        send_resolved: true\n  - name: console-log-warning",
+        "      - url: 'https://hooks.example.invalid/pager'\n        send_resolved: true\n"
+        "  - name: console-log-warning",
+    )
+    result = run_checks(project_copy, 2, ["rules/alertmanager-config"])["rules/alertmanager-config"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (AM_CONFIG, line)
+    assert "receiver console-log-critical posts to https://hooks.example.invalid/pager" in finding.summary
+
+
+def test_route_with_no_receiver_for_warnings_fails(project_copy: Path) -> None:
+    """Without the warning route, warning alerts reach no severity receiver: the expected route fails and every
+    warning rule is reported as handled by no route, at its own line."""
+    need_tool("amtool", "promtool", "docker")
+    edit(project_copy, AM_CONFIG, "    - matchers: ['severity=\"warning\"']\n      receiver: console-log-warning\n", "")
+    results = run_checks(project_copy, 2, ["rules/alertmanager-config", "rules/routing"])
+    result = results["rules/routing"]
+    assert result.status is Status.FAILED
+    summaries = [str(f) for f in errors(result)]
+    assert any("alerts with severity=warning reach console-log, expected console-log-warning" in s for s in summaries)
+    latency = line_of(project_copy, LLM_RULES, "- alert: LLMHighLatency")
+    assert (
+        f"{LLM_RULES}:{latency}: alert LLMHighLatency (severity=warning) is handled by no route: it only reaches the "
+        "default receiver console-log" in summaries
+    )
+
+
+# --- live: metrics-exist and loaded-live --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["compose_stack", "local_stack"])
+def live_stack(request: pytest.FixtureRequest):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.mark.stack
+def test_metrics_exist_and_rules_loaded_on_the_live_stack(project_copy: Path, live_stack) -> None:
+    results = run_checks(
+        project_copy, 2, ["rules/promtool-check", "rules/metrics-exist", "rules/loaded-live"], stack=live_stack
+    )
+    for check_id in ("rules/metrics-exist", "rules/loaded-live"):
+        assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
+    by_rule = results["rules/metrics-exist"].data["metrics_by_rule"]
+    assert by_rule["APIDown"] == ["up"]
+    assert set(by_rule["LLMErrorRateHigh"]) == {"llm_errors_total", "llm_request_latency_seconds_count"}
+    assert results["rules/loaded-live"].data["health"] == dict.fromkeys(
+        ["APIDown", "LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"], "ok"
+    )
+
+
+@pytest.mark.stack
+def test_rule_on_a_metric_the_api_does_not_export_fails(project_copy: Path, live_stack) -> None:
+    """The seed's APIHighErrorRate on http_requests_total, caught the way the hand-made parecer should have."""
+    line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
+    metric_line = line + 2  # the first line of the `expr: |` block naming http_requests_total
+    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/metrics-exist"], stack=live_stack)
+    result = result["rules/metrics-exist"]
+    assert result.status is Status.FAILED
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == (API_RULES, metric_line)
+    assert finding.summary.startswith(
+        "rule APIHighErrorRate: metric http_requests_total is not exported by api (GET http://127.0.0.1:"
+    )
+    assert "and Prometheus holds no series since the stack started" in finding.summary
+
+
+@pytest.mark.stack
+def test_loaded_live_fails_when_the_running_rules_differ(project_copy: Path, live_stack) -> None:
+    """The stack runs the project's rules; a copy whose APIDown waits 2m is not what Prometheus evaluates."""
+    edit(project_copy, API_RULES, "for: 1m", "for: 2m")
+    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/loaded-live"], stack=live_stack)
+    result = result["rules/loaded-live"]
+    assert result.status is Status.FAILED
+    assert f"{API_RULES}:" in result.reason
+    assert "rule APIDown: running `for` is 60s, the file says 120s" in result.reason
+
+
+# --- the alert drill ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.stack
+def test_drill_skipped_with_no_drill(project_copy: Path, local_stack) -> None:
+    results = run_checks(
+        project_copy,
+        2,
+        [
+            "rules/promtool-check",
+            "rules/loaded-live",
+            "rules/alertmanager-config",
+            "rules/routing",
+            "rules/alert-drill",
+        ],
+        stack=local_stack,
+        options=RunOptions(backend="local", no_drill=True),
+    )
+    result = results["rules/alert-drill"]
+    assert result.status is Status.SKIPPED
+    assert result.reason == "--no-drill: the alert drill was not run, so the criteria it proves cannot pass"
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+def test_alert_drill_fires_and_resolves(project_copy: Path, live_stack) -> None:
+    """Once per backend: LLMProviderDown and CircuitBreakerOpen fire from a failing provider, APIDown from a stopped
+    API; each reaches Alertmanager and console-log, then resolves. Real `for` durations: about three minutes."""
+    results = run_checks(
+        project_copy,
+        2,
+        [
+            "rules/promtool-check",
+            "rules/loaded-live",
+            "rules/alertmanager-config",
+            "rules/routing",
+            "rules/alert-drill",
+        ],
+        stack=live_stack,
+    )
+    result = results["rules/alert-drill"]
+    assert result.status is Status.PASSED, (result.reason, result.data.get("timeline"))
+    alerts = result.data["alerts"]
+    for alert in ("LLMProviderDown", "CircuitBreakerOpen", "APIDown"):
+        timings = alerts[alert]
+        for key in (
+            "fire_prometheus_s",
+            "fire_alertmanager_s",
+            "fire_console_log_s",
+            "resolve_prometheus_s",
+            "resolve_alertmanager_s",
+            "resolve_console_log_s",
+        ):
+            assert timings.get(key) is not None, (alert, key, timings)
+    # Real durations: nothing fires before its `for` has elapsed.
+    assert alerts["CircuitBreakerOpen"]["fire_prometheus_s"] >= 60
+    assert alerts["LLMProviderDown"]["fire_prometheus_s"] >= 30
+    assert alerts["APIDown"]["fire_prometheus_s"] >= 60
+    assert live_stack.services()["api"].running
