@@ -934,7 +934,7 @@ def routing(ctx: Context) -> None:
             *_labels_argv(labels),
         ]
         result = ctx.run(argv, timeout=60)
-        got = result.stdout.strip()
+        got = _first_line(result.stdout)  # amtool prints its mismatch WARNING on stdout, after the receivers
         proven[" ".join(_labels_argv(labels))] = got
         if not result.ok:
             ctx.finding(
@@ -1375,6 +1375,9 @@ def alert_drill(ctx: Context) -> None:
         if api_stopped:
             ctx.stack.start_service("api")
         ctx.record("alerts", results)
+        # One scalar line for the SEAL report: each alert's time from its trigger to firing in Prometheus.
+        fired = {a: t.get("fire_prometheus_s") for a, t in results.items()}
+        ctx.record("time_to_fire", ", ".join(f"{a} {s}s" if s is not None else f"{a} never" for a, s in fired.items()))
         ctx.record("timeline", drill.timeline)
         ctx.record("total_s", round(time.monotonic() - drill.t0, 1))
         ctx.attach("drill-console-log.txt", _console_tail(ctx))
