@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ class ComposeBackend(StackBackend):
         self,
         root: Path,
         run_dir: Path,
-        progress: Any = print,
+        progress: Callable[[str], None] = print,
         *,
         project: str | None = None,
         ports: Mapping[str, int] | None = None,

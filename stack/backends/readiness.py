@@ -95,6 +95,12 @@ def alertmanager_discovered_probe(prometheus_url: str) -> Probe:
     return probe
 
 
+def pending_services(detail: str) -> str:
+    """Service names out of a services probe's detail (`api: starting, prometheus: unhealthy`)."""
+    names = [part.split(":", 1)[0].strip() for part in detail.split(", ") if ":" in part]
+    return ", ".join(names) or "stack"
+
+
 def tail(text: str, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -137,8 +143,9 @@ class Waiter:
             raise self.fail(names, f"stopped while the stack was starting ({reasons})")
         return met, detail
 
-    def until(self, what: str, service: str, probe: Probe, hint: str = "") -> float:
-        """Poll `probe` until met; return the elapsed time (since t0) when it was met.
+    def until(self, what: str, service: str | Callable[[str], str], probe: Probe, hint: str = "") -> float:
+        """Poll `probe` until met; return the elapsed time (since t0) when it was met. `service` names who is
+        blamed on a timeout, or derives the names from the probe's last detail.
 
         A condition met at the first probe prints one line; a wait prints `waiting for` first, then every
         PROGRESS_EVERY seconds with what the probe currently sees.
@@ -153,7 +160,8 @@ class Waiter:
                 return elapsed
             now = time.monotonic()
             if now >= self.deadline:
-                raise self.fail(service, f"{what}: not met after {self.elapsed():.1f}s: {detail}", hint)
+                blamed = service(detail) if callable(service) else service
+                raise self.fail(blamed, f"{what}: not met after {self.elapsed():.1f}s: {detail}", hint)
             if last_line is None or now - last_line >= PROGRESS_EVERY:
                 suffix = f": {detail}" if last_line is not None else ""
                 self.progress(f"stack: waiting for {what} ({self.elapsed():.1f}s){suffix}")
@@ -170,7 +178,9 @@ def wait_ready(
 ) -> None:
     """Run the readiness sequence above; fill timings.ready / fresh_scrape / extra (seconds since waiter.t0)."""
     if services_probe is not None:
-        timings.extra["services_healthy"] = waiter.until("services running and healthy", "stack", services_probe)
+        timings.extra["services_healthy"] = waiter.until(
+            "services running and healthy", pending_services, services_probe
+        )
     prometheus, alertmanager, api = url("prometheus"), url("alertmanager"), url("api")
     timings.extra["prometheus_ready"] = waiter.until(
         "prometheus ready", "prometheus", http_probe(f"{prometheus}/-/ready")
