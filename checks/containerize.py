@@ -148,9 +148,13 @@ def _resolve(ctx: Context, path: Path, text: str) -> Compose:
         version = ctx.run(["docker", "compose", "version", "--short"], timeout=30).stdout.strip()
         ctx.tool_version("docker-compose", version)
         return Compose(ctx.root, model, f"docker compose {version} config (defaults, all profiles)", lines)
+    from sealgate.stack.backends.base import StackError
     from sealgate.stack.backends.composefile import interpolate_tree
 
-    model = interpolate_tree({k: v for k, v in raw.items() if not str(k).startswith("x-")}, {}, COMPOSE_FILE)
+    try:
+        model = interpolate_tree({k: v for k, v in raw.items() if not str(k).startswith("x-")}, {}, COMPOSE_FILE)
+    except StackError as exc:  # `${VAR:?message}` with no default: the file cannot be resolved with its defaults
+        ctx.fail(str(exc))
     for name, spec in (model.get("services") or {}).items():
         spec = spec or {}
         spec.pop("<<", None)

@@ -259,3 +259,34 @@ def test_disk_space_too_little_fails(project_copy: Path) -> None:
     result = run_checks(project_copy, 0, ["preflight/disk-space"])["preflight/disk-space"]
     assert result.status is Status.FAILED
     assert "fewer than the 1000000000 MB required" in result.reason
+
+
+# --- telling this project's own stack from a standalone Prometheus -------------------------------------------------
+
+
+@pytest.mark.docker
+@pytest.mark.stack
+def test_own_compose_prometheus_is_recognised(compose_stack) -> None:
+    from conftest import PROJECT_ROOT
+
+    from sealgate.checks.preflight import _docker_client, describe_owner, is_ours, port_owner
+
+    port = int(compose_stack.url("prometheus").rsplit(":", 1)[1])
+    owner = port_owner(port, _docker_client())
+    assert owner is not None and owner["kind"] == "container", owner
+    assert owner["compose_project"] == compose_stack.project and owner["compose_service"] == "prometheus"
+    assert is_ours(owner, PROJECT_ROOT, "prometheus")  # a container of this checkout's compose file
+    assert not is_ours(owner, PROJECT_ROOT, "api")
+    assert f"of compose project {compose_stack.project} (service prometheus)" in describe_owner(owner)
+
+
+@pytest.mark.stack
+def test_own_local_prometheus_is_recognised(local_stack) -> None:
+    from sealgate.checks.preflight import is_ours, port_owner
+
+    port = int(local_stack.url("prometheus").rsplit(":", 1)[1])
+    owner = port_owner(port)
+    assert owner is not None and owner["kind"] == "process", owner
+    # The local backend's processes point into their run directory; under the engine that lies in the repository.
+    assert is_ours(owner, local_stack.run_dir)
+    assert not is_ours(owner, Path("/nonexistent-checkout"))
