@@ -685,10 +685,12 @@ def _restore_prometheus(ctx: Context, archive: Path, queries: list[str], at: flo
             proc.kill()
             proc.wait()
         ctx.attach("prometheus-restore.log", log_path.read_text()[-20000:])
+    # Lists of {query, result}, not mappings keyed by the query: evidence redaction hides the value of any key that
+    # looks like a secret name, and `llm_tokens_total` contains TOKEN.
     return {
         "blocks": sorted(blocks),
-        "answers": answers,
-        "live": live,
+        "answers": [{"query": q, "result": a} for q, a in answers.items()],
+        "live": [{"query": q, "result": live[q]} for q in answers],
         "server": f"prometheus {found.group(1) if found else '?'} on 127.0.0.1:{port}, --storage.tsdb.path=<archive>",
     }
 
@@ -771,7 +773,7 @@ def restore_drill(ctx: Context) -> None:
         prom = _restore_prometheus(ctx, latest["prometheus_data"].resolve(), queries, at, live)
         drill["prometheus"] = prom
         for query in queries:
-            restored = prom["answers"].get(query)
+            restored = next(a["result"] for a in prom["answers"] if a["query"] == query)
             if restored != live[query]:
                 ctx.finding(f"restored Prometheus answers {query!r} at {at:.3f} with {_short(restored)}, the live "
                             f"one answered {_short(live[query])}")
