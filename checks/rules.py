@@ -1302,8 +1302,8 @@ def alert_drill(ctx: Context) -> None:
 
         # --- C: API down, LLM resolution delivered meanwhile -------------------------------------------------
         since_c = drill.event("api stopped")
+        api_stopped = True  # before the call: a stop that fails halfway must still be undone below
         ctx.stack.stop_service("api")
-        api_stopped = True
         phase_c = time.monotonic()
         expectations_c = []
         for alert in down_alerts:
@@ -1368,12 +1368,6 @@ def alert_drill(ctx: Context) -> None:
                         json_path=_where(drill, expectation.label),
                     )
     finally:
-        # Leave the stack as it was found, whatever happened above.
-        if provider_failed:
-            with contextlib.suppress(requests.RequestException):
-                drill.api_post("/admin/provider", {"fail": False})
-        if api_stopped:
-            ctx.stack.start_service("api")
         ctx.record("alerts", results)
         # One scalar line for the SEAL report: each alert's time from its trigger to firing in Prometheus.
         fired = {a: t.get("fire_prometheus_s") for a, t in results.items()}
@@ -1381,6 +1375,13 @@ def alert_drill(ctx: Context) -> None:
         ctx.record("timeline", drill.timeline)
         ctx.record("total_s", round(time.monotonic() - drill.t0, 1))
         ctx.attach("drill-console-log.txt", _console_tail(ctx))
+        # Leave the stack as it was found, whatever happened above (facts are recorded first: a failing restart
+        # errors the check but must not lose them).
+        if provider_failed:
+            with contextlib.suppress(requests.RequestException):
+                drill.api_post("/admin/provider", {"fail": False})
+        if api_stopped:
+            ctx.stack.start_service("api")
 
 
 def _collect(results: dict[str, dict[str, float | None]], expectations: list[Expectation], verb: str) -> None:
