@@ -280,6 +280,16 @@ def standalone_prometheus(ctx: Context) -> None:
     )
 
 
+def chosen_backend(ctx: Context) -> tuple[str, str]:
+    """(backend, why) the run will use: the option, SEALGATE_BACKEND for `auto`, else what `auto` picks here."""
+    from sealgate.stack.backends import auto_choice
+
+    requested = (ctx.options.backend or "auto").lower()
+    if requested == "auto" and os.environ.get("SEALGATE_BACKEND", "").strip():
+        requested = os.environ["SEALGATE_BACKEND"].strip().lower()
+    return (requested, "asked for explicitly") if requested != "auto" else auto_choice()
+
+
 # --- preflight/tools ----------------------------------------------------------------------------------------------
 
 
@@ -301,12 +311,7 @@ def _version_token(text: str) -> str:
 def tools(ctx: Context) -> None:
     """promtool, amtool and git always; then the chosen backend's own: a Docker engine and Compose, or the
     Prometheus and Alertmanager binaries of the local backend. For `auto` the choice is the one the run makes."""
-    from sealgate.stack.backends import auto_choice
-
-    requested = (ctx.options.backend or "auto").lower()
-    if requested == "auto" and os.environ.get("SEALGATE_BACKEND", "").strip():
-        requested = os.environ["SEALGATE_BACKEND"].strip().lower()
-    backend, why = (requested, "asked for explicitly") if requested != "auto" else auto_choice()
+    backend, why = chosen_backend(ctx)
     ctx.record("backend", backend)
     ctx.record("backend_reason", why)
 
@@ -403,6 +408,10 @@ def ports_free(ctx: Context) -> None:
     except Exception as exc:  # StackError / InputError from reading the compose file
         ctx.error(f"{COMPOSE_FILE}: cannot read the published ports: {exc}")
     client = _docker_client()
+    backend, _why = chosen_backend(ctx)
+    ctx.record("backend", backend)
+    # The local backend picks free ports when it starts: a taken compose port is then worth a note, not a failure.
+    conflict = Severity.ERROR if backend == "compose" else Severity.WARNING
     checked = {}
     for service, host, port, line in ports:
         bind_host = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0"
@@ -424,7 +433,10 @@ def ports_free(ctx: Context) -> None:
         holder = describe_owner(owner) if owner else "an unknown owner"
         checked[key] = f"{service}: in use by {holder}"
         ctx.finding(
-            f"port {key} that service {service} publishes is already in use by {holder}", file=COMPOSE_FILE, line=line
+            f"port {key} that service {service} publishes is already in use by {holder}",
+            file=COMPOSE_FILE,
+            line=line,
+            severity=conflict,
         )
     ctx.record("ports", checked)
     if not ports:
