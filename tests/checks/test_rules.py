@@ -105,7 +105,7 @@ STATIC = [
 
 
 def test_static_checks_pass_on_the_reference_rules(project_copy: Path) -> None:
-    need_tool("promtool", "amtool", "docker")
+    need_tool("promtool", "amtool")
     results = run_checks(project_copy, 2, STATIC)
     for check_id in STATIC:
         assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
@@ -128,7 +128,7 @@ def test_static_checks_pass_on_the_reference_rules(project_copy: Path) -> None:
 
 
 def test_promql_syntax_error_fails_at_its_line(project_copy: Path) -> None:
-    need_tool("promtool", "docker")
+    need_tool("promtool")
     line = edit(project_copy, LLM_RULES, "expr: llm_circuit_breaker_state >= 1", "expr: llm_circuit_breaker_state >=")
     result = run_checks(project_copy, 2, ["rules/promtool-check"])["rules/promtool-check"]
     assert result.status is Status.FAILED
@@ -138,7 +138,7 @@ def test_promql_syntax_error_fails_at_its_line(project_copy: Path) -> None:
 
 
 def test_rule_file_not_loaded_by_the_container_fails(project_copy: Path) -> None:
-    need_tool("promtool", "docker")
+    need_tool("promtool")
     line = edit(project_copy, "stack/prometheus/prometheus.yml", "/etc/prometheus/alerts/*.yml", "/rules/*.yml")
     result = run_checks(project_copy, 2, ["rules/promtool-check"])["rules/promtool-check"]
     assert result.status is Status.FAILED
@@ -169,7 +169,7 @@ def test_failing_rule_unit_test_fails_with_junit(project_copy: Path) -> None:
 
 
 def test_extra_rule_fails_and_removed_rule_must_stay_removed(project_copy: Path) -> None:
-    need_tool("promtool", "docker")
+    need_tool("promtool")
     line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
     result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
     assert result.status is Status.FAILED
@@ -182,7 +182,7 @@ def test_extra_rule_fails_and_removed_rule_must_stay_removed(project_copy: Path)
 
 
 def test_changed_for_severity_and_missing_annotation_fail(project_copy: Path) -> None:
-    need_tool("promtool", "docker")
+    need_tool("promtool")
     edit(project_copy, LLM_RULES, "for: 30s", "for: 15s")
     edit(project_copy, LLM_RULES, "severity: warning", "severity: info")
     edit(project_copy, API_RULES, '          summary: "techno-os-api down on {{ $labels.instance }}"\n', "")
@@ -198,7 +198,7 @@ def test_changed_for_severity_and_missing_annotation_fail(project_copy: Path) ->
 
 
 def test_missing_rule_fails_pointing_at_the_spec(project_copy: Path) -> None:
-    need_tool("promtool", "docker")
+    need_tool("promtool")
     text = (project_copy / LLM_RULES).read_text()
     start = text.index("      - alert: LLMHighLatency")
     end = text.index("      - alert: LLMErrorRateHigh")
@@ -248,7 +248,7 @@ def test_external_receiver_breaks_console_mode(project_copy: Path) -> None:
 def test_route_with_no_receiver_for_warnings_fails(project_copy: Path) -> None:
     """Without the warning route, warning alerts reach no severity receiver: the expected route fails and every
     warning rule is reported as handled by no route, at its own line."""
-    need_tool("amtool", "promtool", "docker")
+    need_tool("amtool", "promtool")
     edit(project_copy, AM_CONFIG, "    - matchers: ['severity=\"warning\"']\n      receiver: console-log-warning\n", "")
     results = run_checks(project_copy, 2, ["rules/alertmanager-config", "rules/routing"])
     result = results["rules/routing"]
