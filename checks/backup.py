@@ -380,18 +380,24 @@ def _next_second() -> None:
 
 
 @contextmanager
-def _unwritable(path: Path) -> Iterator[str]:
-    """Make `path` a directory nobody can write into, even root (who ignores permission bits): immutable where the
-    filesystem supports it; yields how."""
+def _unwritable(path: Path) -> Iterator[tuple[Path, str]]:
+    """A destination nobody can write into, even root (who ignores permission bits); yields (dest, how).
+
+    Immutable (chattr +i) where the filesystem supports it; else, as root, a regular file where the directory should
+    be; as another user, a directory without write permission.
+    """
     path.mkdir(parents=True, exist_ok=True)
-    how = ""
     if os.geteuid() != 0:
         path.chmod(0o555)
-        how = "chmod 0555"
+        dest, how = path, "chmod 0555"
     elif shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
-        how = "chattr +i (immutable: even root cannot create files in it)"
+        dest, how = path, "chattr +i (immutable: even root cannot create files in it)"
+    else:
+        dest = path.with_name(path.name + ".file")
+        dest.write_text("a file where the backup directory should be\n")
+        how = "a regular file in place of the directory (no chattr here)"
     try:
-        yield how
+        yield dest, how
     finally:
         _make_mutable(path)
 
@@ -443,12 +449,10 @@ def fail_closed(ctx: Context) -> None:
     result = run_backup(ctx, dest, args)
     scenarios.append(_judge_failure(ctx, "missing volume", how, result, [missing], dest, before, volumes))
 
-    blocked = work / "backups-unwritable"
-    _fresh_dir(blocked)
-    with _unwritable(blocked) as how:
-        result = run_backup(ctx, blocked)
-        scenarios.append(_judge_failure(ctx, "unwritable destination", how or "as root without chattr: a file path",
-                                        result, ["dest"], blocked, {}, volumes))
+    blocked = _fresh_dir(work / "backups-unwritable")
+    with _unwritable(blocked) as (target, how):
+        result = run_backup(ctx, target)
+        scenarios.append(_judge_failure(ctx, "unwritable destination", how, result, ["dest"], blocked, {}, volumes))
     ctx.attach("backup-fail-closed.json", json.dumps(scenarios, indent=2))
     ctx.record("scenarios", scenarios)
 

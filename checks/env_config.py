@@ -575,7 +575,11 @@ def live_settings(ctx: Context) -> None:
     ctx.record("breaker", view)
     for key, variable in BREAKER_VARS.items():
         if variable in configured:
-            expected, source = int(configured[variable].strip()), "env"
+            raw = configured[variable].strip()
+            if not raw.isdigit():
+                ctx.finding(f"the running API has {variable}={configured[variable]!r}, a value it must refuse")
+                continue
+            expected, source = int(raw), "env"
         else:
             expected, source = ctx.params["defaults"][key], "default"
         _compare_config(ctx, view, {key: expected}, source, f"the running API ({variable}={configured.get(variable)})")
