@@ -242,12 +242,13 @@ def stack_suite(ctx: Context) -> None:
     junit_path = ctx.run_dir / "junit.xml"
     junit_path.unlink(missing_ok=True)  # never read a previous run's XML
     config = suite_path.parent / "pytest.ini"
+    # Paths relative to the repository (the command's cwd), so the argv in evidence names no machine's directories.
     argv = [
         sys.executable, "-m", "pytest", suite,
-        "-c", str(config) if config.is_file() else os.devnull,  # the suite's own config, never sealgate's
-        "--rootdir", str(ctx.root),  # test ids (JUnit classname) are repository-relative: stable for waivers
+        "-c", _relative(ctx, config) if config.is_file() else os.devnull,  # the suite's own config, never sealgate's
+        "--rootdir", ".",  # test ids (JUnit classname) are repository-relative: stable for waivers
         "-p", "no:cacheprovider",
-        f"--junitxml={junit_path}",
+        f"--junitxml={_relative(ctx, junit_path)}",
         "-o", "junit_suite_name=stack-suite",
         "-rA", "-q",
     ]  # fmt: skip
@@ -266,6 +267,13 @@ def stack_suite(ctx: Context) -> None:
         ctx.error(f"pytest's JUnit XML is not valid XML: {exc}")
 
     _judge(ctx, suite, scenarios, lines, cases, result.exit_code)
+
+
+def _relative(ctx: Context, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:  # a run directory outside the repository
+        return str(path)
 
 
 def _judge(
