@@ -284,7 +284,7 @@ def _judge(
     skipped = [c for c in cases if c.outcome == "skipped"]
     waived, unwaived = [], []
     for case in skipped:
-        waiver = ctx.spec.waiver_for("test", case.id)
+        waiver = ctx.apply_waiver("test", case.id)
         if waiver is None:
             unwaived.append(case)
             continue

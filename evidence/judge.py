@@ -55,7 +55,7 @@ class CheckVerdict:
     verdict: Verdict
     reason: str
     result: CheckResult | None = None  # as recorded in the evidence
-    waiver: Waiver | None = None
+    waivers: list[Waiver] = field(default_factory=list)  # what lets a non-passed (part of a) check through
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Judgement:
 
     @property
     def waivers_used(self) -> list[Waiver]:
-        used = [cv.waiver for s in self.stages.values() for cv in s.checks if cv.waiver]
+        used = [w for s in self.stages.values() for cv in s.checks for w in cv.waivers]
         used += [c.waiver for c in self.criteria if c.waiver]
         return list(dict.fromkeys(used))
 
@@ -149,10 +149,7 @@ def judge(
             elif result is None:
                 cv = CheckVerdict(ref.id, _title(ref), number, Verdict.MISSING, f"{display} has no result for {ref.id}")
             else:
-                cv = CheckVerdict(ref.id, result.title, number, _FROM_STATUS[result.status], result.reason, result)
-                waiver = spec.waiver_for("check", ref.id)
-                if cv.verdict is not Verdict.PASSED and waiver is not None:
-                    cv.verdict, cv.waiver = Verdict.WAIVED, waiver
+                cv = _check_verdict(spec, ref.id, number, result)
             verdict.checks.append(cv)
         verdict.problems = fresh.stale
         verdict.verdict = worst([c.verdict for c in verdict.checks])
@@ -191,3 +188,24 @@ def judge(
 
 def _title(ref: Any) -> str:
     return ref.definition.title if ref.definition else ref.id
+
+
+def _check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -> CheckVerdict:
+    """A check's verdict: its recorded status, then waivers. A passed check that applied waivers to parts of
+    itself (a skipped stack test) is *waived*; each waiver it cites must still be in the spec, or it fails."""
+    cv = CheckVerdict(check_id, result.title, stage, _FROM_STATUS[result.status], result.reason, result)
+    for cited in result.waivers:
+        waiver = spec.waiver_for(cited["kind"], cited["target"])
+        if waiver is None:
+            cv.verdict = Verdict.FAILED
+            cv.reason = f"evidence cites a waiver for {cited['kind']} {cited['target']!r} that the spec does not hold"
+            return cv
+        cv.waivers.append(waiver)
+    if cv.waivers and cv.verdict is Verdict.PASSED:
+        cv.verdict = Verdict.WAIVED
+        cv.reason = "; ".join(f"{w.target_kind} {w.target} waived" for w in cv.waivers)
+    waiver = spec.waiver_for("check", check_id)
+    if cv.verdict is not Verdict.PASSED and not cv.verdict.ok and waiver is not None:
+        cv.verdict = Verdict.WAIVED
+        cv.waivers.append(waiver)
+    return cv

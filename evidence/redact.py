@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "***REDACTED***"
+# TOKEN, but not the LLM's countable tokens (`llm_tokens_total`, `token_count`): those are metrics, not secrets.
 SECRET_NAME = re.compile(
-    r"(PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|_KEY$|^KEY$)", re.I
+    r"(PASSWORD|PASSWD|TOKEN(?!S|_TOTAL|_COUNT|_TYPE|_USAGE)|SECRET|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL"
+    r"|_KEY$|^KEY$)",
+    re.I,
 )
 # NAME=value / NAME: value / --name=value forms whose NAME looks secret.
 _ASSIGNMENT = re.compile(

@@ -113,7 +113,7 @@ def build_view(
                     "reason": _cell(cv.reason)
                     if cv.verdict is not Verdict.PASSED
                     else _cell(result.reason if result else ""),
-                    "waiver": _waiver_line(t, cv.waiver) if cv.waiver else "",
+                    "waiver": "; ".join(_waiver_line(t, w) for w in cv.waivers),
                     "findings": [
                         f"`{f.location}` {f.summary}" if str(f.location) else f.summary
                         for f in (result.findings if result else [])

@@ -173,8 +173,8 @@ def eixo(
     _run_stages(repo, spec, [number], options, out, stack_factory)
     verdict = judge(spec, repo.root, repo.head(), stages=[number]).stages[number]
     for cv in verdict.checks:
-        if cv.waiver:
-            out(f"  waived   {cv.check_id} — {cv.waiver.justification}")
+        for waiver in cv.waivers:
+            out(f"  waived   {cv.check_id}: {waiver.target_kind} {waiver.target} — {waiver.justification}")
     out(f"EIXO {number} verdict: {verdict.verdict.value}")
     return EXIT_OK if verdict.verdict.ok else EXIT_REFUSED
 

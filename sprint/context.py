@@ -20,7 +20,7 @@ from sealgate.fsutil import atomic_write, sha256_bytes
 from sealgate.sprint.model import Finding, Location, Severity
 
 if TYPE_CHECKING:
-    from sealgate.sprint.spec import Spec
+    from sealgate.sprint.spec import Spec, Waiver
     from sealgate.stack.backends.base import StackBackend
 
 EXCERPT_CHARS = 600
@@ -114,6 +114,7 @@ class Context:
         self._stack_provider = stack_provider
         self.findings: list[Finding] = []
         self.data: dict[str, Any] = {}
+        self.waivers: list[Waiver] = []
 
     # --- where things are -------------------------------------------------------------------------------
     @property
@@ -186,6 +187,22 @@ class Context:
         atomic_write(self._recorder.attachments_dir / name, data)
         self._recorder.attachments[relative] = sha256_bytes(data)
         return relative
+
+    def apply_waiver(self, kind: str, target: str) -> Waiver | None:
+        """The spec's waiver for a part of this check (e.g. kind "test", a stack test id), recorded when it exists:
+        the check may then pass, and the judge shows it as *waived*, never as passed."""
+        waiver = self.spec.waiver_for(kind, target)
+        if waiver is not None and waiver not in self.waivers:
+            self.waivers.append(waiver)
+        return waiver
+
+    def record_command(
+        self, argv: Sequence[str], exit_code: int, duration_s: float, stdout: str = "", stderr: str = ""
+    ) -> CommandRecord:
+        """Record a command the check ran itself (a long-running server it started and stopped) as evidence."""
+        record = CommandRecord([str(a) for a in argv], exit_code, duration_s, stdout, stderr)
+        self._recorder.commands.append(record)
+        return record
 
     def record(self, key: str, value: Any) -> None:
         """A fact this check measured (a version, a mode, a count); lands in the check's `data`."""

@@ -86,6 +86,7 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # facts the check measured (versions, modes, counts)
     duration_s: float = 0.0
+    waivers: list[dict[str, Any]] = field(default_factory=list)  # waivers it applied to parts of itself
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +97,7 @@ class CheckResult:
             "findings": [f.to_json() for f in self.findings],
             "data": self.data,
             "duration_s": round(self.duration_s, 3),
+            "waivers": self.waivers,
         }
 
     @classmethod
@@ -108,4 +110,5 @@ class CheckResult:
             findings=[Finding.from_json(f) for f in data.get("findings", [])],
             data=data.get("data", {}),
             duration_s=data.get("duration_s", 0.0),
+            waivers=data.get("waivers", []),
         )

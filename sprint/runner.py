@@ -280,11 +280,12 @@ class Runner:
         source = Path(inspect.getsourcefile(definition.func) or "").resolve()
         if source.is_file() and source.is_relative_to(self.root.resolve()):
             recorder.subjects.add(source.relative_to(self.root.resolve()).as_posix())  # the judge is judged too
-        started = time.monotonic()
         status, reason = Status.PASSED, ""
+        started = time.monotonic()
         try:
             if definition.needs_stack:
-                self.stack.get()  # bring it up before timing the check's own work
+                self.stack.get()  # the stack's start is recorded as its own wait, not as the check's time
+                started = time.monotonic()
             definition.func(ctx)
             errors = [f for f in ctx.findings if f.severity is Severity.ERROR]
             if errors:
@@ -314,6 +315,7 @@ class Runner:
             list(ctx.findings),
             dict(ctx.data),
             time.monotonic() - started,
+            [w.to_json() for w in ctx.waivers],
         )
 
 

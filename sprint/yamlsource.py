@@ -82,11 +82,19 @@ def _build(node: yaml.Node, path: tuple[Any, ...], located: Located, budget: lis
     located.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise InputError(
-                    Problem(f"{located.display}:{key_node.start_mark.line + 1}", "'<<' merge keys are not supported")
-                )
+                # `<<: *anchor` (Compose files use it): keys of the merged mappings, explicit keys win.
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    value = _build(source, path, located, budget)
+                    if not isinstance(value, dict):
+                        raise InputError(
+                            Problem(f"{located.display}:{source.start_mark.line + 1}", "'<<' needs a mapping")
+                        )
+                    merged = {**value, **merged}
+                continue
             key = _build(key_node, (*path, "<key>"), located, budget)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise InputError(
@@ -97,7 +105,8 @@ def _build(node: yaml.Node, path: tuple[Any, ...], located: Located, budget: lis
             result[key] = _build(value_node, (*path, key), located, budget)
             located.lines[(*path, key)] = key_node.start_mark.line + 1  # errors about a value point at its key
         located.lines.pop((*path, "<key>"), None)
-        return result
+        located.lines[path] = node.start_mark.line + 1
+        return {**{k: v for k, v in merged.items() if k not in result}, **result}
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), located, budget) for i, item in enumerate(node.value)]
     try:

@@ -85,3 +85,21 @@ def test_secret_values_are_redacted(text: str, secret: str) -> None:
 def test_ordinary_values_are_kept_and_argv_flags_redacted() -> None:
     assert redact_text("VERITTA_CB_THRESHOLD=3 severity=critical") == "VERITTA_CB_THRESHOLD=3 severity=critical"
     assert redact_argv(["psql", "--password", "hunter2", "-h", "db"]) == ["psql", "--password", REDACTED, "-h", "db"]
+
+
+def test_metric_names_about_llm_tokens_are_not_secrets() -> None:
+    from sealgate.evidence.redact import redact_mapping
+
+    assert redact_mapping({"llm_tokens_total": 5, "GITHUB_TOKEN": "abc", "token": "x"}) == {
+        "llm_tokens_total": 5,
+        "GITHUB_TOKEN": REDACTED,
+        "token": REDACTED,
+    }
+
+
+def test_yaml_merge_keys_resolve_with_lines() -> None:
+    from sealgate.sprint.yamlsource import parse_yaml
+
+    doc = parse_yaml("base: &b\n  a: 1\n  b: 2\nx:\n  <<: *b\n  b: 3\n", "c.yml")
+    assert doc.value["x"] == {"a": 1, "b": 3}
+    assert doc.where(["x", "b"]) == "c.yml:6" and doc.where(["x", "a"]) == "c.yml:2"

@@ -344,4 +344,7 @@ def test_ci_outputs_name_each_criterion_and_finding(tmp_path: Path) -> None:
     sarif = json.loads((root / "reports" / "out" / "findings.sarif").read_text())
     (result,) = sarif["runs"][0]["results"]
     assert result["ruleId"] == "demo/alpha" and result["level"] == "error"
-    assert result["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "demo/alpha.txt"}, "region": {"startLine": 1}}
+    assert result["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "demo/alpha.txt"},
+        "region": {"startLine": 1},
+    }
