@@ -80,3 +80,10 @@ def lint(session: nox.Session) -> None:
     _install(session, "test")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "sealgate", "sprint", "evidence", "reports", "checks", "noxfile.py")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (on demand): overhead, re-seal, scale, cold start; prints ratios."""
+    _install(session, "test")
+    session.run("python", "bench/bench.py", *session.posargs)
