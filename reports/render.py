@@ -113,7 +113,9 @@ def build_view(
                     "reason": _cell(cv.reason)
                     if cv.verdict is not Verdict.PASSED
                     else _cell(result.reason if result else ""),
-                    "waiver": "; ".join(_waiver_line(t, w) for w in cv.waivers),
+                    "waiver": "; ".join(
+                        t["waiver_short"].format(approver=w.approver, expires=w.expires.isoformat()) for w in cv.waivers
+                    ),
                     "findings": [
                         f"`{f.location}` {f.summary}" if str(f.location) else f.summary
                         for f in (result.findings if result else [])
@@ -184,8 +186,8 @@ def build_view(
     return {
         "t": t,
         "title": t["title"].format(id=spec.id, title=raw["title"]),
-        "started": min(starts) if starts else "—",
-        "finished": max(ends) if ends else "—",
+        "started": _when(min(starts)) if starts else "—",
+        "finished": _when(max(ends)) if ends else "—",
         "operator": operator,
         "base": base_text,
         "outcome": outcome_text,
@@ -217,6 +219,12 @@ def build_view(
         "end": t["end"].format(id=spec.id),
         "rendered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _when(iso: str) -> str:
+    """`2026-11-25T08:20:56.592Z` → `2026-11-25 08:20:56 UTC`: a real date a reviewer reads at a glance."""
+    moment = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _waiver_line(t: dict[str, Any], waiver: Any) -> str:

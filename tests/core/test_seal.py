@@ -103,7 +103,11 @@ def test_waived_skip_seals_visibly_as_waived(tmp_path: Path) -> None:
     assert code == 0
     text = report_text(root)
     assert (
-        "| `demo/beta` Beta runs a command | ⚠️ waived | beta does not apply on this machine — check `demo/beta` — beta cannot run"
+        "| `demo/beta` Beta runs a command | ⚠️ waived | beta does not apply on this machine — "
+        "waiver by Ana Reviewer, expires 2099-12-31 (see Waivers applied) |" in text
+    )
+    assert (
+        "- check `demo/beta` — beta cannot run on this machine kind (approved by Ana Reviewer, expires 2099-12-31)"
         in text
     )
     assert "| C1 — Alpha and beta hold | ⚠️ waived |" in text
