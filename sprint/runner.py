@@ -159,7 +159,9 @@ class Runner:
         With `reuse`, valid evidence of an unchanged stage stands instead of a re-run (a re-seal costs almost
         nothing); any change to a file the stage judged re-runs exactly that stage.
         """
-        if reuse and only is None:
+        # Preflight judges the environment (ports, tools, tags, a standalone Prometheus), not files: its facts are
+        # volatile and cheap to measure, so its evidence is never reused.
+        if reuse and only is None and stage.name != "preflight":
             reused = self.reusable(stage)
             if reused is not None:
                 self.outcomes[stage.number] = reused

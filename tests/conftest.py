@@ -67,11 +67,21 @@ def commit_all(path: Path, message: str = "commit") -> str:
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A clone of this project's tracked files as a fresh git repo whose first commit is tagged with the base tag."""
-    dest = init_repo(tmp_path / "project")
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    return make_project_copy(tmp_path / "project")
+
+
+def make_project_copy(dest: Path) -> Path:
+    dest = init_repo(dest)
+    tracked = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, tracked):
         src = PROJECT_ROOT / name
         if src.is_file():

@@ -6,16 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 from checkrun import run_checks
 from conftest import commit_all, git, need_tool
+from standalone import standalone_prometheus as start_standalone
 
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.model import Severity, Status
@@ -43,48 +41,9 @@ def set_params(root: Path, check_id: str, params: dict) -> None:
 
 @pytest.fixture
 def standalone_prometheus(tmp_path: Path) -> Iterator[str]:
-    """A real Prometheus on a free 127.0.0.1 port scraping itself every second into a temp data dir: a standalone
-    Prometheus holding history, as EIXO 0 must detect it."""
-    need_tool("prometheus")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-    )
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            shutil.which("prometheus") or "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # healthy and holding series (its first scrape comes ~5 s after start)
-            try:
-                stats = requests.get(f"{url}/api/v1/status/tsdb", timeout=2).json()["data"]["headStats"]
-                if int(stats["numSeries"]) > 0:
-                    break
-            except (requests.RequestException, ValueError, KeyError):
-                pass
-            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"standalone Prometheus at {url} holds no series after 60 s")
+    """A real Prometheus holding history on a free 127.0.0.1 port."""
+    with start_standalone(tmp_path / "standalone", free_port()) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 # --- preflight/standalone-prometheus ------------------------------------------------------------------------------
