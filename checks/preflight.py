@@ -380,7 +380,10 @@ def stack_ports(root: Path, services: list[str]) -> list[tuple[str, str, int, in
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on host:port. SO_REUSEADDR, as every server sets it: connections of a stack that
+    just stopped linger in TIME_WAIT for a minute and must not count as the port being taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
