@@ -30,6 +30,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from sealgate.procs import terminate
 from sealgate.sprint.context import CommandRecord, Context
 from sealgate.sprint.registry import check
 
@@ -682,12 +683,7 @@ def _restore_prometheus(ctx: Context, archive: Path, queries: list[str], at: flo
             except (ValueError, OSError) as exc:
                 answers[query] = {"error": str(exc)}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, grace=15)
         ctx.attach("prometheus-restore.log", log_path.read_text()[-20000:])
     # Lists of {query, result}, not mappings keyed by the query: evidence redaction hides the value of any key that
     # looks like a secret name, and `llm_tokens_total` contains TOKEN.

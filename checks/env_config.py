@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sealgate.procs import terminate
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
@@ -104,13 +105,7 @@ def api_process(ctx: Context, overrides: Mapping[str, str], *, expect_start: boo
         run.started_in_s = time.monotonic() - started
         yield run
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, grace=5)
         if proc.stdout is not None:
             rest = proc.stdout.read()
             run.output += [line for line in rest.splitlines() if line.strip()]

@@ -14,6 +14,8 @@ import pytest
 import requests
 from conftest import need_tool
 
+from sealgate.procs import terminate
+
 
 @contextlib.contextmanager
 def standalone_prometheus(workdir: Path, port: int) -> Iterator[str]:
@@ -52,9 +54,4 @@ def standalone_prometheus(workdir: Path, port: int) -> Iterator[str]:
                 pytest.fail(f"standalone Prometheus at {url} holds no series after 60 s")
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, grace=20)

@@ -310,12 +310,17 @@ def test_reseal_reuses_fresh_evidence_and_reruns_exactly_what_changed(tmp_path: 
     root = make_demo_repo(tmp_path)
     assert seal(root, no_tag=True)[0] == 0
     code, lines = seal(root, no_tag=True)
-    assert code == 0 and stage_runs(lines) == {0: "reused", 1: "reused"}
-    # A file only EIXO 1 judges changed: EIXO 1 re-runs, EIXO 0 stands.
+    # Preflight (stage 0) judges the environment and always re-runs; every other stage is reused.
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "reused"}
+    # A file only EIXO 0 judges changed: EIXO 1 still stands.
+    (root / "demo" / "alpha.txt").write_text("ok\n\n")
+    code, lines = seal(root, no_tag=True)
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "reused"}
+    # A file only EIXO 1 judges changed: EIXO 1 re-runs.
     set_switch(root, "gamma", "ok", commit=False)
     (root / "demo" / "gamma.txt").write_text("ok\n\n")
     code, lines = seal(root, no_tag=True)
-    assert code == 0 and stage_runs(lines) == {0: "reused", 1: "ran"}
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
     # A new commit re-runs everything; --force too.
     commit_all(root, "gamma edited")
     assert stage_runs(seal(root, no_tag=True)[1]) == {0: "ran", 1: "ran"}
@@ -333,7 +338,7 @@ def test_tampered_evidence_is_never_reused(tmp_path: Path) -> None:
     document["predicate"]["checks"][1]["data"]["ran"] = "edited"
     evidence.write_text(json.dumps(document, indent=2))
     code, lines = seal(root, no_tag=True)
-    assert code == 0 and stage_runs(lines) == {0: "reused", 1: "ran"}
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
     assert any("artifacts/demo/eixo_1.json does not match the manifest (edited?)" in line for line in lines)
     assert json.loads(evidence.read_text())["predicate"]["checks"][1]["data"]["ran"] is True
 
