@@ -7,9 +7,13 @@ never stopped here.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from conftest import PROJECT_ROOT
+
+from sealgate.evidence.store import EvidenceStore
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.model import CheckResult
 from sealgate.sprint.runner import Runner, StackManager
@@ -30,6 +34,9 @@ def run_checks(
     manager = StackManager(root, options.backend, root / ".sealgate" / spec.slug, owned=stack is None)
     manager.backend = stack
     runner = Runner(root, spec, options, manager, progress=lambda line: None)
+    if root.resolve() == PROJECT_ROOT.resolve():
+        # Never overwrite the developer's own evidence (artifacts/) with a test's partial stage.
+        runner.store = EvidenceStore(Path(tempfile.mkdtemp(prefix="sealgate-checkrun-")), spec.slug)
     try:
         outcome = runner.run_stage(spec.stages[stage], only=set(only) if only else None)
     finally:
