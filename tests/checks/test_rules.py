@@ -336,6 +336,7 @@ def test_drill_skipped_with_no_drill(project_copy: Path, local_stack) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.drill
 @pytest.mark.stack
 def test_alert_drill_fires_and_resolves(project_copy: Path, live_stack) -> None:
     """Once per backend: LLMProviderDown and CircuitBreakerOpen fire from a failing provider, APIDown from a stopped
