@@ -10,7 +10,10 @@ tools_only=false
 [ "${1:-}" = "--tools-only" ] && tools_only=true
 
 apt_packages=(prometheus prometheus-alertmanager postgresql sqlite3 git ca-certificates python3-venv)
-$tools_only || apt_packages+=(docker.io debootstrap shellcheck curl)
+$tools_only || apt_packages+=(debootstrap shellcheck curl)
+# A machine that already has a Docker engine (e.g. GitHub's runners, with Docker's own packages) keeps it:
+# Debian's docker.io would conflict with them.
+$tools_only || command -v dockerd >/dev/null || apt_packages+=(docker.io)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
