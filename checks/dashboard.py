@@ -53,6 +53,15 @@ def _pointer(path: list[Any]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
+def _dashboard_queries(ctx: Context) -> tuple[str, list[dict[str, Any]]]:
+    """The dashboard file and its panels' queries; a dashboard without any query fails the check."""
+    relative, dashboard = _load_dashboard(ctx)
+    queries = panel_queries(dashboard)
+    if not queries:
+        ctx.fail(f"{relative}: no panel has a query")
+    return relative, queries
+
+
 def _load_dashboard(ctx: Context) -> tuple[str, dict[str, Any]]:
     relative = ctx.params.get("dashboard", DASHBOARD)
     path = ctx.judge(relative)
@@ -478,10 +487,7 @@ def queries_metrics(ctx: Context) -> None:
     # dashboard are judged by the same code, so a metric cannot exist for one and not the other.
     from sealgate.checks import promql
 
-    relative, dashboard = _load_dashboard(ctx)
-    queries = panel_queries(dashboard)
-    if not queries:
-        ctx.fail(f"{relative}: no panel has a query")
+    relative, queries = _dashboard_queries(ctx)
     prometheus = ctx.stack.url("prometheus")
     exposed = promql.exposition_names(_exposition(ctx))
     since = ctx.stack.started_at  # persisted volumes hold old series: only what this stack scraped counts
@@ -579,10 +585,7 @@ def _wait_scrape_after(ctx: Context, base: str, job: str, after: float, limit_s:
     },
 )
 def queries_answer(ctx: Context) -> None:
-    relative, dashboard = _load_dashboard(ctx)
-    queries = panel_queries(dashboard)
-    if not queries:
-        ctx.fail(f"{relative}: no panel has a query")
+    relative, queries = _dashboard_queries(ctx)
     prometheus = ctx.stack.url("prometheus")
     outcomes = _generate_traffic(ctx, ctx.params["requests"])
     traffic_end = time.time()
