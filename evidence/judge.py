@@ -172,7 +172,10 @@ def judge(
         )
         waiver = spec.waiver_for("criterion", criterion.id)
         if not overall.ok and waiver is not None:
-            overall = Verdict.WAIVED
+            if waiver.covers(overall.value):
+                overall = Verdict.WAIVED
+            else:
+                reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
         criteria.append(
             CriterionVerdict(
                 criterion.id,
@@ -205,7 +208,10 @@ def _check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -
         cv.verdict = Verdict.WAIVED
         cv.reason = "; ".join(f"{w.target_kind} {w.target} waived" for w in cv.waivers)
     waiver = spec.waiver_for("check", check_id)
-    if cv.verdict is not Verdict.PASSED and not cv.verdict.ok and waiver is not None:
-        cv.verdict = Verdict.WAIVED
-        cv.waivers.append(waiver)
+    if waiver is not None and not cv.verdict.ok:
+        if waiver.covers(cv.verdict.value):
+            cv.verdict = Verdict.WAIVED
+            cv.waivers.append(waiver)
+        else:
+            cv.reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
     return cv

@@ -188,10 +188,13 @@ class Context:
         self._recorder.attachments[relative] = sha256_bytes(data)
         return relative
 
-    def apply_waiver(self, kind: str, target: str) -> Waiver | None:
-        """The spec's waiver for a part of this check (e.g. kind "test", a stack test id), recorded when it exists:
-        the check may then pass, and the judge shows it as *waived*, never as passed."""
+    def apply_waiver(self, kind: str, target: str, verdict: str = "skipped") -> Waiver | None:
+        """The spec's waiver for a part of this check (e.g. kind "test", a stack test id) whose outcome is `verdict`,
+        recorded when it exists and accepts that verdict: the check may then pass, and the judge shows it as
+        *waived*, never as passed."""
         waiver = self.spec.waiver_for(kind, target)
+        if waiver is not None and not waiver.covers(verdict):
+            return None
         if waiver is not None and waiver not in self.waivers:
             self.waivers.append(waiver)
         return waiver

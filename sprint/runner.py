@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import os
 import platform
 import socket
 import time
@@ -88,7 +89,7 @@ class StackManager:
             try:
                 self.backend.down(remove_volumes=False)
             except SealgateError as exc:
-                self.progress(f"stack: could not stop cleanly: {exc}")
+                self.progress(f"stack: could not stop cleanly: {exc} — {self.backend.stop_by_hand()}")
 
 
 @dataclass
@@ -305,10 +306,9 @@ class Runner:
             status, reason = Status.ERRORED, str(exc)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # a bug in the check: "could not run", with where it broke
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
+        except Exception as exc:
             status = Status.ERRORED
-            reason = f"check crashed: {type(exc).__name__}: {exc} ({Path(frame.filename).name}:{frame.lineno})"
+            reason = unreachable_reason(exc) or crash_reason(exc)
         return CheckResult(
             check_id,
             definition.title,
@@ -319,6 +319,34 @@ class Runner:
             time.monotonic() - started,
             [w.to_json() for w in ctx.waivers],
         )
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """A part of the stack that stopped answering is a fault of the environment, not a bug of the check: say which
+    part and what to do. None for anything else."""
+    import requests
+
+    if not isinstance(exc, requests.RequestException):
+        try:
+            import docker.errors
+        except ImportError:
+            return None
+        if isinstance(exc, docker.errors.DockerException):
+            return f"the Docker engine refused or failed: {exc}"
+        return None
+    url = exc.request.url if exc.request is not None else ""
+    cause = str(exc.args[0] if exc.args else exc)
+    if str(url).startswith("http+docker://"):
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        return f"the Docker engine stopped answering ({where}): {cause}; is dockerd running? (`docker info`)"
+    kind = "did not answer in time" if isinstance(exc, requests.Timeout) else "did not answer"
+    return f"{exc.request.method if exc.request is not None else 'GET'} {url} {kind}: {cause}"
+
+
+def crash_reason(exc: BaseException) -> str:
+    """A bug in the check: "could not run", with where it broke."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"check crashed: {type(exc).__name__}: {exc} ({Path(frame.filename).name}:{frame.lineno})"
 
 
 def predicate_of(document: dict[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,12 @@ class Waiver:
     approver: str
     expires: datetime.date
     source: str  # file:line
+    # Verdicts it may turn into "waived". Skipped only by default: a waiver written for "cannot run here" must not
+    # also hide the check failing where it can run.
+    accepts: tuple[str, ...] = ("skipped",)
+
+    def covers(self, verdict: str) -> bool:
+        return verdict in self.accepts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +74,7 @@ class Waiver:
             "approver": self.approver,
             "expires": self.expires.isoformat(),
             "source": self.source,
+            "accepts": list(self.accepts),
         }
 
 
@@ -346,7 +353,10 @@ def _waivers(
                     "renew it with a new approval or remove it",
                 )
             )
-        waivers.append(Waiver(kind, target, entry["justification"], entry["approver"], expires, doc.where(list(where))))
+        accepts = tuple(entry.get("accepts", ("skipped",)))
+        waivers.append(
+            Waiver(kind, target, entry["justification"], entry["approver"], expires, doc.where(list(where)), accepts)
+        )
     return waivers
 
 

@@ -74,6 +74,10 @@ class StackBackend(abc.ABC):
         """What evidence records about this backend (which images or binaries ran, from where); JSON-serialisable."""
         return {"backend": self.name, "containerized": self.containerized, "selection": dict(self.selection)}
 
+    def stop_by_hand(self) -> str:
+        """How a user stops what `down` could not (printed when `down` fails)."""
+        return f"stop the {self.name} stack's services by hand"
+
     @abc.abstractmethod
     def up(self, timeout: float = 180) -> None:
         """Start every service and wait (with a progress line) for health, readiness and a fresh scrape."""

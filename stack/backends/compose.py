@@ -430,6 +430,9 @@ class ComposeBackend(StackBackend):
     def backup_args(self) -> list[str]:
         return ["--mode", "compose", "--project", self.project, "--compose-file", str(self.compose_file)]
 
+    def stop_by_hand(self) -> str:
+        return f"once the engine answers: docker compose -p {self.project} down"
+
     def describe(self) -> dict[str, object]:
         info = super().describe()
         info.update(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+import pytest
 from demo import make_demo_repo
 
+from sealgate.errors import InputError
 from sealgate.evidence.judge import Verdict, _check_verdict
 from sealgate.sprint.model import CheckResult, Status
 from sealgate.sprint.spec import load_spec
@@ -54,3 +56,38 @@ def test_a_cited_waiver_the_spec_no_longer_holds_fails(tmp_path: Path) -> None:
 
 def test_a_plain_pass_stays_passed(tmp_path: Path) -> None:
     assert _check_verdict(_spec(tmp_path, WAIVERS), "demo/beta", 0, _result([])).verdict is Verdict.PASSED
+
+
+CHECK_WAIVER = (
+    "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
+    "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "accepts", "expected"),
+    [
+        (Status.SKIPPED, None, Verdict.WAIVED),  # the default: a waiver accepts a check that could not run here
+        (Status.ERRORED, None, Verdict.ERRORED),
+        (Status.FAILED, None, Verdict.FAILED),  # "cannot run here" must not hide a failure where it can run
+        (Status.FAILED, "[failed]", Verdict.WAIVED),  # ... unless the waiver names failures
+        (Status.ERRORED, "[skipped, failed]", Verdict.ERRORED),
+    ],
+)
+def test_a_check_waiver_accepts_only_the_verdicts_it_names(
+    tmp_path: Path, status: Status, accepts: str | None, expected: Verdict
+) -> None:
+    waivers = CHECK_WAIVER + (f"    accepts: {accepts}\n" if accepts else "")
+    cv = _check_verdict(_spec(tmp_path, waivers), "demo/beta", 0, CheckResult("demo/beta", "Beta", status, "boom"))
+    assert cv.verdict is expected
+    if expected is not Verdict.WAIVED:
+        assert cv.reason.startswith("boom (its waiver, sprint/DEMO.waivers.yaml:2, accepts only: skipped")
+        assert not cv.waivers
+
+
+def test_a_waiver_accepting_passed_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        _spec(tmp_path, CHECK_WAIVER + "    accepts: [passed]\n")
+    assert [str(p) for p in caught.value.problems] == [
+        "sprint/DEMO.waivers.yaml:6: $.waivers[0].accepts[0]: 'passed' is not one of ['skipped', 'errored', 'failed']"
+    ]
