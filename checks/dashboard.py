@@ -522,7 +522,7 @@ def queries_metrics(ctx: Context) -> None:
 def _query(ctx: Context, base: str, promql: str) -> list[dict[str, Any]]:
     status, body = _prom_get(ctx, base, "/api/v1/query", {"query": promql})
     if status != 200 or body.get("status") != "success":
-        raise ValueError(str(body.get("error", status)))
+        raise ValueError(f"HTTP {status} from {base}/api/v1/query: {body.get('error', 'no error text')}")
     data = body.get("data") or {}
     result = data.get("result")
     if data.get("resultType") == "scalar":

@@ -8,6 +8,7 @@ never stopped here.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,13 @@ def run_checks(
     stack: Any = None,
     options: RunOptions | None = None,
     sprint: str = "F9.10",
+    progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, CheckResult]:
     spec = load_spec(root, sprint)
     options = options or RunOptions(backend=stack.name if stack is not None else "local")
     manager = StackManager(root, options.backend, root / ".sealgate" / spec.slug, owned=stack is None)
     manager.backend = stack
-    runner = Runner(root, spec, options, manager, progress=lambda line: None)
+    runner = Runner(root, spec, options, manager, progress=progress)
     if root.resolve() == PROJECT_ROOT.resolve():
         # Never overwrite the developer's own evidence (artifacts/) with a test's partial stage.
         runner.store = EvidenceStore(Path(tempfile.mkdtemp(prefix="sealgate-checkrun-")), spec.slug)
