@@ -167,9 +167,7 @@ def test_container_killed_mid_stage_errors_the_checks_after_it_naming_it(
 ) -> None:
     backend = own_compose_stack
     ids = ["containerize/containers-healthy", "containerize/prometheus-live", "containerize/alertmanager-live"]
-    results = run_checks(
-        project_copy, 1, ids, stack=backend, progress=kill_after(backend, ids[0], "prometheus")
-    )
+    results = run_checks(project_copy, 1, ids, stack=backend, progress=kill_after(backend, ids[0], "prometheus"))
     assert results[ids[0]].status is Status.PASSED, results[ids[0]].reason  # before the kill
     killed = results["containerize/prometheus-live"]
     assert killed.status in (Status.FAILED, Status.ERRORED), killed.reason
