@@ -1150,7 +1150,8 @@ def _durations(drill: Drill) -> tuple[dict[str, float], float, float]:
     stage=2,
     title="Alert drill: provider failure and API down fire, reach Alertmanager and console-log, then resolve",
     needs_stack=True,
-    requires=("rules/loaded-live", "rules/routing"),
+    # A rule on a metric that does not exist can never fire: the drill would only wait out its timeout.
+    requires=("rules/metrics-exist", "rules/loaded-live", "rules/routing"),
     params={
         "type": "object",
         "additionalProperties": False,

@@ -290,8 +290,16 @@ def test_rule_on_a_metric_the_api_does_not_export_fails(project_copy: Path, live
     """The seed's APIHighErrorRate on http_requests_total, caught the way the hand-made parecer should have."""
     line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
     metric_line = line + 2  # the first line of the `expr: |` block naming http_requests_total
-    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/metrics-exist"], stack=live_stack)
-    result = result["rules/metrics-exist"]
+    results = run_checks(
+        project_copy, 2, ["rules/promtool-check", "rules/metrics-exist", "rules/alert-drill"], stack=live_stack
+    )
+    # A rule that can never fire is not drilled: minutes of waiting would prove nothing more.
+    drill = results["rules/alert-drill"]
+    assert (drill.status, drill.reason) == (
+        Status.ERRORED,
+        "prerequisite rules/metrics-exist did not pass (failed)",
+    )
+    result = results["rules/metrics-exist"]
     assert result.status is Status.FAILED
     (finding,) = errors(result)
     assert (finding.location.file, finding.location.line) == (API_RULES, metric_line)
@@ -323,6 +331,7 @@ def test_drill_skipped_with_no_drill(project_copy: Path, local_stack) -> None:
         [
             "rules/promtool-check",
             "rules/loaded-live",
+            "rules/metrics-exist",
             "rules/alertmanager-config",
             "rules/routing",
             "rules/alert-drill",
@@ -347,6 +356,7 @@ def test_alert_drill_fires_and_resolves(project_copy: Path, live_stack) -> None:
         [
             "rules/promtool-check",
             "rules/loaded-live",
+            "rules/metrics-exist",
             "rules/alertmanager-config",
             "rules/routing",
             "rules/alert-drill",

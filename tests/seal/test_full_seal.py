@@ -11,6 +11,7 @@ Slow by nature (the drill waits real `for` durations): one module, one stack pro
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -28,24 +29,41 @@ PORTS = {
     "SEALGATE_ALERTMANAGER_PORT": 49093,
     "SEALGATE_GRAFANA_PORT": 43000,
 }
+# Known secrets in the environment of every run (POSTGRES_PASSWORD and GF_SECURITY_ADMIN_PASSWORD reach the stack
+# through the compose file); the last test searches every output for them.
+PLANTED = {
+    "POSTGRES_PASSWORD": "pg-planted-7f3a9c",
+    "GF_SECURITY_ADMIN_PASSWORD": "gf-planted-51be02",
+    "SEALGATE_DEMO_API_TOKEN": "tok-planted-c0ffee",
+    "DEPLOY_SECRET": "sec-planted-9d8e7f",
+    "SIGNING_KEY": "key-planted-4b3c2d",
+    "UPSTREAM_URL": "https://deployer:url-planted-a1b2c3@upstream.invalid/v1",
+}
+SECRET_VALUES = [*(v for k, v in PLANTED.items() if k != "UPSTREAM_URL"), "url-planted-a1b2c3"]
 ENV = {
     "SEALGATE_BACKEND": "compose",
     "SEALGATE_COMPOSE_PROJECT": "sealgate-fullseal-test",
     **{k: str(v) for k, v in PORTS.items()},
+    **PLANTED,
 }
+OUTPUTS: list[str] = []  # stdout and stderr of every run in this module
 
 
-def sealgate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "sealgate.cli", *args],
+def run_here(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", *argv],
         cwd=root,
         capture_output=True,
         text=True,
         env={**os.environ, **ENV},
         timeout=900,
     )
+    OUTPUTS.extend([done.stdout, done.stderr])
+    return done
+
+
+def sealgate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_here(root, "sealgate.cli", *args)
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +200,7 @@ def test_one_defect_refuses_naming_its_stage(
 
 
 def nox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "nox", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=900,
-    )
+    return run_here(root, "nox", *args)
 
 
 def test_clean_tree_seals_and_verifies(sealed_clone: Path) -> None:
@@ -223,3 +232,17 @@ def test_clean_tree_seals_and_verifies(sealed_clone: Path) -> None:
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-2000:]
     assert "verify F9.10-SEALED: OK" in verified.stdout
     assert git(sealed_clone, "status", "--porcelain") == ""  # nothing the run wrote dirtied the sealed tree
+
+
+def test_no_planted_secret_in_any_output(sealed_clone: Path) -> None:
+    """Every run above had PLANTED in its environment: no value appears in the evidence, its attachments, the
+    manifest, the reports, the CI outputs, the tag message, or anything printed."""
+    places = {"printed output of the runs": "\n".join(OUTPUTS)}
+    places["tag message"] = git(sealed_clone, "tag", "-l", "--format=%(contents)", "F9.10-SEALED")
+    for folder in ("artifacts", "reports"):
+        for path in sorted((sealed_clone / folder).rglob("*")):
+            if path.is_file():
+                places[path.relative_to(sealed_clone).as_posix()] = path.read_bytes().decode("utf-8", "replace")
+    assert any(name.startswith("artifacts/f9_10/eixo_") for name in places) and "tag message" in places
+    leaks = [(where, secret) for where, text in places.items() for secret in SECRET_VALUES if secret in text]
+    assert leaks == [], leaks
