@@ -505,6 +505,76 @@ def ports_loopback(ctx: Context) -> None:
     ctx.record("published", published)
 
 
+# Capabilities that make a container root-equivalent on the host (or close to it).
+_HOST_ROOT_CAPS = {"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO", "NET_ADMIN", "DAC_READ_SEARCH"}
+_GRAFANA_PASSWORD = "GF_SECURITY_ADMIN_PASSWORD"
+
+
+@check(
+    "containerize/hardening",
+    stage=1,
+    title="No privileged container, host namespace, root capability or engine socket; Grafana's admin password "
+    "never a default nor committed",
+)
+def hardening(ctx: Context) -> None:
+    compose = load_compose(ctx)
+    for name, spec in sorted(compose.services.items()):
+
+        def finding(text: str, *keys: Any, service: str = name) -> None:
+            ctx.finding(f"service {service}: {text}", file=COMPOSE_FILE, line=compose.line("services", service, *keys))
+
+        if spec.get("privileged"):
+            finding("privileged: true gives it every device and capability of the host; remove it", "privileged")
+        for key in ("network_mode", "pid", "ipc", "userns_mode"):
+            if str(spec.get(key) or "") == "host":
+                finding(f"{key}: host shares the host's namespace; remove it", key)
+        caps = sorted({str(c).upper().removeprefix("CAP_") for c in spec.get("cap_add") or []} & _HOST_ROOT_CAPS)
+        if caps:
+            finding(f"cap_add {caps} makes it root-equivalent on the host; drop them", "cap_add")
+        for index, volume in enumerate(spec.get("volumes") or []):
+            source = str(volume.get("source") or "") if isinstance(volume, dict) else str(volume).split(":")[0]
+            if source.endswith("docker.sock"):
+                finding(f"mounts the Docker engine's socket ({source}): root on the host", "volumes", index)
+    _grafana_password(ctx, compose)
+
+
+def _grafana_password(ctx: Context, compose: Compose) -> None:
+    """Read from the file as written (the resolved model would hold the operator's value when it is exported)."""
+    raw = (yaml.safe_load((ctx.root / COMPOSE_FILE).read_text()) or {}).get("services") or {}
+    grafanas = [n for n, s in sorted(compose.services.items()) if "grafana" in str(s.get("image") or "")]
+    for name in grafanas:
+        line = compose.line("services", name, "environment")
+        environment = (raw.get(name) or {}).get("environment") or {}
+        if isinstance(environment, list):
+            pairs = [str(e).split("=", 1) for e in environment]
+            environment = {p[0]: (p[1] if len(p) > 1 else None) for p in pairs}
+        passed = {k for k in environment if k in (_GRAFANA_PASSWORD, f"{_GRAFANA_PASSWORD}__FILE")}
+        literal = environment.get(_GRAFANA_PASSWORD)
+        if literal is not None and not _ENV_REFERENCE.search(str(literal)):
+            what = "Grafana's default 'admin'" if str(literal) == "admin" else "a password committed to git"
+            ctx.finding(
+                f"service {name}: {_GRAFANA_PASSWORD} is set in the file ({what}); pass it through from the "
+                "environment (or a secret file) instead",
+                file=COMPOSE_FILE,
+                line=line,
+            )
+        elif not passed:
+            ctx.finding(
+                f"service {name}: {_GRAFANA_PASSWORD} is not passed to Grafana, so it starts with admin/admin",
+                file=COMPOSE_FILE,
+                line=line,
+            )
+        guard = " ".join(str(a) for a in (compose.services[name].get("entrypoint") or []))
+        if passed and _GRAFANA_PASSWORD not in guard:
+            ctx.finding(
+                f"service {name}: nothing refuses to start Grafana when {_GRAFANA_PASSWORD} is unset or 'admin' "
+                "(Grafana then falls back to admin/admin); guard it in the entrypoint",
+                file=COMPOSE_FILE,
+                line=compose.line("services", name, "entrypoint") or compose.line("services", name),
+            )
+    ctx.record("grafana_services", grafanas)
+
+
 # --- live checks --------------------------------------------------------------------------------------------------
 
 

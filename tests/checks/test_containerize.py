@@ -21,6 +21,7 @@ STATIC = [
     "containerize/volumes",
     "containerize/config-mounts",
     "containerize/ports-loopback",
+    "containerize/hardening",
 ]
 
 
@@ -159,6 +160,73 @@ def test_port_published_on_all_interfaces_fails(project_copy: Path) -> None:
 # --- live ---------------------------------------------------------------------------------------------------------
 
 LIVE = ["containerize/containers-healthy", "containerize/prometheus-live", "containerize/alertmanager-live"]
+
+
+HARDENING_DEFECTS = [
+    (
+        "x-hardening: &hardening\n",
+        "x-hardening: &hardening\n  privileged: true\n",
+        "service alertmanager: privileged: true gives it every device and capability of the host; remove it",
+    ),
+    (
+        "    - ALL\n\nx-python-service",
+        "    - ALL\n  cap_add:\n    - SYS_ADMIN\n\nx-python-service",
+        "service alertmanager: cap_add ['SYS_ADMIN'] makes it root-equivalent on the host; drop them",
+    ),
+    (
+        "      - ./app:/srv/app:ro\n",
+        "      - ./app:/srv/app:ro\n      - /var/run/docker.sock:/var/run/docker.sock\n",
+        "service api: mounts the Docker engine's socket (/var/run/docker.sock): root on the host",
+    ),
+    (
+        "      - GF_SECURITY_ADMIN_PASSWORD\n",
+        "      - GF_SECURITY_ADMIN_PASSWORD=admin\n",
+        "service grafana: GF_SECURITY_ADMIN_PASSWORD is set in the file (Grafana's default 'admin'); pass it through",
+    ),
+    (
+        "      - GF_SECURITY_ADMIN_PASSWORD\n",
+        "",
+        "service grafana: GF_SECURITY_ADMIN_PASSWORD is not passed to Grafana, so it starts with admin/admin",
+    ),
+    (
+        '        case "$${GF_SECURITY_ADMIN_PASSWORD:-admin}" in\n        admin) echo "grafana: set GF_SECURITY_ADMIN_PASSWORD'
+        " (not empty, not 'admin') to run the grafana profile\" >&2;\n        exit 78;;\n        esac;\n",
+        "",
+        "service grafana: nothing refuses to start Grafana when GF_SECURITY_ADMIN_PASSWORD is unset or 'admin'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    HARDENING_DEFECTS,
+    ids=[
+        "privileged",
+        "cap-sys-admin",
+        "engine-socket",
+        "grafana-admin-literal",
+        "grafana-password-absent",
+        "grafana-no-guard",
+    ],
+)
+def test_hardening_fails_naming_the_service(project_copy: Path, old: str, new: str, expected: str) -> None:
+    need_compose_v2()
+    edit(project_copy, COMPOSE, old, new)
+    result = run_checks(project_copy, 1, ["containerize/hardening"])["containerize/hardening"]
+    assert result.status is Status.FAILED, result.reason
+    found = [f for f in errors(result) if f.summary.startswith(expected)]
+    assert found and found[0].location.file == COMPOSE and found[0].location.line, [f.summary for f in errors(result)]
+
+
+def test_hardening_never_records_an_exported_grafana_password(
+    project_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's exported password is passed through, not committed: it passes and lands nowhere."""
+    need_compose_v2()
+    monkeypatch.setenv("GF_SECURITY_ADMIN_PASSWORD", "exported-pw-3e4f5a")
+    result = run_checks(project_copy, 1, ["containerize/hardening"])["containerize/hardening"]
+    assert result.status is Status.PASSED, result.reason
+    assert "exported-pw-3e4f5a" not in repr(result)
 
 
 @pytest.mark.docker
