@@ -9,6 +9,7 @@ into a scratch cluster and counts a table seeded before the backup, and opens Gr
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -71,19 +73,34 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_gzip_to_end(path: Path) -> None:
+    """Decompress the whole file: each gzip member's CRC-32 and length are checked, bytes after the last one refused.
+
+    Reading the tar alone stops at its end-of-archive blocks, before the gzip trailer: damaged file contents (bit
+    rot) and appended bytes would pass. Raises tarfile.ReadError, OSError or EOFError.
+    """
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except zlib.error as exc:
+        raise tarfile.ReadError(f"zlib error: {exc}") from None
+
+
 def archive_facts(path: Path) -> dict[str, Any]:
     """Read a whole archive as gzip + tar (a truncated or corrupt one fails here), counting what it holds."""
     facts: dict[str, Any] = {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
     try:
+        read_gzip_to_end(path)
         with tarfile.open(path, mode="r:gz") as archive:
-            members = archive.getmembers()  # reads to the end: every header and the gzip trailer's CRC
+            members = archive.getmembers()  # every header, to the tar's end-of-archive blocks
             for member in members:
                 if member.isfile():
                     handle = archive.extractfile(member)
                     if handle is not None:
                         while handle.read(1 << 20):
                             pass
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         facts["valid"] = False
         facts["error"] = f"{type(exc).__name__}: {exc}"
         return facts
@@ -510,9 +527,10 @@ def _instant(base: str, query: str, at: float) -> list[dict[str, Any]]:
 def _extract(ctx: Context, archive: Path, into: Path) -> Path:
     _fresh_dir(into)
     try:
+        read_gzip_to_end(archive)  # nothing is extracted from a corrupt archive
         with tarfile.open(archive, mode="r:gz") as tar:
             tar.extractall(into, filter="data")  # refuses absolute paths, `..`, devices
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         ctx.fail(f"{archive.name} cannot be extracted: {type(exc).__name__}: {exc}")
     return into
 

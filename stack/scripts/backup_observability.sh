@@ -48,6 +48,10 @@ usage() {
 }
 
 fail() {
+  # A full destination breaks whichever step writes next (a dump, an archive, a log): say so, whatever the step.
+  if [[ -n "${staging:-}" && "$(stat -f -c %a -- "$dest" 2>/dev/null)" == 0 ]]; then
+    set -- "$*" "(dest $dest is full: No space left on device)"
+  fi
   echo "backup: FAILED $*" >&2
   exit 1
 }
@@ -102,7 +106,8 @@ dest="${dest%/}"
 mkdir -p -- "$dest" 2>/dev/null || fail "dest $dest: cannot create it"
 [[ -d "$dest" ]] || fail "dest $dest: not a directory"
 dest=$(cd -- "$dest" && pwd -P)
-staging=$(mktemp -d "$dest/.backup-staging.XXXXXX" 2>/dev/null) || fail "dest $dest: not writable"
+# On failure mktemp's message (and only it) is captured: its last field is the system's reason (Read-only file system).
+staging=$(mktemp -d "$dest/.backup-staging.XXXXXX" 2>&1) || fail "dest $dest: not writable (${staging##*: })"
 trap 'rm -rf -- "$staging"' EXIT
 work="$staging/work"
 mkdir "$work"
