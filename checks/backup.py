@@ -256,6 +256,10 @@ def _judge_archives(ctx: Context, dest: Path, output: str, volumes: list[str]) -
             ctx.finding(f"{volume}: {archive.name} is not a valid gzip tar: {info['error']}")
         elif info["files"] == 0 or info["content_bytes"] == 0:
             info["empty"] = True  # judged below, once the method is known
+        mode = archive.stat().st_mode & 0o777
+        info["mode"] = f"{mode:04o}"
+        if mode & 0o077:
+            ctx.finding(f"{volume}: {archive.name} has mode {mode:04o}: other users can read the backup; create it 0600")
         link = dest / f"{prefix}_latest.tar.gz"
         if not link.is_symlink():
             ctx.finding(f"{volume}: {link.name} is missing or not a symlink")

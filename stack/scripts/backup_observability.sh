@@ -174,14 +174,18 @@ backup_prometheus() {
   [[ "$snapshot" =~ ^[A-Za-z0-9_-]+$ ]] || fail "prometheus_data: unexpected snapshot API answer: $response"
   if [[ "$mode" == compose ]]; then
     # The snapshot lives in the data volume, wherever the image mounts it; archive it from the volume itself.
+    # The snapshot is removed whether or not archiving worked: a failed run must not leave it in the live volume.
+    local archived=0
     helper "$volume" ro "test -d /data/snapshots/$snapshot && tar -C /data/snapshots/$snapshot -czf - ." >"$out" \
-      || fail "prometheus_data: archiving snapshot $snapshot from volume $volume failed"
+      && archived=1
     helper "$volume" rw "rm -rf /data/snapshots/$snapshot" || echo "backup: warning: snapshot $snapshot left in $volume" >&2
+    ((archived)) || fail "prometheus_data: archiving snapshot $snapshot from volume $volume failed"
   else
-    local snapdir="$data_dir/prometheus/snapshots/$snapshot"
+    local snapdir="$data_dir/prometheus/snapshots/$snapshot" archived=0
     [[ -d "$snapdir" ]] || fail "prometheus_data: snapshot $snapshot not under $data_dir/prometheus (is $prom_url the Prometheus using that directory?)"
-    tar -C "$snapdir" -czf "$out" . || fail "prometheus_data: archiving $snapdir failed"
+    tar -C "$snapdir" -czf "$out" . && archived=1
     rm -rf -- "$snapdir" || echo "backup: warning: snapshot $snapdir left behind" >&2
+    ((archived)) || fail "prometheus_data: archiving $snapdir failed"
   fi
   method[prometheus]="snapshot-api"
 }
@@ -293,6 +297,7 @@ for name in "${NAMES[@]}"; do
     rm -f -- "$old"
     echo "backup: retention removed $old"
     removed=$((removed + 1))
-  done < <(find "$dest" -maxdepth 1 -type f -name "${name}_[0-9]*T[0-9]*Z.tar.gz" -mtime "+$retention_days" -print0)
+  # 9>&-: the lock's descriptor must not outlive this script in a process substitution nobody waits for.
+  done < <(find "$dest" -maxdepth 1 -type f -name "${name}_[0-9]*T[0-9]*Z.tar.gz" -mtime "+$retention_days" -print0 9>&-)
 done
 echo "backup: OK ${#NAMES[@]} archives in $dest (retention $retention_days days: removed $removed old archive(s))"

@@ -80,6 +80,7 @@ def test_reference_backup_stage_passes_on_compose(compose: Any) -> None:
     archives = results["backup/run-live"].data["archives"]
     assert set(archives) == {"postgres_data", "prometheus_data", "grafana_data"}
     assert all(a["valid"] and len(a["sha256"]) == 64 and a["latest_link"] for a in archives.values()), archives
+    assert {a["mode"] for a in archives.values()} == {"0600"}, archives
     assert results["backup/run-live"].data["methods"] == {
         "postgres_data": "pg_dumpall", "prometheus_data": "snapshot-api", "grafana_data": "directory-copy-no-db"
     }
@@ -108,6 +109,15 @@ def test_missing_volume_in_the_script_fails_run_live(project_copy: Path, compose
     summaries = [f.summary for f in result.findings]
     assert summaries[0].startswith("2 archives written, expected exactly 3")
     assert "grafana_data: 0 archives named grafana_<UTC stamp>.tar.gz, expected 1" in summaries
+
+
+@pytest.mark.stack
+def test_archives_readable_by_others_fail_run_live(project_copy: Path, compose: Any) -> None:
+    edit(project_copy, 'chmod 0600 "$staging/$name.tar.gz"', 'chmod 0644 "$staging/$name.tar.gz"')
+    result = run_checks(project_copy, 3, ["backup/script-static", "backup/run-live"], stack=compose)["backup/run-live"]
+    assert result.status is Status.FAILED, explain(result)
+    modes = [f.summary for f in result.findings if "has mode 0644" in f.summary]
+    assert len(modes) == 3 and modes[0].endswith("other users can read the backup; create it 0600"), explain(result)
 
 
 @pytest.mark.stack
