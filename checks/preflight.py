@@ -29,8 +29,7 @@ from sealgate.sprint.registry import check
 COMPOSE_FILE = "stack/docker-compose.yml"
 HTTP_TIMEOUT = 3.0
 STACK_SERVICES = ["api", "prometheus", "alertmanager", "grafana"]
-# int64 bounds Prometheus reports as head min/max time when the head block is empty.
-_EMPTY_HEAD = (9223372036854775807, -9223372036854775808)
+_LAST_DATE_MS = 253402300799000  # 9999-12-31T23:59:59Z: the last instant a datetime can show
 
 
 # --- who holds a port ---------------------------------------------------------------------------------------------
@@ -247,9 +246,9 @@ def standalone_prometheus(ctx: Context) -> None:
     series = int(head.get("numSeries", 0))
     ctx.record("tsdb_head_series", series)
     gauges = _self_metrics(url)
-    oldest_candidates = [float(head["minTime"])] if head.get("minTime") not in (None, _EMPTY_HEAD[0]) else []
-    if gauges.get("prometheus_tsdb_lowest_timestamp", 0) > 0:
-        oldest_candidates.append(gauges["prometheus_tsdb_lowest_timestamp"])
+    # An empty TSDB reports int64 bounds (head minTime, prometheus_tsdb_lowest_timestamp): no sample, not a date.
+    candidates = [float(head.get("minTime") or 0), float(gauges.get("prometheus_tsdb_lowest_timestamp", 0))]
+    oldest_candidates = [ms for ms in candidates if 0 < ms < _LAST_DATE_MS]
     if oldest_candidates:
         ctx.record("tsdb_oldest_sample", _iso_ms(min(oldest_candidates)))
     if "prometheus_tsdb_storage_blocks_bytes" in gauges:

@@ -18,13 +18,18 @@ from sealgate.procs import terminate
 
 
 @contextlib.contextmanager
-def standalone_prometheus(workdir: Path, port: int) -> Iterator[str]:
+def standalone_prometheus(workdir: Path, port: int, history: bool = True) -> Iterator[str]:
+    """`history=False`: a Prometheus that scrapes nothing, its TSDB empty."""
     need_tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        + (
+            f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+            if history
+            else ""
+        )
     )
     log_path = workdir / "prometheus.log"
     with log_path.open("w") as log:
@@ -44,7 +49,7 @@ def standalone_prometheus(workdir: Path, port: int) -> Iterator[str]:
             while time.monotonic() < deadline:  # healthy and holding series (first scrape ~5 s after start)
                 try:
                     stats = requests.get(f"{url}/api/v1/status/tsdb", timeout=2).json()["data"]["headStats"]
-                    if int(stats["numSeries"]) > 0:
+                    if int(stats["numSeries"]) > 0 or not history:
                         break
                 except (requests.RequestException, ValueError, KeyError):
                     pass

@@ -72,6 +72,16 @@ def test_standalone_with_data_is_migration_mode_and_fails_without_a_decision(
     assert result.findings[0].location.json_path == f"{standalone_prometheus}/api/v1/status/tsdb"
 
 
+def test_standalone_with_an_empty_tsdb_names_no_oldest_sample(project_copy: Path, tmp_path: Path) -> None:
+    """An empty TSDB reports int64 bounds as its oldest timestamp: that is "unknown", not a date (nor a crash)."""
+    with start_standalone(tmp_path / "empty", free_port(), history=False) as url:
+        set_params(project_copy, "preflight/standalone-prometheus", {"url": url})
+        result = run_checks(project_copy, 0, ["preflight/standalone-prometheus"])["preflight/standalone-prometheus"]
+    assert result.status is Status.FAILED, result.reason
+    assert result.data["mode"] == "MIGRATION_MODE" and "tsdb_oldest_sample" not in result.data
+    assert "0 head series, oldest sample unknown" in result.reason
+
+
 def test_standalone_with_a_recorded_decision_passes_in_migration_mode(
     project_copy: Path, standalone_prometheus: str
 ) -> None:

@@ -1,7 +1,8 @@
-"""Faults of the stack's parts during a run, each ending in a clear refusal: exit ≠ 0, a message naming the stage and
+"""Faults of the stack's parts during a run (and the operator's Ctrl-C), each ending in a clear refusal: exit ≠ 0, a message naming the stage and
 the cause, no tag, no half-written evidence, and the stack stopped or left as it was.
 
 * the Docker engine not answering when the seal starts, and going away mid-stage (`faults.DockerSocketProxy`);
+* SIGINT / SIGTERM during the alert drill of a real seal;
 * one container killed mid-stage (for real, with the engine, between two checks of the stage);
 * Prometheus answering HTTP 500 to everything, or accepting requests and never answering (`faults.FaultyHTTPServer`
   standing at Prometheus's address for the stage's checks).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +37,7 @@ SLUG = "f9_10"
 
 
 def sealgate(root: Path, env: dict[str, str], *args: str, on_line: Any = None) -> tuple[int, str, str]:
-    """Run the CLI in `root`; `on_line(line)` sees each output line as it is printed (to inject a fault)."""
+    """Run the CLI in `root`; `on_line(line, process)` sees each output line as it is printed (to inject a fault)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "sealgate.cli", *args],
         cwd=root,
@@ -49,7 +51,7 @@ def sealgate(root: Path, env: dict[str, str], *args: str, on_line: Any = None) -
     for line in process.stdout:
         lines.append(line)
         if on_line is not None:
-            on_line(line)
+            on_line(line, process)
     stderr = process.stderr.read()
     return process.wait(timeout=600), "".join(lines), stderr
 
@@ -120,7 +122,7 @@ def test_engine_going_away_mid_stage_refuses_and_says_how_to_stop_the_stack(clon
         with docker_socket_proxy(tmp_path / "docker.sock") as proxy:
             env = {**stack_env(project), "DOCKER_HOST": proxy.docker_host}
 
-            def cut_when_ready(line: str) -> None:
+            def cut_when_ready(line: str, _process: Any) -> None:
                 if "stack: fresh scrape" in line and not proxy.cut_done.is_set():
                     proxy.cut()  # EIXO 1's live checks are next: the engine is gone under them
 
@@ -136,6 +138,38 @@ def test_engine_going_away_mid_stage_refuses_and_says_how_to_stop_the_stack(clon
     finally:
         stopped = compose_down(clone, project)
     assert stopped.returncode == 0, stopped.stderr
+
+
+# --- SIGINT / SIGTERM during the drill ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_signal_during_the_drill_stops_the_stack_and_writes_nothing_partial(
+    clone: Path, signum: int, code: int, name: str
+) -> None:
+    project = f"sealgate-fault-{os.getpid()}-{name.lower()}"
+
+    def interrupt_the_drill(line: str, process: subprocess.Popen[str]) -> None:
+        if "drill: provider set to fail" in line:
+            process.send_signal(signum)
+
+    try:
+        returned, out, err = sealgate(clone, stack_env(project), "seal", on_line=interrupt_the_drill)
+        assert "drill: provider set to fail" in out, out[-3000:]
+        assert returned == code, out[-3000:] + err[-2000:]
+        assert f"sealgate: interrupted ({name}) during EIXO 2 (rules): stack stopped, no tag created" in err, err
+        assert "Traceback" not in err
+        running = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert running.stdout.strip() == "", "the stack was left running"
+        assert git(clone, "tag", "-l", "F9.10-SEALED") == ""
+        assert assert_evidence_whole(clone) == [0, 1]  # EIXO 2 was interrupted: nothing of it on disk
+    finally:
+        compose_down(clone, project)
 
 
 # --- one container killed mid-stage -------------------------------------------------------------------------------
