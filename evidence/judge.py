@@ -149,7 +149,7 @@ def judge(
             elif result is None:
                 cv = CheckVerdict(ref.id, _title(ref), number, Verdict.MISSING, f"{display} has no result for {ref.id}")
             else:
-                cv = _check_verdict(spec, ref.id, number, result)
+                cv = check_verdict(spec, ref.id, number, result)
             verdict.checks.append(cv)
         verdict.problems = fresh.stale
         verdict.verdict = worst([c.verdict for c in verdict.checks])
@@ -193,7 +193,7 @@ def _title(ref: Any) -> str:
     return ref.definition.title if ref.definition else ref.id
 
 
-def _check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -> CheckVerdict:
+def check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -> CheckVerdict:
     """A check's verdict: its recorded status, then waivers. A passed check that applied waivers to parts of
     itself (a skipped stack test) is *waived*; each waiver it cites must still be in the spec, or it fails."""
     cv = CheckVerdict(check_id, result.title, stage, _FROM_STATUS[result.status], result.reason, result)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sealgate import __version__
 from sealgate.errors import SealgateError
+from sealgate.evidence.judge import check_verdict
 from sealgate.evidence.redact import redact_value
 from sealgate.evidence.store import STATEMENT_TYPE, EvidenceStore, freshness, predicate_type, working_tree_digests
 from sealgate.fsutil import sha256_file
@@ -130,8 +131,8 @@ class Runner:
         return {"backend": self.options.backend, "no_drill": self.options.no_drill}
 
     def reusable(self, stage: StageSpec) -> StageOutcome | None:
-        """The stage's evidence on disk, when it can stand for a re-run: valid, passed, made at HEAD with every
-        judged file (including the checks' own code) unchanged, under the same options, for the same checks."""
+        """The stage's evidence on disk, when it can stand for a re-run: valid, passed or waived, made at HEAD with
+        every judged file (including the checks' own code) unchanged, under the same options, for the same checks."""
         try:
             document = self.store.read_stage(stage.number)
             manifest, _ = self.store.read_manifest()
@@ -145,14 +146,18 @@ class Runner:
             self.progress(f"EIXO {stage.number}: {display} does not match the manifest (edited?): re-running the stage")
             return None
         if (
-            predicate["status"] != Status.PASSED.value
-            or predicate["run"].get("options") != self.options_record()
+            predicate["run"].get("options") != self.options_record()
             or [c["id"] for c in predicate["checks"]] != [ref.id for ref in stage.checks]
             or not freshness(document, self.repo.head(), display, working_tree_digests(self.root))
         ):
             return None
         results = [CheckResult.from_json(c) for c in predicate["checks"]]
-        return StageOutcome(stage.number, Status.PASSED, results, self.store.stage_path(stage.number), 0.0, None, True)
+        # Only a stage the judge would let through (every check passed, or waived by the spec as it is now): a
+        # failure is always re-run, and a skip only stands when a waiver still accepts it.
+        if not all(check_verdict(self.spec, r.check_id, stage.number, r).verdict.ok for r in results):
+            return None
+        status = Status(predicate["status"])
+        return StageOutcome(stage.number, status, results, self.store.stage_path(stage.number), 0.0, None, True)
 
     def run_stage(self, stage: StageSpec, only: set[str] | None = None, reuse: bool = False) -> StageOutcome:
         """Run the stage's checks in order (`only`: a subset, for tests) and write its evidence.

@@ -10,7 +10,7 @@ import pytest
 from demo import make_demo_repo
 
 from sealgate.errors import InputError
-from sealgate.evidence.judge import Verdict, _check_verdict
+from sealgate.evidence.judge import Verdict, check_verdict
 from sealgate.sprint.model import CheckResult, Status
 from sealgate.sprint.spec import load_spec
 
@@ -42,20 +42,20 @@ CITED = {
 
 
 def test_a_passed_check_with_a_waived_part_is_waived(tmp_path: Path) -> None:
-    cv = _check_verdict(_spec(tmp_path, WAIVERS), "demo/beta", 0, _result([CITED]))
+    cv = check_verdict(_spec(tmp_path, WAIVERS), "demo/beta", 0, _result([CITED]))
     assert cv.verdict is Verdict.WAIVED and cv.verdict.ok
     assert [w.target for w in cv.waivers] == ["suite::test_grafana"]
     assert cv.reason == "test suite::test_grafana waived"
 
 
 def test_a_cited_waiver_the_spec_no_longer_holds_fails(tmp_path: Path) -> None:
-    cv = _check_verdict(_spec(tmp_path, None), "demo/beta", 0, _result([CITED]))
+    cv = check_verdict(_spec(tmp_path, None), "demo/beta", 0, _result([CITED]))
     assert cv.verdict is Verdict.FAILED
     assert cv.reason == "evidence cites a waiver for test 'suite::test_grafana' that the spec does not hold"
 
 
 def test_a_plain_pass_stays_passed(tmp_path: Path) -> None:
-    assert _check_verdict(_spec(tmp_path, WAIVERS), "demo/beta", 0, _result([])).verdict is Verdict.PASSED
+    assert check_verdict(_spec(tmp_path, WAIVERS), "demo/beta", 0, _result([])).verdict is Verdict.PASSED
 
 
 CHECK_WAIVER = (
@@ -78,7 +78,7 @@ def test_a_check_waiver_accepts_only_the_verdicts_it_names(
     tmp_path: Path, status: Status, accepts: str | None, expected: Verdict
 ) -> None:
     waivers = CHECK_WAIVER + (f"    accepts: {accepts}\n" if accepts else "")
-    cv = _check_verdict(_spec(tmp_path, waivers), "demo/beta", 0, CheckResult("demo/beta", "Beta", status, "boom"))
+    cv = check_verdict(_spec(tmp_path, waivers), "demo/beta", 0, CheckResult("demo/beta", "Beta", status, "boom"))
     assert cv.verdict is expected
     if expected is not Verdict.WAIVED:
         assert cv.reason.startswith("boom (its waiver, sprint/DEMO.waivers.yaml:2, accepts only: skipped")

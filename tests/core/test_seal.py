@@ -327,6 +327,23 @@ def test_reseal_reuses_fresh_evidence_and_reruns_exactly_what_changed(tmp_path: 
     assert stage_runs(seal(root, no_tag=True, force=True)[1]) == {0: "ran", 1: "ran"}
 
 
+@pytest.mark.parametrize("waived", [True, False])
+def test_a_skip_is_reused_only_while_a_waiver_accepts_it(tmp_path: Path, waived: bool) -> None:
+    root = make_demo_repo(tmp_path)
+    set_switch(root, "delta", "skip", commit=False)
+    if waived:
+        (root / "sprint" / "DEMO.waivers.yaml").write_text(
+            "waivers:\n  - check: demo/delta\n    justification: delta cannot run on this machine kind\n"
+            "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
+        )
+    commit_all(root, "delta skips")
+    assert seal(root, no_tag=True)[0] == (0 if waived else 1)
+    code, lines = seal(root, no_tag=True)
+    assert code == (0 if waived else 1)
+    # A stage the judge lets through (a waived skip) stands like a passed one; an unwaived skip is re-run.
+    assert stage_runs(lines) == {0: "ran", 1: "reused" if waived else "ran"}
+
+
 def test_tampered_evidence_is_never_reused(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     set_switch(root, "alpha", "bad")
