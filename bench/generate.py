@@ -32,6 +32,18 @@ def rule_files(count: int, per_group: int = 50) -> dict[str, dict[str, Any]]:
     return files
 
 
+def inventory_groups(files: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    """The `rules/inventory` expectation that matches `rule_files(...)` exactly (so the check passes, as it would
+    in a project that pins its rules)."""
+    return {
+        group["name"]: [
+            {"alert": r["alert"], "severity": r["labels"]["severity"], "for": r["for"]} for r in group["rules"]
+        ]
+        for document in files.values()
+        for group in document["groups"]
+    }
+
+
 def dashboard(panels: int) -> dict[str, Any]:
     return {
         "uid": "llm-metrics-f910",
