@@ -158,6 +158,20 @@ def test_evidence_edited_after_the_run_is_refused_by_seal_and_verify(tmp_path: P
     assert git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED").startswith("SEAL DEMO")
 
 
+def test_evidence_deleted_after_the_run_is_refused_by_seal_report_and_verify(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root)[0] == 0
+    (root / "artifacts" / "demo" / "eixo_1.json").unlink()
+    missing = "artifacts/demo/manifest.json: $.files[1]: artifacts/demo/eixo_1.json is missing"
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    assert "FAILED  evidence files match the manifest" in out and f"        {missing}" in out, out
+    with pytest.raises(SealgateError, match=re.escape(missing)):
+        engine.report(root, "DEMO", out=lambda _: None)
+    with pytest.raises(SealgateError, match=re.escape(missing)):
+        seal(root)
+
+
 def test_manifest_or_tag_message_edited_is_refused_by_verify(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert seal(root)[0] == 0
