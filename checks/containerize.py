@@ -98,9 +98,14 @@ def referenced_variables(text: str) -> list[str]:
 
 
 def _profiles(raw: dict[str, Any]) -> list[str]:
+    """Every profile the file names, so `docker compose config` resolves all services; a malformed `services:` or
+    `profiles:` is left to Compose, which refuses it with its own message."""
     found: set[str] = set()
-    for spec in (raw.get("services") or {}).values():
-        found.update(str(p) for p in (spec or {}).get("profiles") or [])
+    services = raw.get("services")
+    for spec in services.values() if isinstance(services, dict) else []:
+        profiles = spec.get("profiles") if isinstance(spec, dict) else None
+        if isinstance(profiles, list):
+            found.update(str(p) for p in profiles)
     return sorted(found)
 
 
@@ -132,6 +137,8 @@ def _resolve(ctx: Context, path: Path, text: str) -> Compose:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         ctx.fail(f"{COMPOSE_FILE}{':' + str(mark.line + 1) if mark else ''}: not valid YAML: {exc}")
+    if not isinstance(raw, dict):
+        ctx.fail(f"{COMPOSE_FILE}:1: a compose file is a YAML mapping (services:, volumes:, ...), not {raw!r:.40}")
     variables = referenced_variables(text)
     profiles = _profiles(raw)
     if shutil.which("docker") and ctx.run(["docker", "compose", "version", "--short"], timeout=30).ok:
@@ -149,12 +156,17 @@ def _resolve(ctx: Context, path: Path, text: str) -> Compose:
         ctx.tool_version("docker-compose", version)
         return Compose(ctx.root, model, f"docker compose {version} config (defaults, all profiles)", lines)
     from sealgate.stack.backends.base import StackError
-    from sealgate.stack.backends.composefile import interpolate_tree
+    from sealgate.stack.backends.composefile import interpolate_tree, shape_problems
 
     try:
         model = interpolate_tree({k: v for k, v in raw.items() if not str(k).startswith("x-")}, {}, COMPOSE_FILE)
     except StackError as exc:  # `${VAR:?message}` with no default: the file cannot be resolved with its defaults
         ctx.fail(str(exc))
+    if not isinstance(model.get("services"), dict):
+        ctx.fail(f"{COMPOSE_FILE}: no `services:` mapping")
+    problems = shape_problems(model, COMPOSE_FILE)  # what Compose would refuse, where `docker compose config` cannot
+    if problems:
+        ctx.fail("; ".join(map(str, problems[:5])) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
     for name, spec in (model.get("services") or {}).items():
         spec = spec or {}
         spec.pop("<<", None)

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,70 @@ def _dashboard_queries(ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     return relative, queries
 
 
+# What the dashboard checks read, in the types they read it as (Grafana's dashboard model); anything else is theirs.
+# A shape is (allowed types, {key: shape} for an object's keys | shape of an array's items | None). Walked by hand:
+# a JSON Schema validator took as long as the JSON parse itself on a 10,000-panel dashboard.
+_NULL = type(None)
+_DATASOURCE_REF: Any = ((dict, str, _NULL), {"uid": ((str, _NULL), None)})
+_PANEL: Any = ((dict,), {})
+_PANEL[1].update(
+    {
+        "title": ((str, _NULL), None),
+        "panels": ((list, _NULL), _PANEL),  # a row's collapsed panels
+        "datasource": _DATASOURCE_REF,
+        "targets": ((list, _NULL), ((dict,), {"datasource": _DATASOURCE_REF})),
+        "fieldConfig": (
+            (dict, _NULL),
+            {
+                "defaults": (
+                    (dict, _NULL),
+                    {
+                        "thresholds": ((dict, _NULL), {"steps": ((list, _NULL), None)}),
+                        "mappings": ((list, _NULL), ((dict,), {"options": ((dict, _NULL), None)})),
+                    },
+                )
+            },
+        ),
+    }
+)
+_VARIABLE: Any = (
+    (dict,),
+    {"name": ((str, _NULL), None), "current": ((dict, _NULL), {"value": ((str, list, _NULL), ((str,), None))})},
+)
+_DASHBOARD_SHAPE: Any = (
+    (dict,),
+    {
+        "tags": ((list, _NULL), None),
+        "templating": ((dict, _NULL), {"list": ((list, _NULL), _VARIABLE)}),
+        "panels": ((list, _NULL), _PANEL),
+    },
+)
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    _NULL: "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def shape_problems(value: Any, shape: Any, path: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """(JSON path, what is wrong) for every value under `shape` whose type the dashboard checks cannot read."""
+    types, inner = shape
+    if not isinstance(value, types):
+        wanted = " or ".join(_JSON_TYPES[t] for t in types)
+        yield path, f"expected {wanted}, found {_JSON_TYPES.get(type(value), type(value).__name__)}"
+    elif isinstance(value, dict) and isinstance(inner, dict):
+        for key, sub in inner.items():
+            if key in value:
+                yield from shape_problems(value[key], sub, [*path, key])
+    elif isinstance(value, list) and inner is not None:
+        for index, item in enumerate(value):
+            yield from shape_problems(item, inner, [*path, index])
+
+
 def _load_dashboard(ctx: Context) -> tuple[str, dict[str, Any]]:
     relative = ctx.params.get("dashboard", DASHBOARD)
     path = ctx.judge(relative)
@@ -71,6 +136,14 @@ def _load_dashboard(ctx: Context) -> tuple[str, dict[str, Any]]:
         ctx.fail(f"{relative}:{exc.lineno}: not valid JSON: {exc.msg}")
     if not isinstance(document, dict):
         ctx.fail(f"{relative}: a dashboard must be a JSON object")
+    problems = [(_pointer(path), what) for path, what in shape_problems(document, _DASHBOARD_SHAPE, [])]
+    for where, what in problems:
+        ctx.finding(f"{where}: {what}", file=relative, json_path=where)
+    if problems:
+        ctx.fail(
+            f"{relative}: not a Grafana dashboard of the expected shape ({len(problems)} problems, first at "
+            f"{problems[0][0]}: {problems[0][1]})"
+        )
     return relative, document
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import requests
 import yaml
 
@@ -29,7 +30,7 @@ from sealgate.errors import InputError
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
-from sealgate.sprint.yamlsource import Located, load_yaml
+from sealgate.sprint.yamlsource import Located, json_path, load_yaml
 
 RULE_FILES = ["stack/prometheus/alerts/*.yml"]
 PROMETHEUS_CONFIG = "stack/prometheus/prometheus.yml"
@@ -112,14 +113,25 @@ def read_rule_file(ctx: Context, relative: str) -> RuleFile:
     lines = path.read_text().splitlines()
     doc = located.value if isinstance(located.value, dict) else {}
     result = RuleFile(relative, located, [], [])
-    for gi, group in enumerate(doc.get("groups") or []):
+
+    def typed(value: Any, kind: type, path: tuple[Any, ...]) -> Any:
+        """`value` when it is a `kind` (empty when absent); otherwise a finding at its line, and empty."""
+        if value is None or isinstance(value, kind):
+            return value or kind()
+        wanted = "a list" if kind is list else "a mapping"
+        what = f"{json_path(path)} must be {wanted}, not {type(value).__name__} {value!r}"[:300]
+        ctx.finding(what, file=relative, line=located.line_of(path))
+        return kind()
+
+    for gi, group in enumerate(typed(doc.get("groups"), list, ("groups",))):
         if not isinstance(group, dict):
             continue
         gname = str(group.get("name", f"#{gi}"))
         result.groups.append((gname, located.line_of(("groups", gi, "name")) or 1))
-        for ri, rule in enumerate(group.get("rules") or []):
+        for ri, rule in enumerate(typed(group.get("rules"), list, ("groups", gi, "rules"))):
             if not isinstance(rule, dict):
                 continue
+            at = ("groups", gi, "rules", ri)
             kind = "alert" if "alert" in rule else "record"
             try:
                 for_s = duration_s(rule.get("for"))
@@ -133,8 +145,10 @@ def read_rule_file(ctx: Context, relative: str) -> RuleFile:
                     kind=kind,
                     expr=str(rule.get("expr", "")),
                     for_s=for_s,
-                    labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
-                    annotations={str(k): str(v) for k, v in (rule.get("annotations") or {}).items()},
+                    labels={str(k): str(v) for k, v in typed(rule.get("labels"), dict, (*at, "labels")).items()},
+                    annotations={
+                        str(k): str(v) for k, v in typed(rule.get("annotations"), dict, (*at, "annotations")).items()
+                    },
                     file=relative,
                     line=located.line_of(("groups", gi, "rules", ri)) or 1,
                     expr_line=located.line_of(("groups", gi, "rules", ri, "expr")) or 1,
@@ -177,7 +191,8 @@ def promtool_findings(ctx: Context, output: str, fallback_file: str) -> int:
         line = raw.strip()
         match = _PROMTOOL_LOCATED.match(line) or _PROMTOOL_YAML.match(line)
         if match:
-            ctx.finding(f"promtool: {match['what']}", file=match["file"], line=int(match["line"]))
+            # promtool prints `0:0:` when it has no position (e.g. a rule with neither alert nor record).
+            ctx.finding(f"promtool: {match['what']}", file=match["file"], line=int(match["line"]) or None)
             count += 1
         elif line.startswith("lint error"):
             detail = " ".join(x.strip() for x in lines[index : index + 3])
@@ -794,6 +809,28 @@ def _walk_routes(route: dict[str, Any], path: tuple[Any, ...]) -> Iterator[tuple
             yield from _walk_routes(child, (*path, "routes", index))
 
 
+# What the checks below read from an Alertmanager config, in the types they read it as (amtool refuses these too).
+_AM_SHAPE: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {
+        "route": {"$ref": "#/$defs/route"},
+        "receivers": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {"webhook_configs": {"type": ["array", "null"], "items": {"type": "object"}}},
+            },
+        },
+    },
+    "$defs": {
+        "route": {
+            "type": ["object", "null"],
+            "properties": {"routes": {"type": ["array", "null"], "items": {"$ref": "#/$defs/route"}}},
+        }
+    },
+}
+
+
 def _load_am(ctx: Context, relative: str) -> tuple[Located, dict[str, Any]]:
     path = ctx.judge(relative)
     try:
@@ -803,6 +840,15 @@ def _load_am(ctx: Context, relative: str) -> tuple[Located, dict[str, Any]]:
         file, _, line = problem.where.partition(":")
         ctx.finding(problem.what, file=file or relative, line=int(line) if line.isdigit() else None)
         ctx.fail(str(problem))
+    errors = sorted(
+        jsonschema.Draft202012Validator(_AM_SHAPE).iter_errors(located.value),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
+    for error in errors:
+        where = tuple(error.absolute_path)
+        ctx.finding(f"{json_path(where)}: {error.message}"[:300], file=relative, line=located.line_of(where))
+    if errors:
+        ctx.fail(f"{relative}: not an Alertmanager configuration of the expected shape ({len(errors)} problems)")
     return located, dict(located.value or {})
 
 

@@ -167,6 +167,7 @@ class Context:
                 input=input_text,
                 capture_output=True,
                 text=True,
+                errors="replace",  # tools quote input cut mid-character (promtool: `!!str \xf0\x90\x80...`)
                 timeout=timeout,
                 check=False,
             )

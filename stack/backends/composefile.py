@@ -144,18 +144,76 @@ class Service:
 
     def published_ports(self) -> list[tuple[str, int, int]]:
         """(host ip, host port, container port) of each `ports:` entry that names a host port."""
-        ports: list[tuple[str, int, int]] = []
-        for entry in self.raw.get("ports") or []:
-            if isinstance(entry, dict):
-                if entry.get("published"):
-                    ports.append((str(entry.get("host_ip", "")), int(entry["published"]), int(entry["target"])))
-                continue
-            parts = str(entry).split("/")[0].split(":")
-            if len(parts) == 3:
-                ports.append((parts[0], int(parts[1]), int(parts[2])))
-            elif len(parts) == 2:
-                ports.append(("", int(parts[0]), int(parts[1])))
-        return ports
+        return [port for port in map(published_port, self.raw.get("ports") or []) if port is not None]
+
+
+def published_port(entry: Any) -> tuple[str, int, int] | None:
+    """One `ports:` entry as (host ip, host port, container port); None when it publishes no host port. ValueError
+    when it is not a single-port mapping (ranges and IPv6 host addresses are not read here)."""
+    if isinstance(entry, dict):
+        if not entry.get("published"):
+            return None
+        if "target" not in entry:
+            raise ValueError("has `published` but no `target`")
+        return str(entry.get("host_ip", "")), int(entry["published"]), int(entry["target"])
+    if not isinstance(entry, (str, int)) or isinstance(entry, bool):
+        raise ValueError(f"is a {type(entry).__name__}, not HOST:CONTAINER text or a mapping")
+    parts = str(entry).split("/")[0].split(":")
+    if len(parts) == 3:
+        return parts[0], int(parts[1]), int(parts[2])
+    if len(parts) == 2:
+        return "", int(parts[0]), int(parts[1])
+    int(parts[-1])  # a container port only: publishes nothing, but must still be a port
+    return None
+
+
+def shape_problems(raw: dict[str, Any], where: str) -> list[Problem]:
+    """What sealgate reads from a compose file (ComposeFile's accessors, the static containerize checks) that is not
+    in the type it is read as; Compose refuses these too. `where` names the file in each problem."""
+    problems: list[Problem] = []
+    hint = "`docker compose -f <file> config` shows how Compose reads it"
+
+    def bad(path: str, what: str) -> None:
+        problems.append(Problem(f"{where}: {path}", what, hint))
+
+    def kind(value: Any) -> str:
+        return "null" if value is None else type(value).__name__
+
+    for key in ("volumes", "networks"):
+        top = raw.get(key)
+        if top is not None and not isinstance(top, dict):
+            bad(f"$.{key}", f"must be a mapping of {key[:-1]} names, found {kind(top)}")
+        for name, spec in (top if isinstance(top, dict) else {}).items():
+            if spec is not None and not isinstance(spec, dict):
+                bad(f"$.{key}.{name}", f"must be a mapping (or empty), found {kind(spec)}")
+    for name, spec in raw["services"].items():
+        at = f"$.services.{name}"
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            bad(at, f"a service must be a mapping, found {kind(spec)}")
+            continue
+        for key, types, wanted in (
+            ("profiles", list, "a list"),
+            ("volumes", list, "a list"),
+            ("ports", list, "a list"),
+            ("environment", (list, dict), "a list or a mapping"),
+            ("networks", (list, dict), "a list or a mapping"),
+        ):
+            if spec.get(key) is not None and not isinstance(spec[key], types):
+                bad(f"{at}.{key}", f"must be {wanted}, found {kind(spec[key])}")
+        for index, entry in enumerate(spec.get("volumes") if isinstance(spec.get("volumes"), list) else []):
+            if not isinstance(entry, (str, dict)):
+                bad(f"{at}.volumes[{index}]", f"must be SOURCE:TARGET text or a mapping, found {kind(entry)}")
+        for index, entry in enumerate(spec.get("networks") if isinstance(spec.get("networks"), list) else []):
+            if not isinstance(entry, str):
+                bad(f"{at}.networks[{index}]", f"must be a network name, found {kind(entry)}")
+        for index, entry in enumerate(spec.get("ports") if isinstance(spec.get("ports"), list) else []):
+            try:
+                published_port(entry)
+            except ValueError as exc:
+                bad(f"{at}.ports[{index}]", f"{entry!r} is not a port mapping sealgate can read: {exc}")
+    return problems
 
 
 class ComposeFile:
@@ -165,14 +223,19 @@ class ComposeFile:
         self.path = path
         self.base = path.parent
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise StackError(Problem(str(path), "compose file missing")) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StackError(Problem(str(path), f"cannot read: {exc}")) from None
         except yaml.YAMLError as exc:
             raise StackError(Problem(str(path), f"not valid YAML: {exc}")) from None
         if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
             raise StackError(Problem(str(path), "no `services:` mapping"))
         self.raw: dict[str, Any] = interpolate_tree(raw, env, str(path))
+        problems = shape_problems(self.raw, str(path))
+        if problems:
+            raise StackError(*problems)
         self.services: dict[str, Service] = {
             name: Service(name, spec or {}, [str(p) for p in (spec or {}).get("profiles") or []], env)
             for name, spec in self.raw["services"].items()
