@@ -184,8 +184,11 @@ def script_static(ctx: Context) -> None:
         ctx.finding("the first line is not a bash shebang", file=relative, line=1)
     # The first command must be `set -euo pipefail`: anything before it runs without fail-closed semantics.
     first = next(
-        ((n, line.strip()) for n, line in enumerate(lines, 1) if n > 1 and line.strip() and
-         not line.strip().startswith("#")),
+        (
+            (n, line.strip())
+            for n, line in enumerate(lines, 1)
+            if n > 1 and line.strip() and not line.strip().startswith("#")
+        ),
         (None, ""),
     )
     ctx.record("first_command", {"line": first[0], "text": first[1]})
@@ -205,8 +208,11 @@ def script_static(ctx: Context) -> None:
         except json.JSONDecodeError:
             ctx.error(f"shellcheck gave no JSON (exit {linted.exit_code}): {linted.stderr.strip()[-200:]}")
         for issue in issues:
-            ctx.finding(f"shellcheck SC{issue.get('code')} ({issue.get('level')}): {issue.get('message')}",
-                        file=relative, line=issue.get("line"))
+            ctx.finding(
+                f"shellcheck SC{issue.get('code')} ({issue.get('level')}): {issue.get('message')}",
+                file=relative,
+                line=issue.get("line"),
+            )
         ctx.record("shellcheck", {"issues": len(issues)})
     else:
         ctx.record("shellcheck", "not installed: skipped (bash -n still ran)")
@@ -259,7 +265,9 @@ def _judge_archives(ctx: Context, dest: Path, output: str, volumes: list[str]) -
         mode = archive.stat().st_mode & 0o777
         info["mode"] = f"{mode:04o}"
         if mode & 0o077:
-            ctx.finding(f"{volume}: {archive.name} has mode {mode:04o}: other users can read the backup; create it 0600")
+            ctx.finding(
+                f"{volume}: {archive.name} has mode {mode:04o}: other users can read the backup; create it 0600"
+            )
         link = dest / f"{prefix}_latest.tar.gz"
         if not link.is_symlink():
             ctx.finding(f"{volume}: {link.name} is missing or not a symlink")
@@ -382,8 +390,10 @@ def retention(ctx: Context) -> None:
         present = (dest / name).exists()
         item["actual"] = "kept" if present else "deleted"
         if item["actual"] != item["expected"]:
-            ctx.finding(f"{name} ({item['age_days']} days old) was {item['actual']}, expected {item['expected']} "
-                        f"with a {days}-day retention")
+            ctx.finding(
+                f"{name} ({item['age_days']} days old) was {item['actual']}, expected {item['expected']} "
+                f"with a {days}-day retention"
+            )
     for volume in volumes:
         link = dest / f"{_prefix(volume)}_latest.tar.gz"
         if not (link.is_symlink() and link.exists()):
@@ -480,8 +490,14 @@ def fail_closed(ctx: Context) -> None:
 
 
 def _judge_failure(
-    ctx: Context, scenario: str, how: str, result: CommandRecord, names: list[str], dest: Path,
-    before: dict[str, str], volumes: list[str],
+    ctx: Context,
+    scenario: str,
+    how: str,
+    result: CommandRecord,
+    names: list[str],
+    dest: Path,
+    before: dict[str, str],
+    volumes: list[str],
 ) -> dict[str, Any]:
     stderr_last = [line for line in result.stderr.splitlines() if line.strip()][-3:]
     outcome = {"scenario": scenario, "how": how, "exit_code": result.exit_code, "message": stderr_last}
@@ -543,8 +559,9 @@ def _traffic(ctx: Context, requests: int) -> None:
     base = ctx.stack.url("api")
     for n in range(requests):
         data = json.dumps({"prompt": f"restore drill {n}", "provider": "sim", "model": "sim-1"}).encode()
-        request = urllib.request.Request(base + "/v1/complete", data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            base + "/v1/complete", data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
         with suppress(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=15).close()
 
@@ -573,15 +590,36 @@ class Psql:
             state = stack.services().get("postgres")
             if state is None or not state.running or not state.container_id:
                 ctx.error("the stack's postgres container is not running")
-            self.argv = ["docker", "exec", "-i", state.container_id, "sh", "-c",
-                         'exec psql -X -q -v ON_ERROR_STOP=1 -tA -U "${POSTGRES_USER:-postgres}" '
-                         '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"']
+            self.argv = [
+                "docker",
+                "exec",
+                "-i",
+                state.container_id,
+                "sh",
+                "-c",
+                'exec psql -X -q -v ON_ERROR_STOP=1 -tA -U "${POSTGRES_USER:-postgres}" '
+                '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"',
+            ]
         else:
             port = urllib.parse.urlsplit(stack.url("postgres")).port
             user = str(getattr(stack, "pg_user", "postgres"))
             database = str(getattr(stack, "pg_database", "postgres"))
-            self.argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-h", "127.0.0.1", "-p", str(port),
-                         "-U", user, "-d", database]
+            self.argv = [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                database,
+            ]
 
     def __call__(self, sql: str) -> str:
         result = self.ctx.run(self.argv, input_text=sql, timeout=60)
@@ -624,13 +662,34 @@ def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, databa
     log = data / "server.log"
     started = False
     try:
-        init = ctx.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data / "pg"), "-U", "postgres",
-                                     "--auth=trust", "-E", "UTF8"]), timeout=120, cwd=Path("/"))
+        init = ctx.run(
+            _as_postgres(
+                [str(bin_dir / "initdb"), "-D", str(data / "pg"), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+            ),
+            timeout=120,
+            cwd=Path("/"),
+        )
         if not init.ok:
             ctx.error(f"initdb of the scratch cluster failed: {init.stderr.strip()[-300:]}")
-        start = ctx.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data / "pg"), "-w", "-t", "60", "-l",
-                                      str(log), "-o", f"-p {port} -c listen_addresses=127.0.0.1 "
-                                      "-c unix_socket_directories=''", "start"]), timeout=90, cwd=Path("/"))
+        start = ctx.run(
+            _as_postgres(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data / "pg"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
+                    "start",
+                ]
+            ),
+            timeout=90,
+            cwd=Path("/"),
+        )
         if not start.ok:
             ctx.error(f"the scratch cluster did not start: {start.stderr.strip()[-300:]}")
         started = True
@@ -654,8 +713,11 @@ def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, databa
         }
     finally:
         if started:
-            ctx.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data / "pg"), "-m", "immediate", "stop"]),
-                    timeout=60, cwd=Path("/"))
+            ctx.run(
+                _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data / "pg"), "-m", "immediate", "stop"]),
+                timeout=60,
+                cwd=Path("/"),
+            )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -665,8 +727,9 @@ def _tsdb_root(extracted: Path) -> Path:
     return metas[0].parent.parent if metas else extracted
 
 
-def _restore_prometheus(ctx: Context, archive: Path, queries: list[str], at: float,
-                        live: dict[str, Any]) -> dict[str, Any]:
+def _restore_prometheus(
+    ctx: Context, archive: Path, queries: list[str], at: float, live: dict[str, Any]
+) -> dict[str, Any]:
     extracted = _extract(ctx, archive, ctx.run_dir / "restore-prometheus")
     tsdb = _tsdb_root(extracted)
     blocks = [p.parent.name for p in tsdb.glob("*/meta.json")]
@@ -682,8 +745,13 @@ def _restore_prometheus(ctx: Context, archive: Path, queries: list[str], at: flo
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = ctx.run_dir / "prometheus-restore.log"
-    argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={tsdb}", f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=3650d"]
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tsdb}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=3650d",
+    ]
     with log_path.open("w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ctx.run_dir)
     t0 = time.monotonic()
@@ -721,8 +789,12 @@ def _integrity_grafana(ctx: Context, archive: Path) -> dict[str, Any]:
     extracted = _extract(ctx, archive, ctx.run_dir / "restore-grafana")
     databases = sorted(extracted.rglob("grafana.db"))
     if not databases:
-        return {"status": "skipped", "reason": "the archive holds no grafana.db: Grafana has not run on this volume "
-                "(no Grafana can run here), so there is no database to open", "files": len(list(extracted.rglob("*")))}
+        return {
+            "status": "skipped",
+            "reason": "the archive holds no grafana.db: Grafana has not run on this volume "
+            "(no Grafana can run here), so there is no database to open",
+            "files": len(list(extracted.rglob("*"))),
+        }
     connection = sqlite3.connect(f"file:{databases[0]}?mode=ro", uri=True)
     try:
         verdict = [row[0] for row in connection.execute("PRAGMA integrity_check")]
@@ -732,8 +804,12 @@ def _integrity_grafana(ctx: Context, archive: Path) -> dict[str, Any]:
             dashboards = connection.execute("SELECT count(*) FROM dashboard").fetchone()[0]
     finally:
         connection.close()
-    return {"status": "ok" if verdict == ["ok"] else "corrupt", "integrity_check": verdict[:5], "tables": tables,
-            "dashboards": dashboards}
+    return {
+        "status": "ok" if verdict == ["ok"] else "corrupt",
+        "integrity_check": verdict[:5],
+        "tables": tables,
+        "dashboards": dashboards,
+    }
 
 
 @check(
@@ -773,11 +849,15 @@ def restore_drill(ctx: Context) -> None:
     # 2. A table with a known row count, through the stack's own PostgreSQL.
     psql = Psql(ctx)
     table = f"sealgate_restore_drill_{uuid.uuid4().hex[:10]}"
-    database = psql(
-        f'CREATE TABLE public."{table}" (id integer PRIMARY KEY, note text NOT NULL);\n'
-        f'INSERT INTO public."{table}" SELECT g, md5(g::text) FROM generate_series(1, {rows}) AS g;\n'
-        "SELECT current_database();\n"
-    ).splitlines()[-1].strip()
+    database = (
+        psql(
+            f'CREATE TABLE public."{table}" (id integer PRIMARY KEY, note text NOT NULL);\n'
+            f'INSERT INTO public."{table}" SELECT g, md5(g::text) FROM generate_series(1, {rows}) AS g;\n'
+            "SELECT current_database();\n"
+        )
+        .splitlines()[-1]
+        .strip()
+    )
     drill: dict[str, Any] = {"at": at, "table": table, "database": database}
     try:
         # 3. The backup, as in production.
@@ -797,15 +877,19 @@ def restore_drill(ctx: Context) -> None:
         for query in queries:
             restored = next(a["result"] for a in prom["answers"] if a["query"] == query)
             if restored != live[query]:
-                ctx.finding(f"restored Prometheus answers {query!r} at {at:.3f} with {_short(restored)}, the live "
-                            f"one answered {_short(live[query])}")
+                ctx.finding(
+                    f"restored Prometheus answers {query!r} at {at:.3f} with {_short(restored)}, the live "
+                    f"one answered {_short(live[query])}"
+                )
 
         # 5. Postgres: the seeded rows come back from the dump.
         pg = _restore_postgres(ctx, latest["postgres_data"].resolve(), table, rows, database)
         drill["postgres"] = pg
         if pg["rows_restored"] != rows:
-            ctx.finding(f"restored Postgres has {pg['rows_restored']} rows in {table} (seeded {rows})"
-                        + (f": {pg['count_error']}" if pg["count_error"] else ""))
+            ctx.finding(
+                f"restored Postgres has {pg['rows_restored']} rows in {table} (seeded {rows})"
+                + (f": {pg['count_error']}" if pg["count_error"] else "")
+            )
 
         # 6. Grafana: its SQLite database opens and passes an integrity check, when the volume has one.
         grafana = _integrity_grafana(ctx, latest["grafana_data"].resolve())
