@@ -235,17 +235,29 @@ def provisioning(ctx: Context) -> None:
     for i in matching:
         entry = entries[i]
         if entry.get("url") != want_ds["url"]:
-            ctx.finding(f"datasource {entry.get('name')!r} url is {entry.get('url')!r}, expected {want_ds['url']!r}",
-                        file=ds_rel, line=ds_doc.line_of(["datasources", i, "url"]))
+            ctx.finding(
+                f"datasource {entry.get('name')!r} url is {entry.get('url')!r}, expected {want_ds['url']!r}",
+                file=ds_rel,
+                line=ds_doc.line_of(["datasources", i, "url"]),
+            )
         if "name" in want_ds and entry.get("name") != want_ds["name"]:
-            ctx.finding(f"datasource is named {entry.get('name')!r}, expected {want_ds['name']!r}",
-                        file=ds_rel, line=ds_doc.line_of(["datasources", i, "name"]))
+            ctx.finding(
+                f"datasource is named {entry.get('name')!r}, expected {want_ds['name']!r}",
+                file=ds_rel,
+                line=ds_doc.line_of(["datasources", i, "name"]),
+            )
         if i not in defaults:
-            ctx.finding(f"datasource {entry.get('name')!r} is not the default (isDefault: true)",
-                        file=ds_rel, line=ds_doc.line_of(["datasources", i]))
+            ctx.finding(
+                f"datasource {entry.get('name')!r} is not the default (isDefault: true)",
+                file=ds_rel,
+                line=ds_doc.line_of(["datasources", i]),
+            )
     if len(defaults) > 1:
-        ctx.finding(f"{len(defaults)} datasources claim isDefault: true (Grafana accepts one)",
-                    file=ds_rel, line=ds_doc.line_of(["datasources", defaults[1]]))
+        ctx.finding(
+            f"{len(defaults)} datasources claim isDefault: true (Grafana accepts one)",
+            file=ds_rel,
+            line=ds_doc.line_of(["datasources", defaults[1]]),
+        )
     ctx.record("datasources", entries)
 
     pv_rel = ctx.params.get("providers", PROVIDERS)
@@ -260,13 +272,17 @@ def provisioning(ctx: Context) -> None:
         path = (provider.get("options") or {}).get("path")
         paths.append(path)
         if path != want_pv["path"]:
-            ctx.finding(f"provider {provider.get('name')!r} reads {path!r}, expected {want_pv['path']!r}",
-                        file=pv_rel, line=pv_doc.line_of(["providers", i, "options", "path"]))
+            ctx.finding(
+                f"provider {provider.get('name')!r} reads {path!r}, expected {want_pv['path']!r}",
+                file=pv_rel,
+                line=pv_doc.line_of(["providers", i, "options", "path"]),
+            )
         if provider.get("updateIntervalSeconds") != want_pv["interval_s"]:
             ctx.finding(
                 f"provider {provider.get('name')!r} updateIntervalSeconds is {provider.get('updateIntervalSeconds')!r}"
                 f", expected {want_pv['interval_s']}",
-                file=pv_rel, line=pv_doc.line_of(["providers", i, "updateIntervalSeconds"]),
+                file=pv_rel,
+                line=pv_doc.line_of(["providers", i, "updateIntervalSeconds"]),
             )
     ctx.record("providers", providers)
     _compose_mounts(ctx, want_pv["path"])
@@ -293,19 +309,24 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
     if service not in compose.services:
         ctx.fail(f"{compose_rel}: no service {service!r}")
     mounts = compose.services[service].mounts(compose_path.parent)
-    ctx.record("grafana_mounts", [{"source": _display(ctx, m.source), "target": m.target, "bind": m.bind}
-                                  for m in mounts])
+    ctx.record(
+        "grafana_mounts", [{"source": _display(ctx, m.source), "target": m.target, "bind": m.bind} for m in mounts]
+    )
     dashboards_dir = ctx.path(ctx.params.get("dashboard", DASHBOARD)).parent
     at_provider = [m for m in mounts if m.target.rstrip("/") == provider_path.rstrip("/")]
     if not at_provider:
-        ctx.finding(f"service {service} mounts nothing at {provider_path} (where the dashboard provider reads)",
-                    file=compose_rel, line=where)
+        ctx.finding(
+            f"service {service} mounts nothing at {provider_path} (where the dashboard provider reads)",
+            file=compose_rel,
+            line=where,
+        )
     for mount in at_provider:
         if not mount.bind or Path(mount.source).resolve() != dashboards_dir.resolve():
             ctx.finding(
                 f"{provider_path} is mounted from {_display(ctx, mount.source)}, not from "
                 f"{_display(ctx, str(dashboards_dir))} (the dashboards directory of the repository)",
-                file=compose_rel, line=where,
+                file=compose_rel,
+                line=where,
             )
     target = ctx.params.get("provisioning_target", "/etc/grafana/provisioning")
     provisioning_dir = ctx.path(ctx.params.get("datasources", DATASOURCES)).parent.parent
@@ -313,13 +334,20 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
         m.bind and (m.target.rstrip("/") == target and Path(m.source).resolve() == provisioning_dir.resolve())
         for m in mounts
     ) or all(
-        any(m.bind and m.target.rstrip("/") == f"{target}/{sub}"
-            and Path(m.source).resolve() == (provisioning_dir / sub).resolve() for m in mounts)
+        any(
+            m.bind
+            and m.target.rstrip("/") == f"{target}/{sub}"
+            and Path(m.source).resolve() == (provisioning_dir / sub).resolve()
+            for m in mounts
+        )
         for sub in ("datasources", "dashboards")
     )
     if not ok:
-        ctx.finding(f"service {service} does not mount {_display(ctx, str(provisioning_dir))} at {target}",
-                    file=compose_rel, line=where)
+        ctx.finding(
+            f"service {service} does not mount {_display(ctx, str(provisioning_dir))} at {target}",
+            file=compose_rel,
+            line=where,
+        )
 
 
 def _display(ctx: Context, path: str) -> str:
@@ -392,8 +420,9 @@ def json_structure(ctx: Context) -> None:
 
     found = panels_of(dashboard)
     wanted = ctx.params["panels"]
-    ctx.record("panels", [{"path": _pointer(p), "title": panel.get("title"), "type": panel.get("type")}
-                          for p, panel in found])
+    ctx.record(
+        "panels", [{"path": _pointer(p), "title": panel.get("title"), "type": panel.get("type")} for p, panel in found]
+    )
     if len(found) != len(wanted):
         finding(f"{len(found)} panels, expected exactly {len(wanted)}", ["panels"])
     by_title = {panel.get("title"): (path, panel) for path, panel in found}
@@ -438,8 +467,10 @@ def _judge_threshold(want: dict[str, Any], title: str, path: list[Any], defaults
     factor = UNIT_FACTORS.get(unit, 1.0 if unit == want["unit"] else math.nan)
     values = [s.get("value") for s in steps if isinstance(s, dict) and isinstance(s.get("value"), (int, float))]
     if math.isnan(factor):
-        finding(f"panel {title!r} has unit {unit!r}; cannot compare with a {want['value']} {want['unit']} threshold",
-                [*path, "fieldConfig", "defaults", "unit"])
+        finding(
+            f"panel {title!r} has unit {unit!r}; cannot compare with a {want['value']} {want['unit']} threshold",
+            [*path, "fieldConfig", "defaults", "unit"],
+        )
     elif not any(math.isclose(v * factor, expected, rel_tol=1e-9) for v in values):
         finding(
             f"panel {title!r} has no threshold at {want['value']} {want['unit']} (unit {unit!r}, steps {values})",
@@ -487,14 +518,16 @@ def _judge_datasources(
     for path, panel in found:
         title = panel.get("title")
         refs = [([*path, "datasource"], panel.get("datasource"))]
-        refs += [([*path, "targets", j, "datasource"], t["datasource"]) for j, t in targets_of(panel)
-                 if "datasource" in t]
+        refs += [
+            ([*path, "targets", j, "datasource"], t["datasource"]) for j, t in targets_of(panel) if "datasource" in t
+        ]
         for where, ref in refs:
             if isinstance(ref, dict):
                 uid = ref.get("uid")
                 if ref.get("type") != ds_type or (uids and uid not in uids):
-                    finding(f"panel {title!r} uses datasource {ref}, not the provisioned {ds_type} {sorted(uids)}",
-                            where)
+                    finding(
+                        f"panel {title!r} uses datasource {ref}, not the provisioned {ds_type} {sorted(uids)}", where
+                    )
             elif isinstance(ref, str) and ref in names:
                 continue
             else:
@@ -587,8 +620,9 @@ def queries_metrics(ctx: Context) -> None:
         for name in promql.missing_metrics(names, exposed):
             ctx.finding(f"{label}: {name} is not exported by the API (/metrics)", **where)
         for name in promql.missing_metrics(names, stored):
-            ctx.finding(f"{label}: Prometheus holds no {name}" + (" since this stack started" if since else ""),
-                        **where)
+            ctx.finding(
+                f"{label}: Prometheus holds no {name}" + (" since this stack started" if since else ""), **where
+            )
     ctx.record("queries", queries)
 
 
@@ -609,8 +643,9 @@ def _generate_traffic(ctx: Context, requests: int) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     for n in range(requests):
         body = json.dumps({"prompt": f"sealgate dashboard traffic {n}", "provider": "sim", "model": "sim-1"}).encode()
-        request = urllib.request.Request(base + "/v1/complete", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            base + "/v1/complete", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
                 code = response.status
@@ -663,8 +698,9 @@ def queries_answer(ctx: Context) -> None:
     outcomes = _generate_traffic(ctx, ctx.params["requests"])
     traffic_end = time.time()
     ctx.record("traffic", outcomes)
-    scraped_at = _wait_scrape_after(ctx, prometheus, ctx.params["scrape_job"], traffic_end,
-                                    ctx.params.get("scrape_wait_s", 60))
+    scraped_at = _wait_scrape_after(
+        ctx, prometheus, ctx.params["scrape_job"], traffic_end, ctx.params.get("scrape_wait_s", 60)
+    )
     ctx.record("fresh_scrape_after_traffic_s", round(scraped_at - traffic_end, 3))
     for query in queries:
         where = {"file": relative, "json_path": query["json_path"]}
@@ -680,8 +716,9 @@ def queries_answer(ctx: Context) -> None:
         if not result:
             ctx.finding(f"panel {query['panel']!r} ({query['ref']}) returns no data from Prometheus", **where)
         elif not finite:
-            ctx.finding(f"panel {query['panel']!r} ({query['ref']}) returns only {sorted(set(map(str, values)))}",
-                        **where)
+            ctx.finding(
+                f"panel {query['panel']!r} ({query['ref']}) returns only {sorted(set(map(str, values)))}", **where
+            )
     ctx.record("queries", queries)
 
 
@@ -732,7 +769,9 @@ def grafana_live(ctx: Context) -> None:
     except GrafanaError as exc:
         ctx.error(f"Grafana at {base}: {exc}")
     if status != 200:
-        ctx.fail(f"Grafana has no dashboard with uid {ctx.params['uid']!r} ({status})", )
+        ctx.fail(
+            f"Grafana has no dashboard with uid {ctx.params['uid']!r} ({status})",
+        )
     meta = served.get("meta") or {}
     ctx.record("dashboard_meta", {k: meta.get(k) for k in ("provisioned", "provisionedExternalId", "version")})
     if not meta.get("provisioned"):

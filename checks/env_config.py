@@ -144,7 +144,9 @@ def _wait_listening(proc: subprocess.Popen[str], run: ApiRun, timeout: float) ->
 def _request(base_url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        base_url + path, data=data, method="GET" if body is None else "POST",
+        base_url + path,
+        data=data,
+        method="GET" if body is None else "POST",
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -404,16 +406,22 @@ def bad_values(ctx: Context) -> None:
             with api_process(ctx, {variable: value}, expect_start=False) as run:
                 message = next((line for line in run.output if variable in line), "")
                 outcomes.append(
-                    {"env": {variable: value}, "exit_code": run.exit_code, "started": run.base_url is not None,
-                     "message": message}
+                    {
+                        "env": {variable: value},
+                        "exit_code": run.exit_code,
+                        "started": run.base_url is not None,
+                        "message": message,
+                    }
                 )
                 if run.base_url is not None:
                     ctx.finding(f"the API started with {what} (it must refuse to start)")
                 elif run.exit_code in (None, 0):
                     ctx.finding(f"with {what} the API neither started nor exited non-zero (exit {run.exit_code})")
                 elif not message:
-                    ctx.finding(f"with {what} the API exited {run.exit_code} without naming {variable}: "
-                                f"{' | '.join(run.output[-2:]) or 'no output'}")
+                    ctx.finding(
+                        f"with {what} the API exited {run.exit_code} without naming {variable}: "
+                        f"{' | '.join(run.output[-2:]) or 'no output'}"
+                    )
                 elif "Traceback" in "\n".join(run.output):
                     ctx.finding(f"with {what} the API died with a traceback instead of a clear message")
     ctx.record("outcomes", outcomes)
@@ -494,8 +502,9 @@ def env_example(ctx: Context) -> None:
             ctx.finding(f"{name} is read by the code but not documented in {example_rel}", file=file, line=line)
     for name, (_value, line) in example.items():
         if VAR_PATTERN.match(name) and name not in used:
-            ctx.finding(f"{name} is documented but no code reads it", file=example_rel, line=line,
-                        severity=Severity.WARNING)
+            ctx.finding(
+                f"{name} is documented but no code reads it", file=example_rel, line=line, severity=Severity.WARNING
+            )
     # "Each documented value parses": the service itself is the parser — start it with the documented values.
     documented = {name: value for name, (value, _line) in example.items() if name in used}
     what = f"the values of {example_rel}"
@@ -511,7 +520,8 @@ def env_example(ctx: Context) -> None:
         if variable in documented and str(view.get(key)) != documented[variable].strip():
             ctx.finding(
                 f"{variable}={documented[variable]} documented, but the service runs with {key}={view.get(key)}",
-                file=example_rel, line=example[variable][1],
+                file=example_rel,
+                line=example[variable][1],
             )
 
 

@@ -158,8 +158,9 @@ def _remove_stale_test_projects(compose: Any, run_dir: Path) -> None:
         match = re.fullmatch(rf"{TEST_PROJECT_PREFIX}(\d+)(-[a-z0-9-]+)?", project)
         if match and int(match.group(1)) != os.getpid() and not Path(f"/proc/{match.group(1)}").exists():
             with contextlib.suppress(Exception):
-                ComposeBackend(PROJECT_ROOT, run_dir, progress=lambda _m: None, project=project,
-                               compose=compose).down(remove_volumes=True)
+                ComposeBackend(PROJECT_ROOT, run_dir, progress=lambda _m: None, project=project, compose=compose).down(
+                    remove_volumes=True
+                )
 
 
 def new_compose_backend(run_dir: Path, suffix: str = "", **kwargs: Any) -> Any:

@@ -50,9 +50,7 @@ def auto_choice() -> tuple[str, str]:
     return "compose", "a Docker engine answers and Compose is installed"
 
 
-def select_backend(
-    name: str, root: Path, run_dir: Path, progress: Callable[[str], None] = print
-) -> StackBackend:
+def select_backend(name: str, root: Path, run_dir: Path, progress: Callable[[str], None] = print) -> StackBackend:
     """The backend called `name` (auto | compose | local). SEALGATE_BACKEND overrides an empty or `auto` name, so
     `SEALGATE_BACKEND=local nox -s seal` forces a backend without touching any command line.
 

@@ -397,7 +397,8 @@ class ComposeBackend(StackBackend):
                 container_id=container.id,
                 image=(container.attrs.get("Config") or {}).get("Image"),
                 image_id=container.attrs.get("Image"),
-                detail=f"{container.name}: {container.status}" + (f" ({health})" if health else "")
+                detail=f"{container.name}: {container.status}"
+                + (f" ({health})" if health else "")
                 + (f", exit code {state.get('ExitCode')}" if container.status == "exited" else ""),
             )
         return states

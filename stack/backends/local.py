@@ -155,7 +155,7 @@ def rewrite_address(value: str, addresses: Mapping[str, int]) -> str:
     match = _URL.match(value)
     if match and match.group("host") in addresses:
         port = addresses[match.group("host")]
-        return f"{match.group('scheme')}{match.group('auth') or ''}127.0.0.1:{port}{value[match.end():]}"
+        return f"{match.group('scheme')}{match.group('auth') or ''}127.0.0.1:{port}{value[match.end() :]}"
     host, sep, port_text = value.rpartition(":")
     if sep and host in addresses and port_text.isdigit():
         return f"127.0.0.1:{addresses[host]}"
@@ -423,8 +423,11 @@ class LocalBackend(StackBackend):
                 entry = pwd.getpwnam("postgres")
             except KeyError:
                 raise StackError(
-                    Problem("postgres", "running as root, and there is no `postgres` user to run PostgreSQL as",
-                            "apt-get install -y postgresql creates it")
+                    Problem(
+                        "postgres",
+                        "running as root, and there is no `postgres` user to run PostgreSQL as",
+                        "apt-get install -y postgresql creates it",
+                    )
                 ) from None
             os_user = entry.pw_name
             data.mkdir(parents=True, exist_ok=True)
@@ -432,8 +435,11 @@ class LocalBackend(StackBackend):
             blocked = traversal_problem(data, entry.pw_uid, groups)
             if blocked:
                 raise StackError(
-                    Problem("postgres", f"user postgres cannot reach {data}: {blocked} is closed to it",
-                            "use a run directory under a path other users can traverse (e.g. a mkdtemp made 0755)")
+                    Problem(
+                        "postgres",
+                        f"user postgres cannot reach {data}: {blocked} is closed to it",
+                        "use a run directory under a path other users can traverse (e.g. a mkdtemp made 0755)",
+                    )
                 )
             for path in (data, *data.rglob("*")):
                 os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
@@ -443,17 +449,34 @@ class LocalBackend(StackBackend):
             self.progress(f"stack: initdb {data}")
             done = subprocess.run(
                 [str(bin_dir / "initdb"), "-D", str(data), "-U", self.pg_user, "--auth=trust", "-E", "UTF8"],
-                capture_output=True, text=True, timeout=120, user=os_user, cwd="/",
+                capture_output=True,
+                text=True,
+                timeout=120,
+                user=os_user,
+                cwd="/",
             )
             if done.returncode != 0:
                 raise StackError(Problem("postgres", f"initdb failed: {(done.stderr or done.stdout)[-1500:]}"))
         argv = [
-            str(bin_dir / "postgres"), "-D", str(data), "-p", str(self.ports["postgres"]),
-            "-c", "listen_addresses=127.0.0.1",  # this host only
-            "-c", "unix_socket_directories=",  # no socket file: nothing to collide with the system cluster's
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.ports["postgres"]),
+            "-c",
+            "listen_addresses=127.0.0.1",  # this host only
+            "-c",
+            "unix_socket_directories=",  # no socket file: nothing to collide with the system cluster's
         ]
-        return Proc("postgres", argv, Path("/"), {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
-                    self.log_dir / "postgres.log", user=os_user, stop_signal=signal.SIGINT)
+        return Proc(
+            "postgres",
+            argv,
+            Path("/"),
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
+            self.log_dir / "postgres.log",
+            user=os_user,
+            stop_signal=signal.SIGINT,
+        )
 
     def _wait_postgres(self, waiter: Waiter) -> None:
         assert self.pg_bin_dir is not None
@@ -462,7 +485,9 @@ class LocalBackend(StackBackend):
         def ready() -> tuple[bool, str]:
             done = subprocess.run(
                 [str(self.pg_bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", port, "-U", self.pg_user],
-                capture_output=True, text=True, timeout=10,
+                capture_output=True,
+                text=True,
+                timeout=10,
             )
             return done.returncode == 0, done.stdout.strip()
 
@@ -470,11 +495,14 @@ class LocalBackend(StackBackend):
         psql = [str(self.pg_bin_dir / "psql"), "-h", "127.0.0.1", "-p", port, "-U", self.pg_user, "-d", "postgres"]
         exists = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.pg_database}'"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         if exists.returncode == 0 and exists.stdout.strip() != "1":
-            created = subprocess.run([*psql, "-c", f'CREATE DATABASE "{self.pg_database}"'],
-                                     capture_output=True, text=True, timeout=30)
+            created = subprocess.run(
+                [*psql, "-c", f'CREATE DATABASE "{self.pg_database}"'], capture_output=True, text=True, timeout=30
+            )
             if created.returncode != 0:
                 raise StackError(Problem("postgres", f"cannot create database {self.pg_database}: {created.stderr}"))
 
@@ -540,8 +568,11 @@ class LocalBackend(StackBackend):
         return {
             "postgres": self._postgres_proc(compose),
             "console-log": Proc(
-                "console-log", [python, *log_args, *bind, str(self.ports["console-log"])], log_cwd,
-                self._python_env(compose, "console-log"), self.log_dir / "console-log.log",
+                "console-log",
+                [python, *log_args, *bind, str(self.ports["console-log"])],
+                log_cwd,
+                self._python_env(compose, "console-log"),
+                self.log_dir / "console-log.log",
             ),
             "alertmanager": Proc(
                 "alertmanager",
@@ -553,11 +584,16 @@ class LocalBackend(StackBackend):
                     "--cluster.listen-address=",  # single node: no gossip port
                     *inherited_flags(am_cmd, ALERTMANAGER_OWN_FLAGS),
                 ],
-                self.run_dir, plain_env, self.log_dir / "alertmanager.log",
+                self.run_dir,
+                plain_env,
+                self.log_dir / "alertmanager.log",
             ),
             "api": Proc(
-                "api", [python, *api_args, *bind, str(self.ports["api"])], api_cwd,
-                self._python_env(compose, "api"), self.log_dir / "api.log",
+                "api",
+                [python, *api_args, *bind, str(self.ports["api"])],
+                api_cwd,
+                self._python_env(compose, "api"),
+                self.log_dir / "api.log",
             ),
             "prometheus": Proc(
                 "prometheus",
@@ -568,7 +604,9 @@ class LocalBackend(StackBackend):
                     f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
                     *prom_flags,
                 ],
-                self.run_dir, plain_env, self.log_dir / "prometheus.log",
+                self.run_dir,
+                plain_env,
+                self.log_dir / "prometheus.log",
             ),
         }
 
@@ -707,12 +745,18 @@ class LocalBackend(StackBackend):
 
     def backup_args(self) -> list[str]:
         return [
-            "--mode", "local",
-            "--data-dir", str(self.data_dir),
-            "--prometheus-url", self.url("prometheus"),
-            "--pg-host", "127.0.0.1",
-            "--pg-port", str(self.ports["postgres"]),
-            "--pg-user", self.pg_user,
+            "--mode",
+            "local",
+            "--data-dir",
+            str(self.data_dir),
+            "--prometheus-url",
+            self.url("prometheus"),
+            "--pg-host",
+            "127.0.0.1",
+            "--pg-port",
+            str(self.ports["postgres"]),
+            "--pg-user",
+            self.pg_user,
         ]
 
     def describe(self) -> dict[str, object]:

@@ -82,7 +82,9 @@ def test_reference_backup_stage_passes_on_compose(compose: Any) -> None:
     assert all(a["valid"] and len(a["sha256"]) == 64 and a["latest_link"] for a in archives.values()), archives
     assert {a["mode"] for a in archives.values()} == {"0600"}, archives
     assert results["backup/run-live"].data["methods"] == {
-        "postgres_data": "pg_dumpall", "prometheus_data": "snapshot-api", "grafana_data": "directory-copy-no-db"
+        "postgres_data": "pg_dumpall",
+        "prometheus_data": "snapshot-api",
+        "grafana_data": "directory-copy-no-db",
     }
 
     plan = results["backup/retention"].data["plan"]
@@ -154,8 +156,8 @@ def test_retention_deleting_recent_archives_fails(project_copy: Path, compose: A
         ),
         # The Postgres dump holds the schema but no rows.
         (
-            "pg_dumpall -U \"${POSTGRES_USER:-postgres}\" --quote-all-identifiers",
-            "pg_dumpall -U \"${POSTGRES_USER:-postgres}\" --quote-all-identifiers --schema-only",
+            'pg_dumpall -U "${POSTGRES_USER:-postgres}" --quote-all-identifiers',
+            'pg_dumpall -U "${POSTGRES_USER:-postgres}" --quote-all-identifiers --schema-only',
             "restored Postgres has 0 rows in sealgate_restore_drill_",
         ),
     ],

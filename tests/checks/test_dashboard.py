@@ -56,7 +56,10 @@ def test_reference_provisioning_and_dashboard_pass() -> None:
         assert results[check_id].status is Status.PASSED, f"{check_id}: {explain(results[check_id])}"
     panels = results["dashboard/json-structure"].data["panels"]
     assert [p["title"] for p in panels] == [
-        "LLM Request Latency", "LLM Token Usage", "LLM Error Rate", "Circuit Breaker State"
+        "LLM Request Latency",
+        "LLM Token Usage",
+        "LLM Error Rate",
+        "Circuit Breaker State",
     ]
 
 
@@ -105,8 +108,9 @@ def test_three_panels_instead_of_four_fail_with_json_paths(project_copy: Path) -
     ],
     ids=["latency-threshold", "error-threshold", "mapping-colour", "panel-type", "datasource", "uid"],
 )
-def test_dashboard_mistakes_fail_at_their_json_path(project_copy: Path, mutate: Any, summary: str,
-                                                     json_path: str) -> None:
+def test_dashboard_mistakes_fail_at_their_json_path(
+    project_copy: Path, mutate: Any, summary: str, json_path: str
+) -> None:
     dashboard = load(project_copy)
     mutate(dashboard)
     save(project_copy, dashboard)
@@ -139,8 +143,9 @@ def test_dashboard_mistakes_fail_at_their_json_path(project_copy: Path, mutate: 
     ],
     ids=["provider-interval", "datasource-url", "compose-mount"],
 )
-def test_provisioning_mistakes_fail_with_the_file(project_copy: Path, relative: str, old: str, new: str,
-                                                  summary: str) -> None:
+def test_provisioning_mistakes_fail_with_the_file(
+    project_copy: Path, relative: str, old: str, new: str, summary: str
+) -> None:
     edit(project_copy, relative, old, new)
     result = run_checks(project_copy, 5, ["dashboard/provisioning"])["dashboard/provisioning"]
     assert result.status is Status.FAILED, explain(result)
@@ -169,7 +174,10 @@ def test_reference_queries_exist_and_answer_and_grafana_is_skipped(stack: Any) -
         assert results[check_id].status is Status.PASSED, f"{check_id}: {explain(results[check_id])}"
     answered = results["dashboard/queries-answer"].data["queries"]
     assert {q["panel"] for q in answered} == {
-        "LLM Request Latency", "LLM Token Usage", "LLM Error Rate", "Circuit Breaker State"
+        "LLM Request Latency",
+        "LLM Token Usage",
+        "LLM Error Rate",
+        "Circuit Breaker State",
     }
     assert all(q["series"] > 0 for q in answered), answered
     grafana = results["dashboard/grafana-live"]
@@ -185,8 +193,13 @@ def test_panel_on_a_missing_metric_fails_queries_metrics(project_copy: Path, sta
     assert result.status is Status.FAILED, explain(result)
     summaries = {(f.summary, f.location.json_path) for f in result.findings}
     path = "$.panels[1].targets[0].expr"
-    assert ("panel 'LLM Token Usage' (A): llm_token_usage_total is not exported by the API (/metrics)", path) in summaries
-    assert any(s.startswith("panel 'LLM Token Usage' (A): Prometheus holds no llm_token_usage_total") for s, _ in summaries)
+    assert (
+        "panel 'LLM Token Usage' (A): llm_token_usage_total is not exported by the API (/metrics)",
+        path,
+    ) in summaries
+    assert any(
+        s.startswith("panel 'LLM Token Usage' (A): Prometheus holds no llm_token_usage_total") for s, _ in summaries
+    )
 
 
 @pytest.mark.stack
@@ -200,7 +213,9 @@ def test_panel_that_returns_nothing_fails_queries_answer_with_its_title(project_
     assert results["dashboard/queries-metrics"].status is Status.PASSED, explain(results["dashboard/queries-metrics"])
     answer = results["dashboard/queries-answer"]
     assert answer.status is Status.FAILED, explain(answer)
-    assert answer.reason.startswith(f"{DASHBOARD} $.panels[1].targets[0].expr: panel 'LLM Token Usage' (A) returns no data")
+    assert answer.reason.startswith(
+        f"{DASHBOARD} $.panels[1].targets[0].expr: panel 'LLM Token Usage' (A) returns no data"
+    )
     assert len(answer.findings) == 1, explain(answer)
 
 
@@ -247,17 +262,34 @@ class _StandInHandler(BaseHTTPRequestHandler):
             self._send(401, {"message": "Unauthorized"})
             return
         if self.path == "/api/datasources/name/Prometheus":
-            self._send(200, {"id": 1, "uid": "prometheus", "name": "Prometheus", "type": "prometheus",
-                             "url": "http://prometheus:9090", "isDefault": True})
+            self._send(
+                200,
+                {
+                    "id": 1,
+                    "uid": "prometheus",
+                    "name": "Prometheus",
+                    "type": "prometheus",
+                    "url": "http://prometheus:9090",
+                    "isDefault": True,
+                },
+            )
         elif self.path == "/api/datasources/uid/prometheus/health":
             if self.server.datasource_ok:
                 self._send(200, {"status": "OK", "message": "Successfully queried the Prometheus API."})
             else:
-                self._send(400, {"status": "ERROR", "message": "Post \"http://prometheus:9090\": no such host"})
+                self._send(400, {"status": "ERROR", "message": 'Post "http://prometheus:9090": no such host'})
         elif self.path == f"/api/dashboards/uid/{self.server.dashboard['uid']}":
-            self._send(200, {"dashboard": self.server.dashboard,
-                             "meta": {"provisioned": self.server.provisioned, "version": 3,
-                                      "provisionedExternalId": "llm_metrics.json"}})
+            self._send(
+                200,
+                {
+                    "dashboard": self.server.dashboard,
+                    "meta": {
+                        "provisioned": self.server.provisioned,
+                        "version": 3,
+                        "provisionedExternalId": "llm_metrics.json",
+                    },
+                },
+            )
         else:
             self._send(404, {"message": "Not found"})
 
@@ -279,8 +311,10 @@ def test_client_reads_health_datasource_and_dashboard(grafana: GrafanaStandIn) -
     assert client.health()["database"] == "ok"
     datasource = client.datasource_by_name("Prometheus")
     assert datasource["uid"] == "prometheus"
-    assert client.datasource_health("prometheus") == (200, {"status": "OK",
-                                                            "message": "Successfully queried the Prometheus API."})
+    assert client.datasource_health("prometheus") == (
+        200,
+        {"status": "OK", "message": "Successfully queried the Prometheus API."},
+    )
     status, served = client.dashboard("llm-metrics-f910")
     assert status == 200 and served["meta"]["provisioned"] is True
     # What Grafana adds (id, version) is not drift; a changed threshold is, at its path.
@@ -306,11 +340,17 @@ def test_client_errors_are_named(grafana: GrafanaStandIn) -> None:
     ("change", "status", "expected"),
     [
         (lambda g: None, Status.PASSED, ""),
-        (lambda g: setattr(g, "provisioned", False), Status.FAILED,
-         "dashboard 'llm-metrics-f910' is in Grafana but not provisioned from a file"),
+        (
+            lambda g: setattr(g, "provisioned", False),
+            Status.FAILED,
+            "dashboard 'llm-metrics-f910' is in Grafana but not provisioned from a file",
+        ),
         (lambda g: setattr(g, "datasource_ok", False), Status.FAILED, "datasource 'Prometheus' is not healthy: 400"),
-        (lambda g: g.dashboard["panels"].pop(), Status.FAILED,
-         f"{DASHBOARD}: the dashboard Grafana serves differs from {DASHBOARD}: $.panels: 3 items, the file has 4"),
+        (
+            lambda g: g.dashboard["panels"].pop(),
+            Status.FAILED,
+            f"{DASHBOARD}: the dashboard Grafana serves differs from {DASHBOARD}: $.panels: 3 items, the file has 4",
+        ),
     ],
     ids=["equal", "not-provisioned", "datasource-down", "drifted"],
 )

@@ -81,8 +81,10 @@ def test_variable_read_under_another_name_fails_overrides(project_copy: Path) ->
     # The renamed variable is read by the code but not documented: the scan finds it where it is spelled.
     example = results["env_config/env-example"]
     assert example.status is Status.FAILED, explain(example)
-    assert any("VERITTA_CB_TIMEOUT_S is read by the code but not documented" in f.summary
-               and f.location.file == SINGLETON for f in example.findings), explain(example)
+    assert any(
+        "VERITTA_CB_TIMEOUT_S is read by the code but not documented" in f.summary and f.location.file == SINGLETON
+        for f in example.findings
+    ), explain(example)
 
 
 def test_bad_value_silently_defaulted_fails_bad_values(project_copy: Path) -> None:
@@ -102,7 +104,9 @@ def test_bad_value_silently_defaulted_fails_bad_values(project_copy: Path) -> No
 def test_undocumented_variable_fails_env_example_with_its_location(project_copy: Path) -> None:
     client = project_copy / "stack/app/llm/client.py"
     text = client.read_text()
-    client.write_text(text.replace("import time\n", 'import os\nimport time\n\nRETRIES = os.getenv("VERITTA_NEW")\n', 1))
+    client.write_text(
+        text.replace("import time\n", 'import os\nimport time\n\nRETRIES = os.getenv("VERITTA_NEW")\n', 1)
+    )
     line = client.read_text().splitlines().index('RETRIES = os.getenv("VERITTA_NEW")') + 1
     result = run_checks(project_copy, 4, ["env_config/env-example"])["env_config/env-example"]
     assert result.status is Status.FAILED, explain(result)

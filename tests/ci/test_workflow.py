@@ -19,7 +19,8 @@ def test_workflow_validates_against_the_github_schema() -> None:
     need(shutil.which("check-jsonschema") is not None, "check-jsonschema not installed (pip install -e .[test])")
     done = subprocess.run(
         ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

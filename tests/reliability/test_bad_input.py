@@ -19,7 +19,11 @@ SPEC_TEXT = (PROJECT_ROOT / "sprint" / "F9.10.yaml").read_text()
 SPEC = yaml.safe_load(SPEC_TEXT)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10), st.text(max_size=12), st.floats(allow_nan=False))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def _paths(node: object, prefix: tuple = ()) -> list[tuple]:

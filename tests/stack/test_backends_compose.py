@@ -56,8 +56,11 @@ def test_services_inspected_through_the_docker_sdk(compose_stack):
 
 
 def test_urls_come_from_the_published_ports(compose_stack):
-    for service, variable in (("api", "SEALGATE_API_PORT"), ("prometheus", "SEALGATE_PROMETHEUS_PORT"),
-                              ("alertmanager", "SEALGATE_ALERTMANAGER_PORT")):
+    for service, variable in (
+        ("api", "SEALGATE_API_PORT"),
+        ("prometheus", "SEALGATE_PROMETHEUS_PORT"),
+        ("alertmanager", "SEALGATE_ALERTMANAGER_PORT"),
+    ):
         assert compose_stack.url(service) == f"http://127.0.0.1:{compose_stack.overrides[variable]}"
     assert requests.get(compose_stack.url("api") + "/healthz", timeout=5).json()["status"] == "ok"
 
@@ -81,8 +84,10 @@ def test_backup_produces_three_archives(compose_stack, tmp_path: Path):
 
 def test_provider_failure_reaches_alertmanager_and_console_log(compose_stack):
     seen = provider_failure_drill(compose_stack)
-    print(f"compose drill: LLMProviderDown in Alertmanager after {seen['alertmanager']:.1f}s, "
-          f"in console-log after {seen['console_log']:.1f}s")
+    print(
+        f"compose drill: LLMProviderDown in Alertmanager after {seen['alertmanager']:.1f}s, "
+        f"in console-log after {seen['console_log']:.1f}s"
+    )
     assert seen["alertmanager"] <= seen["console_log"]
 
 
@@ -105,7 +110,9 @@ def test_down_keeps_volumes_and_the_data_survives_the_next_up(compose_stack):
     first_start = compose_stack.started_at
     compose_stack.down()  # keeps volumes
     client = docker.from_env()
-    volumes = {v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={compose_stack.project}"})}
+    volumes = {
+        v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={compose_stack.project}"})
+    }
     assert {f"{compose_stack.project}_{v}" for v in ("postgres_data", "prometheus_data", "grafana_data")} <= volumes
     assert not client.containers.list(filters={"label": f"com.docker.compose.project={compose_stack.project}"})
     compose_stack.up(timeout=240)

@@ -75,8 +75,10 @@ def test_backup_produces_three_archives(local_stack, tmp_path: Path):
 
 def test_provider_failure_reaches_alertmanager_and_console_log(local_stack):
     seen = provider_failure_drill(local_stack)
-    print(f"local drill: LLMProviderDown in Alertmanager after {seen['alertmanager']:.1f}s, "
-          f"in console-log after {seen['console_log']:.1f}s")
+    print(
+        f"local drill: LLMProviderDown in Alertmanager after {seen['alertmanager']:.1f}s, "
+        f"in console-log after {seen['console_log']:.1f}s"
+    )
 
 
 def test_down_leaves_no_process_and_keeps_the_data(local_stack):
@@ -105,8 +107,9 @@ def test_a_failure_in_up_names_the_service_and_leaves_no_orphans():
     """A bad VERITTA_CB_THRESHOLD stops the API at start: up() fails fast naming it, and stops everything else."""
     need_local_binaries()
     run_dir = new_run_dir("sealgate-local-bad-")
-    backend = LocalBackend(PROJECT_ROOT, run_dir, progress=lambda _m: None, env={"VERITTA_CB_THRESHOLD": "0"},
-                           allow_download=False)
+    backend = LocalBackend(
+        PROJECT_ROOT, run_dir, progress=lambda _m: None, env={"VERITTA_CB_THRESHOLD": "0"}, allow_download=False
+    )
     started = time.monotonic()
     try:
         with pytest.raises(StackError) as raised:

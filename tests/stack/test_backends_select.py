@@ -19,7 +19,9 @@ def test_auto_picks_compose_when_an_engine_answers(tmp_path: Path, monkeypatch: 
     backend = select_backend("auto", PROJECT_ROOT, tmp_path, progress=lines.append)
     assert backend.name == "compose" and backend.containerized
     assert backend.selection == {
-        "requested": "auto", "chosen": "compose", "reason": "a Docker engine answers and Compose is installed",
+        "requested": "auto",
+        "chosen": "compose",
+        "reason": "a Docker engine answers and Compose is installed",
     }
     assert backend.describe()["selection"] == backend.selection
     assert lines == ["stack: backend compose (auto: a Docker engine answers and Compose is installed)"]
