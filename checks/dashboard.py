@@ -303,9 +303,9 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
         where = None  # our line-tracking reader refuses YAML merge keys (`<<`); Compose's reading below does not
     try:
         # Interpolated like Compose would, defaults only: the mounts must not depend on someone's shell.
-        compose = ComposeFile(compose_path, {})
+        compose = ComposeFile(compose_path, {}, compose_rel)
     except StackError as exc:
-        ctx.fail(f"{compose_rel}: {exc}")
+        ctx.fail(str(exc))
     if service not in compose.services:
         ctx.fail(f"{compose_rel}: no service {service!r}")
     mounts = compose.services[service].mounts(compose_path.parent)

@@ -366,7 +366,7 @@ def stack_ports(root: Path, services: list[str]) -> list[tuple[str, str, int, in
     from sealgate.stack.backends.composefile import ComposeFile
 
     path = root / COMPOSE_FILE
-    compose = ComposeFile(path, dict(os.environ))
+    compose = ComposeFile(path, dict(os.environ), COMPOSE_FILE)
     lines = yaml_lines(path.read_text())
     found = []
     for name in services:

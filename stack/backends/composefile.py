@@ -219,21 +219,25 @@ def shape_problems(raw: dict[str, Any], where: str) -> list[Problem]:
 class ComposeFile:
     """The compose file, interpolated with `env` (process environment, plus an env file's values beneath it)."""
 
-    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], display: str | None = None) -> None:
+        """`display`: the name errors use (a repository-relative path keeps this machine's paths out of evidence)."""
         self.path = path
+        shown = display or str(path)
         self.base = path.parent
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise StackError(Problem(str(path), "compose file missing")) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StackError(Problem(str(path), f"cannot read: {exc}")) from None
+            raise StackError(Problem(shown, "compose file missing")) from None
+        except UnicodeDecodeError as exc:
+            raise StackError(Problem(shown, f"cannot read: {exc}")) from None
+        except OSError as exc:
+            raise StackError(Problem(shown, f"cannot read: {exc.strerror or exc}")) from None
         except yaml.YAMLError as exc:
-            raise StackError(Problem(str(path), f"not valid YAML: {exc}")) from None
+            raise StackError(Problem(shown, f"not valid YAML: {exc}")) from None
         if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
-            raise StackError(Problem(str(path), "no `services:` mapping"))
-        self.raw: dict[str, Any] = interpolate_tree(raw, env, str(path))
-        problems = shape_problems(self.raw, str(path))
+            raise StackError(Problem(shown, "no `services:` mapping"))
+        self.raw: dict[str, Any] = interpolate_tree(raw, env, shown)
+        problems = shape_problems(self.raw, shown)
         if problems:
             raise StackError(*problems)
         self.services: dict[str, Service] = {
