@@ -3,7 +3,9 @@
 1. one full run (every EIXO, the real alert drill) judges every criterion passed or visibly waived;
 2. one injected defect per stage makes the seal refuse, naming that stage, with no tag — each run re-runs only the
    stages that judge the edited file (the others' fresh evidence is reused), so the module stays affordable;
-3. the clean tree then seals for real: an annotated F9.10-SEALED tag, its message, the report, and verify.
+3. the clean tree then seals for real with `nox -s seal`, reusing the first run's evidence (the tree is again exactly
+   what it judged): an annotated F9.10-SEALED tag, its message, the report, and verify;
+4. known secrets planted in every run's environment appear in no output.
 
 Slow by nature (the drill waits real `for` durations): one module, one stack project, run in `nox -s tests`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -75,6 +78,7 @@ def sealed_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         first = sealgate(root, "seal", "--no-tag")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        shutil.copytree(root / "artifacts", root.parent / CLEAN_EVIDENCE)
         yield root
     finally:
         project = ENV["SEALGATE_COMPOSE_PROJECT"]
@@ -102,6 +106,16 @@ def sealed_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             capture_output=True,
             check=False,
         )
+
+
+CLEAN_EVIDENCE = "evidence-of-the-clean-tree"
+
+
+def restore_clean_evidence(root: Path) -> None:
+    """Put back the first run's evidence once a defect is reverted: the tree is again exactly what it judged, so
+    the final seal reuses it (and must say so) instead of re-running the three-minute drill."""
+    shutil.rmtree(root / "artifacts")
+    shutil.copytree(root.parent / CLEAN_EVIDENCE, root / "artifacts")
 
 
 def edit(root: Path, relative: str, change: Callable[[str], str]) -> None:
@@ -179,8 +193,11 @@ def assert_refused_naming(done: subprocess.CompletedProcess[str], root: Path, st
 def test_standalone_prometheus_with_history_refuses_at_eixo_0(sealed_clone: Path, tmp_path: Path) -> None:
     if not port_free(9090):
         pytest.skip("port 9090 (the spec's probed standalone address) is taken on this machine")
-    with standalone_prometheus(tmp_path / "standalone", 9090):
-        done = sealgate(sealed_clone, "seal")
+    try:
+        with standalone_prometheus(tmp_path / "standalone", 9090):
+            done = sealgate(sealed_clone, "seal")
+    finally:
+        restore_clean_evidence(sealed_clone)
     assert_refused_naming(done, sealed_clone, 0, "preflight/standalone-prometheus")
     assert "MIGRATION_MODE" in (sealed_clone / "reports" / "SEAL_F9.10.md").read_text()
 
@@ -199,6 +216,7 @@ def test_one_defect_refuses_naming_its_stage(
             assert 6 not in reused and 3 in reused, reused
     finally:
         git(sealed_clone, "checkout", "--", relative)
+        restore_clean_evidence(sealed_clone)
 
 
 def nox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -210,6 +228,9 @@ def test_clean_tree_seals_and_verifies(sealed_clone: Path) -> None:
     done = nox(sealed_clone, "-s", "seal")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "SEALED F9.10-SEALED" in done.stdout
+    # Nothing changed since the first run: its evidence stands (EIXO 0 always re-runs: it judges the environment).
+    reused = set(re.findall(r"^EIXO (\d) \(\w+\): reusing fresh evidence", done.stdout, re.M))
+    assert reused == {"1", "2", "3", "4", "5", "6"}, done.stdout[-3000:]
     head = git(sealed_clone, "rev-parse", "HEAD")
     assert git(sealed_clone, "rev-parse", "F9.10-SEALED^{commit}") == head
     assert git(sealed_clone, "cat-file", "-t", "F9.10-SEALED") == "tag"  # annotated
