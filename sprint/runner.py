@@ -344,8 +344,11 @@ def unreachable_reason(exc: BaseException) -> str | None:
     if str(url).startswith("http+docker://"):
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         return f"the Docker engine stopped answering ({where}): {cause}; is dockerd running? (`docker info`)"
+    method = exc.request.method if exc.request is not None else "GET"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"{method} {url} answered HTTP {exc.response.status_code}: {exc.response.text[:200]}"
     kind = "did not answer in time" if isinstance(exc, requests.Timeout) else "did not answer"
-    return f"{exc.request.method if exc.request is not None else 'GET'} {url} {kind}: {cause}"
+    return f"{method} {url} {kind}: {cause}"
 
 
 def crash_reason(exc: BaseException) -> str:
