@@ -44,3 +44,8 @@ def run_checks(
     finally:
         manager.close()
     return {r.check_id: r for r in outcome.results}
+
+
+def explain(result: CheckResult) -> str:
+    """A result in one line, for assertion messages."""
+    return f"{result.status.value}: {result.reason} {[str(f) for f in result.findings]}"

@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker, need_tool
 
-from sealgate.sprint.model import CheckResult, Status
+from sealgate.sprint.model import Status
 
 SCRIPT = "stack/scripts/backup_observability.sh"
 ALL = ["backup/script-static", "backup/run-live", "backup/retention", "backup/fail-closed", "backup/restore-drill"]
-
-
-def explain(result: CheckResult) -> str:
-    return f"{result.status.value}: {result.reason} {[str(f) for f in result.findings]}"
 
 
 def edit(root: Path, old: str, new: str) -> None:

@@ -18,18 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker
 
 from sealgate.checks.grafana import GrafanaClient, GrafanaError, comparable, differences
-from sealgate.sprint.model import CheckResult, Status
+from sealgate.sprint.model import Status
 
 DASHBOARD = "stack/grafana/dashboards/llm_metrics.json"
 STATIC = ["dashboard/provisioning", "dashboard/json-structure"]
-
-
-def explain(result: CheckResult) -> str:
-    return f"{result.status.value}: {result.reason} {[str(f) for f in result.findings]}"
 
 
 def load(root: Path) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker
 
-from sealgate.sprint.model import CheckResult, Status
+from sealgate.sprint.model import Status
 
 OFFLINE = [
     "env_config/breaker-defaults",
@@ -27,10 +27,6 @@ def edit(root: Path, relative: str, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{relative}: anchor {old!r} not found exactly once"
     path.write_text(text.replace(old, new))
-
-
-def explain(result: CheckResult) -> str:
-    return f"{result.status.value}: {result.reason} {[str(f) for f in result.findings]}"
 
 
 def test_reference_breaker_passes_every_offline_check() -> None:

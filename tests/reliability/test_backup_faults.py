@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import need, need_docker
 from stack_fixtures import run_backup
 
@@ -63,10 +63,6 @@ BIT_ROT = (
 def compose(compose_stack: Any) -> Any:
     need_docker()
     return compose_stack
-
-
-def explain(result: CheckResult) -> str:
-    return f"{result.status.value}: {result.reason} {[str(f) for f in result.findings]}"
 
 
 def edit(root: Path, old: str, new: str) -> None:

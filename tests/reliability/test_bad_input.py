@@ -10,6 +10,7 @@ import yaml
 from conftest import PROJECT_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutations import node_paths, replaced, values
 
 from sealgate.errors import InputError
 from sealgate.sprint.spec import load_spec
@@ -18,37 +19,11 @@ from sealgate.sprint.yamlsource import parse_yaml
 SPEC_TEXT = (PROJECT_ROOT / "sprint" / "F9.10.yaml").read_text()
 SPEC = yaml.safe_load(SPEC_TEXT)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10), st.text(max_size=12), st.floats(allow_nan=False))
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-SPEC_PATHS = _paths(SPEC)[1:]
+SPEC_PATHS = node_paths(SPEC)
 
 
 def _mutate(path: tuple, value: object) -> dict:
-    import copy
-
-    document = copy.deepcopy(SPEC)
-    node = document
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-    return document
+    return replaced(SPEC, path, value)
 
 
 def _load(tmp_root: Path, text: str) -> None:

@@ -7,7 +7,6 @@ does not say where (file, and line or JSON path where the parser knows it).
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from checkrun import run_checks
 from conftest import PROJECT_ROOT, make_project_copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutations import node_paths, replaced, values
 
 from sealgate.errors import SealgateError
 from sealgate.sprint.model import CheckResult, Severity, Status
@@ -56,36 +56,12 @@ PARSED = {
     name: (json.loads(text) if name.endswith(".json") else yaml.safe_load(text)) for name, text in ORIGINAL.items()
 }
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12), st.floats(allow_nan=False))
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-NODES = {name: _paths(document)[1:] for name, document in PARSED.items()}
+NODES = {name: node_paths(document) for name, document in PARSED.items()}
 
 
 def _mutated(name: str, path: tuple[Any, ...], value: object) -> str:
     """The file's document with the node at `path` replaced by `value`, written back in the file's format."""
-    document = copy.deepcopy(PARSED[name])
-    node = document
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-    return _dump(name, document)
+    return _dump(name, replaced(PARSED[name], path, value))
 
 
 def _dump(name: str, document: object) -> str:
