@@ -1,76 +1,44 @@
-"""Nox sessions: thin wrappers; every session calls the sealgate engine (the `sealgate` console script).
+"""Nox sessions of the reference project. The sealgate sessions (seal, eixo_<N>, report, verify) come from the
+framework's helper, exactly as in any project that uses sealgate; the rest are this repository's own.
 
-nox -s seal                 # EIXO 0..6, criteria, SEAL report, tag
+nox -s seal                 # every EIXO, criteria, SEAL report, tag
 nox -s seal -- --no-tag     # the same without tagging (pull requests)
-nox -s eixo_2               # one stage
+nox -s eixo_2               # one stage (nox -l lists the EIXOs the specs in sprint/ declare)
 nox -s verify -- F9.10-SEALED
+nox -s status               # every sprint: open / sealed / verified / broken
+nox -s publish              # push the seal tags (and the branch fast-forwarded to a seal commit)
+nox -s new -- F9.11         # draft the next sprint's spec from the newest sealed one
 nox -s tests                # the project's own test suite
 """
 
 from __future__ import annotations
 
-import hashlib
+import sys
 from pathlib import Path
 
 import nox
 
+ROOT = Path(__file__).parent
+# This repository *is* the framework's source: import the helper from here, not from an installed copy.
+sys.path.insert(0, str(ROOT))
+
+from sealgate.noxsessions import install, sealgate_sessions  # noqa: E402
+
 nox.options.default_venv_backend = "uv|venv"  # uv when present (fast), plain venv otherwise
-nox.options.reuse_venv = "yes"  # a second run reuses the venv ...
+nox.options.reuse_venv = "yes"  # a second run reuses the venv and, through the install stamp, installs nothing
 nox.options.sessions = ["seal"]
 
-ROOT = Path(__file__).parent
-STAGES = {0: "preflight", 1: "containerize", 2: "rules", 3: "backup", 4: "env_config", 5: "dashboard", 6: "tests"}
+sealgate_sessions(ROOT, install_args=["-e", "."])
 
 
-def _install(session: nox.Session, *extras: str) -> None:
-    """... and does not reinstall: a stamp keyed on pyproject.toml skips the install when nothing changed."""
-    spec = f".[{','.join(extras)}]" if extras else "."
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
-    stamp = Path(session.virtualenv.location) / ".sealgate-installed"
-    if stamp.is_file() and stamp.read_text() == key:
-        return
-    session.install("-e", spec)
-    stamp.write_text(key)
-
-
-def _sealgate(session: nox.Session, *args: str) -> None:
-    _install(session)
-    session.run("sealgate", *args, *session.posargs, external=False)
-
-
-@nox.session
-def seal(session: nox.Session) -> None:
-    """Run EIXO 0-6, judge every criterion from evidence, render the SEAL report, create the tag."""
-    _sealgate(session, "seal")
-
-
-for _number, _name in STAGES.items():
-
-    def _stage(session: nox.Session, number: int = _number) -> None:
-        _sealgate(session, "eixo", str(number))
-
-    _stage.__doc__ = f"Run EIXO {_number} ({_name}) alone and write its evidence."
-    nox.session(name=f"eixo_{_number}", default=False)(_stage)
-
-
-@nox.session(default=False)
-def report(session: nox.Session) -> None:
-    """Render the SEAL report from the evidence on disk."""
-    _sealgate(session, "report")
-
-
-@nox.session(default=False)
-def verify(session: nox.Session) -> None:
-    """Re-check a sealed tag against the evidence on disk: nox -s verify -- TAG."""
-    if not session.posargs:
-        session.error("usage: nox -s verify -- <TAG>   (e.g. F9.10-SEALED)")
-    _sealgate(session, "verify")
+def _install_dev(session: nox.Session) -> None:
+    install(session, ["-e", ".[test]"], ROOT / "pyproject.toml")
 
 
 @nox.session(default=False)
 def tests(session: nox.Session) -> None:
     """The project's own test suite (real Prometheus, Alertmanager, Docker, git)."""
-    _install(session, "test")
+    _install_dev(session)
     # The per-backend alert-drill check tests (-m drill, ~7 min) are left to `nox -s tests -- -m drill`: the drill
     # passes on compose inside the full seal (tests/seal), and its failure paths are fast tests.
     session.run("pytest", *(session.posargs or ["-q", "-m", "not drill"]))
@@ -79,13 +47,13 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
-    _install(session, "test")
+    _install_dev(session)
     session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "sealgate", "sprint", "evidence", "reports", "checks", "noxfile.py")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks (on demand): overhead, re-seal, scale, cold start; prints ratios."""
-    _install(session, "test")
+    _install_dev(session)
     session.run("python", "bench/bench.py", *session.posargs)

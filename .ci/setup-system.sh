@@ -2,18 +2,36 @@
 # Installs and starts everything sealgate's tests need on a fresh Debian 12 machine:
 # apt packages, a running dockerd, Docker Compose v2 (from Debian trixie), and the offline stack image.
 # Idempotent: each step is skipped when its result is already present.
-#   --tools-only   just the tools the local-process backend needs (Prometheus, Alertmanager, PostgreSQL): no Docker.
+#   --tools-only   just the tools the local-process backend needs (Prometheus, Alertmanager, PostgreSQL and its
+#                  exporter): no Docker.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 tools_only=false
 [ "${1:-}" = "--tools-only" ] && tools_only=true
 
-apt_packages=(prometheus prometheus-alertmanager postgresql sqlite3 git ca-certificates python3-venv)
+# Without root or apt-get nothing can be installed here: say what the stack needs and stop without failing, so the
+# main command still runs — on whatever is installed (the local backend when no Docker engine answers, whose refusal
+# of a containerization sprint names what is missing).
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  log "cannot install system packages here (needs root and apt-get): install Docker (engine + Compose v2) for the"
+  log "compose backend, and prometheus, prometheus-alertmanager, postgresql, prometheus-postgres-exporter, awscli"
+  log "for the local one — or run this script as root on Debian/Ubuntu"
+  exit 0
+fi
+
+apt_packages=(prometheus prometheus-alertmanager postgresql prometheus-postgres-exporter sqlite3 git ca-certificates
+              python3-venv)
+# The backup script's S3 client for the offsite copy (any `aws` on PATH will do).
+command -v aws >/dev/null || apt_packages+=(awscli)
 $tools_only || apt_packages+=(debootstrap shellcheck curl)
 # A machine that already has a Docker engine (e.g. GitHub's runners, with Docker's own packages) keeps it:
 # Debian's docker.io would conflict with them.
 $tools_only || command -v dockerd >/dev/null || apt_packages+=(docker.io)
+# The real Mermaid renderer for the SEAL's drill gantt test: Debian's Chromium, and node/npm for the packages below
+# (a machine of this kind already has node 20; Debian's nodejs otherwise).
+$tools_only || apt_packages+=(chromium)
+$tools_only || command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -24,6 +42,15 @@ if ((${#missing[@]})); then
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
+fi
+
+# The offsite backup storage as a local process: moto's S3 server (no MinIO binary in Debian, PyPI or npm), pinned, in
+# a virtualenv of its own, on PATH as moto_server (the stack description's `local.command`).
+if ! command -v moto_server >/dev/null; then
+  log "installing moto's S3 server into /opt/sealgate-moto"
+  python3 -m venv /opt/sealgate-moto
+  /opt/sealgate-moto/bin/pip install --quiet --disable-pip-version-check "moto[s3]==5.2.5" "flask>=3,<4" "flask-cors>=4,<7"
+  ln -sf /opt/sealgate-moto/bin/moto_server /usr/local/bin/moto_server
 fi
 
 if $tools_only; then
@@ -60,6 +87,16 @@ if ! docker compose version >/dev/null 2>&1; then
   rm -rf "$work"
 fi
 docker compose version
+
+# `mermaid` and `playwright-core` (which drives the Chromium it is given, and downloads no browser) from the npm
+# registry into a cache folder outside the repository; tests/core/test_drill_report.py renders the gantt with them.
+mermaid_dir="${SEALGATE_MERMAID_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sealgate/mermaid}"
+if [ ! -f "$mermaid_dir/node_modules/mermaid/dist/mermaid.min.js" ] || [ ! -f "$mermaid_dir/node_modules/playwright-core/package.json" ]; then
+  log "npm install mermaid playwright-core into $mermaid_dir"
+  mkdir -p "$mermaid_dir"
+  [ -f "$mermaid_dir/package.json" ] || echo '{"name": "sealgate-mermaid-render", "private": true}' >"$mermaid_dir/package.json"
+  (cd "$mermaid_dir" && npm install --no-audit --no-fund --silent mermaid@12.3.0 playwright-core@1.55.0)
+fi
 
 # The offline image (no registry is reachable here): built by the stack's own script. Where a registry is
 # reachable (e.g. GitHub runners) set SEALGATE_SKIP_OFFLINE_IMAGE=1 and Compose pulls the pinned images.

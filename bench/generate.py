@@ -68,3 +68,140 @@ def dashboard(panels: int) -> dict[str, Any]:
             for i in range(panels)
         ],
     }
+
+
+# --- a rule set shaped like the real mixins (kubernetes-mixin, node-mixin, …) -----------------------------------
+
+_MIXIN_ALERTS = [
+    # (name, expression template, for, warning threshold, critical threshold)
+    (
+        "{C}HighErrorRate",
+        'sum by (job, namespace) (rate({c}_requests_total{{job=~"{c}.*", code=~"5.."}}[5m]))\n'
+        '  /\nsum by (job, namespace) (rate({c}_requests_total{{job=~"{c}.*"}}[5m]))\n  > {t}',
+        ("10m", "5m"),
+        (0.01, 0.05),
+    ),
+    (
+        "{C}HighLatency",
+        "histogram_quantile(0.99,\n  sum by (job, namespace, le) (rate({c}_request_duration_seconds_bucket[5m]))\n)"
+        " > {t}",
+        ("15m", "10m"),
+        (1, 4),
+    ),
+    (
+        "{C}QueueGrowing",
+        "job:{c}_queue_length:max5m > {t}\nand on (job, namespace)\nderiv({c}_queue_length[30m]) > 0",
+        ("30m", "15m"),
+        (100, 1000),
+    ),
+    (
+        "{C}Down",
+        'absent(up{{job="{c}"}} == 1)',
+        ("5m", "15m"),
+        (None, None),
+    ),
+    (
+        "{C}TargetFlapping",
+        'changes(up{{job="{c}"}}[30m]) > {t}\nunless on (job)\n{c}_maintenance_mode == 1',
+        ("10m", "30m"),
+        (2, 6),
+    ),
+]
+_MIXIN_RECORDS = [
+    ("job:{c}_requests:rate5m", "sum by (job, namespace, code) (rate({c}_requests_total[5m]))"),
+    (
+        "job:{c}_request_duration_seconds:p99",
+        "histogram_quantile(0.99, sum by (job, namespace, le) (rate({c}_request_duration_seconds_bucket[5m])))",
+    ),
+    ("job:{c}_queue_length:max5m", "max by (job, namespace) (max_over_time({c}_queue_length[5m]))"),
+    (
+        "namespace_{c}:cpu_usage:sum",
+        'sum by (namespace, pod) (\n  label_replace(rate({c}_cpu_seconds_total[5m]), "pod", "$1", "instance",'
+        ' "(.*):.*")\n)',
+    ),
+]
+
+
+def mixin_rule_files(total: int = 2300) -> dict[str, dict[str, Any]]:
+    """About `total` rules shaped like the compiled monitoring mixins: per component an alerts file (groups of
+    warning/critical pairs of one alert with their own `for`, templated annotations, multi-line expressions) and a
+    rules file (recording rules the alerts read)."""
+    files: dict[str, dict[str, Any]] = {}
+    count = 0
+    component = 0
+    while count < total:
+        c = f"comp{component:03d}"
+        big_c = c.capitalize()
+        records = [
+            {"record": name.format(c=c), "expr": expr.format(c=c)} | ({"labels": {"source": "mixin"}} if i % 2 else {})
+            for i, (name, expr) in enumerate(_MIXIN_RECORDS)
+        ]
+        files[f"{c}-rules.yaml"] = {"groups": [{"name": f"{c}.rules", "interval": "1m", "rules": records}]}
+        count += len(records)
+        alerts = []
+        for name, expr, durations, thresholds in _MIXIN_ALERTS:
+            for severity, duration, threshold in zip(("warning", "critical"), durations, thresholds, strict=True):
+                alerts.append(
+                    {
+                        "alert": name.format(C=big_c),
+                        "annotations": {
+                            "description": (
+                                f"{{{{ $labels.job }}}} in {{{{ $labels.namespace }}}}: {name.format(C=big_c)} "
+                                "is {{ $value | humanizePercentage }} for {{ $labels.instance }}."
+                            ),
+                            "runbook_url": f"https://runbooks.example.invalid/{c}/{name.format(C=big_c).lower()}",
+                            "summary": f"{big_c} {severity}: {name.format(C=big_c)}.",
+                        },
+                        "expr": expr.format(c=c, t=threshold) + "\n",
+                        "for": duration,
+                        "labels": {"severity": severity},
+                    }
+                )
+        half = len(alerts) // 2
+        files[f"{c}-alerts.yaml"] = {
+            "groups": [
+                {"name": f"{c}-availability", "rules": alerts[:half]},
+                {"name": f"{c}-performance", "rules": alerts[half:]},
+            ]
+        }
+        count += len(alerts)
+        component += 1
+    return files
+
+
+def mixin_inventory(files: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The `rules/inventory` expectation matching `mixin_rule_files(...)` exactly: pairs and recording rules."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for document in files.values():
+        for group in document["groups"]:
+            entries = groups.setdefault(group["name"], [])
+            for rule in group["rules"]:
+                if "record" in rule:
+                    entries.append(
+                        {"record": rule["record"], **({"labels": rule["labels"]} if "labels" in rule else {})}
+                    )
+                else:
+                    entries.append({"alert": rule["alert"], "severity": rule["labels"]["severity"], "for": rule["for"]})
+    return groups
+
+
+class _Literal(str):
+    """A string dumped as a YAML block (`expr: |`), as the mixins write their expressions."""
+
+
+def dump_rules(document: dict[str, Any]) -> str:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(_Literal, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|"))
+
+    def literal(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _Literal(v) if k == "expr" and "\n" in v else literal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [literal(v) for v in value]
+        return value
+
+    return yaml.dump(literal(document), Dumper=Dumper, sort_keys=False, width=120)

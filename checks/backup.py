@@ -1,43 +1,53 @@
-"""EIXO 3 — backups of the three data volumes that are fail-closed, retained for 7 days, and that restore.
+"""Backups of a stack's data volumes that are fail-closed, retained, and that restore.
 
-The script under test is `stack/scripts/backup_observability.sh`, run for real against the running stack in the
-mode its backend selects (`ctx.stack.backup_args()`: compose volumes or local data directories), always into a
-temporary directory of this run. A backup is only proven by a restore: the drill brings the Prometheus archive up in a
-fresh Prometheus and asks it the same question the live one answered before the backup, restores the Postgres dump
-into a scratch cluster and counts a table seeded before the backup, and opens Grafana's database from its archive.
+The script under test is the stack description's `backup.script`, run for real against the running stack with the
+arguments its `backup.args` give for the running backend (e.g. compose volumes or the local backend's data
+directories), always into a temporary directory of this run. The volumes are the description's `backup.volumes`
+(volume key -> the service whose data it holds), unless the spec names them.
+
+What the checks expect of a backup script (its output contract): `--dest DIR` appended to its arguments; one archive
+per volume named `<name>_<UTC stamp %Y%m%dT%H%M%SZ>.tar.gz` (mode 0600) with a `<name>_latest.tar.gz` link on it
+(`<name>` is the volume key without a trailing `_data`); one line per volume on stdout,
+`backup: <volume> method=<how it made a consistent copy> archive=<path> sha256=<hex>`; a non-zero exit naming the
+cause on stderr when anything is missing or unwritable, leaving the destination untouched.
+
+A backup is only proven by a restore: the drill brings the archive of the Prometheus service's volume up in a fresh
+Prometheus and asks it the same questions the live one answered before the backup, restores the dump of the
+database service's volume (a PostgreSQL dump) into a scratch cluster and counts a table seeded before the backup,
+and opens every SQLite database found in the other volumes' archives.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import pwd
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from sealgate.backends.base import StackError
+from sealgate.backends.description import BackupDecl, render
+from sealgate.backends.http import HttpAnswerError, Prometheus, request, send_traffic
+from sealgate.checks.described import param_error, prometheus
+from sealgate.fsutil import sha256_file
+from sealgate.ports import free_ports
 from sealgate.procs import terminate
 from sealgate.sprint.context import CommandRecord, Context
 from sealgate.sprint.registry import check
 
-SCRIPT = "stack/scripts/backup_observability.sh"
-VOLUMES = ("postgres_data", "prometheus_data", "grafana_data")
 SCRIPT_TIMEOUT_S = 300.0
 # `backup: prometheus_data method=snapshot-api archive=DEST/prometheus_…tar.gz sha256=… bytes=N` (the script's
 # documented output contract, one line per volume).
@@ -47,8 +57,14 @@ REPORT_LINE = re.compile(
 )
 
 _VOLUME_PARAMS: dict[str, Any] = {
-    "script": {"type": "string"},
-    "volumes": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9]+_data$"}, "minItems": 1},
+    "script": {"type": "string", "description": "default: the stack description's backup.script"},
+    "volumes": {
+        "type": "array",
+        "description": "default: the stack description's backup.volumes",
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "minItems": 1,
+        "uniqueItems": True,
+    },
 }
 
 
@@ -57,20 +73,36 @@ def _prefix(volume: str) -> str:
     return volume.removesuffix("_data")
 
 
+def _backup_decl(ctx: Context) -> BackupDecl:
+    description = ctx.description
+    if description.backup is None:
+        ctx.error(f"{description.path}: no `backup:` section says how the stack is backed up")
+    return description.backup
+
+
 def _volumes(ctx: Context) -> list[str]:
-    return list(ctx.params.get("volumes", VOLUMES))
+    """The spec's volumes, else the described ones; each must be one the description knows (its service)."""
+    if not ctx.params.get("volumes"):
+        return list(_backup_decl(ctx).volumes)
+    volumes = [str(v) for v in ctx.params["volumes"]]
+    described = _backup_decl(ctx).volumes
+    for index, volume in enumerate(volumes):
+        if described and volume not in described:
+            param_error(
+                ctx,
+                ("volumes", index),
+                f"volume {volume!r} is not in backup.volumes of {ctx.description.path}",
+                f"described: {', '.join(described)}",
+            )
+    return volumes
+
+
+def _script_path(ctx: Context) -> str:
+    return str(ctx.params.get("script") or _backup_decl(ctx).script)
 
 
 def _script(ctx: Context) -> Path:
-    return ctx.judge(ctx.params.get("script", SCRIPT))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return ctx.judge(_script_path(ctx))
 
 
 def read_gzip_to_end(path: Path) -> None:
@@ -89,7 +121,7 @@ def read_gzip_to_end(path: Path) -> None:
 
 def archive_facts(path: Path) -> dict[str, Any]:
     """Read a whole archive as gzip + tar (a truncated or corrupt one fails here), counting what it holds."""
-    facts: dict[str, Any] = {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+    facts: dict[str, Any] = {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
     try:
         read_gzip_to_end(path)
         with tarfile.open(path, mode="r:gz") as archive:
@@ -123,10 +155,16 @@ def _relative_dest(ctx: Context, dest: Path) -> str:
         return str(dest)
 
 
+def backup_args(ctx: Context) -> list[str]:
+    """The backup script's arguments for the running backend, from the stack description's `backup.args`."""
+    decl = _backup_decl(ctx)
+    return ctx.stack.script_args(decl.args, f"{ctx.description.path}: backup.args")
+
+
 def run_backup(ctx: Context, dest: Path, args: list[str] | None = None) -> CommandRecord:
     """Run the script (executed directly: its shebang and exec bit are part of what is judged) into `dest`."""
     script = _script(ctx)
-    argv = [str(script), *(ctx.stack.backup_args() if args is None else args), "--dest", _relative_dest(ctx, dest)]
+    argv = [str(script), *(backup_args(ctx) if args is None else args), "--dest", _relative_dest(ctx, dest)]
     return ctx.run(argv, timeout=SCRIPT_TIMEOUT_S, cwd=ctx.root)
 
 
@@ -167,13 +205,12 @@ def _listing(dest: Path) -> dict[str, str]:
 
 @check(
     "backup/script-static",
-    stage=3,
-    title="Script de backup existe, é executável, começa com set -euo pipefail, passa bash -n e shellcheck, nomeia "
-    "os 3 volumes",
+    title="The backup script exists, is executable, starts with set -euo pipefail, passes bash -n and shellcheck, "
+    "and names every volume",
     params={"type": "object", "properties": {**_VOLUME_PARAMS}, "additionalProperties": False},
 )
 def script_static(ctx: Context) -> None:
-    relative = ctx.params.get("script", SCRIPT)
+    relative = _script_path(ctx)
     path = _script(ctx)
     mode = path.stat().st_mode
     ctx.record("mode", oct(mode & 0o777))
@@ -304,8 +341,8 @@ def _judge_archives(ctx: Context, dest: Path, output: str, volumes: list[str]) -
 
 @check(
     "backup/run-live",
-    stage=3,
-    title="Backup real dos 3 volumes: 3 arquivos gzip tar válidos, sha256, links latest, método de consistência",
+    title="A real backup of every volume: one valid gzip tar each, sha256 as reported, latest links, a consistent "
+    "copy method",
     needs_stack=True,
     requires=("backup/script-static",),
     params={
@@ -343,8 +380,7 @@ DAY = 86400.0
 
 @check(
     "backup/retention",
-    stage=3,
-    title="Retenção de 7 dias: arquivos do script mais antigos apagados, mais novos e alheios mantidos",
+    title="Retention: the script's archives older than the limit are deleted, newer and foreign files are kept",
     needs_stack=True,
     requires=("backup/script-static",),
     params={
@@ -376,7 +412,7 @@ def retention(ctx: Context) -> None:
         os.utime(archive, (now - age * DAY, now - age * DAY))
         plan[archive.name] = {"age_days": age, "expected": "kept" if age <= days else "deleted"}
     # Files that are not this script's archives must survive whatever their age.
-    for name in ("README.txt", "otherapp_20000101T000000Z.tar.gz", "postgres_manual-copy.tar.gz"):
+    for name in ("README.txt", "otherapp_20000101T000000Z.tar.gz", f"{_prefix(volumes[0])}_manual-copy.tar.gz"):
         foreign = dest / name
         foreign.write_text("not a backup of this script\n")
         os.utime(foreign, (now - 30 * DAY, now - 30 * DAY))
@@ -434,33 +470,60 @@ def _unwritable(path: Path) -> Iterator[tuple[Path, str]]:
         _make_mutable(path)
 
 
-def _missing_volume_args(ctx: Context, work: Path) -> tuple[list[str], str, str]:
-    """Arguments that point the script at a stack where one volume is missing; (args, missing volume, how)."""
-    args = list(ctx.stack.backup_args())
-    if "--data-dir" in args:
-        # Local mode: a data directory holding the real prometheus/ and postgres/ (symlinks) but no grafana/, so the
-        # script gets two volumes done before it meets the missing one: the partial case that must leave nothing.
-        index = args.index("--data-dir") + 1
-        real = Path(args[index])
-        fake = _fresh_dir(work / "data-missing-grafana")
-        for name in ("postgres", "prometheus"):
-            (fake / name).symlink_to(real / name)
-        args[index] = str(fake)
-        return args, "grafana_data", "a data directory with postgres/ and prometheus/ but no grafana/"
-    if "--project" in args:
-        # Compose mode: a project that does not exist, so its volumes (the first one the script reads, postgres_data)
-        # are missing.
-        index = args.index("--project") + 1
-        args[index] = f"sealgate-missing-{uuid.uuid4().hex[:8]}"
-        return args, "postgres_data", f"compose project {args[index]} (no volumes)"
-    ctx.error(f"cannot tell how to make a volume missing from backup arguments {args}")
+def _missing_volume_args(ctx: Context, work: Path, volumes: list[str]) -> tuple[list[str], list[str], str]:
+    """Arguments that point the script at a stack where a volume is missing: (args, volumes the error may name, how).
+
+    The script's own flags are never parsed here: the description's `backup.args` template for the running backend
+    is rendered again with the one fact that says where the volumes live replaced —
+    * `{data_dir}` (the local backend keeps each service's data in `<data_dir>/<service>`): a directory holding the
+      real one's entries, linked, except the last volume's service directory; the script can back up the others
+      before it meets the missing one, the partial case that must leave nothing behind;
+    * `{project}` (compose: volumes are `<project>_<key>`): a compose project that does not exist, so every volume
+      is missing and the error may name any of them.
+    A template that uses neither cannot be pointed at a missing volume: the check errors, saying so.
+    """
+    decl = _backup_decl(ctx)
+    where = f"{ctx.description.path}: backup.args"
+    normal = backup_args(ctx)
+    facts = ctx.stack.facts()
+    if "data_dir" in facts:
+        missing = volumes[-1]
+        service = decl.volumes.get(missing)
+        if service is None:
+            ctx.error(f"{ctx.description.path}: backup.volumes does not say which service {missing} belongs to")
+        real = Path(facts["data_dir"])
+        fake = _fresh_dir(work / f"data-without-{service}")
+        for entry in sorted(real.iterdir()):
+            if entry.name != service:
+                (fake / entry.name).symlink_to(entry)
+        kept = [f"{decl.volumes[v]}/" for v in volumes[:-1] if v in decl.volumes]
+        listed = " and ".join([", ".join(kept[:-1]), kept[-1]] if len(kept) > 1 else kept) or "nothing"
+        changed, names, how = (
+            {**facts, "data_dir": str(fake)},
+            [missing],
+            f"a data directory with {listed} but no {service}/",
+        )
+    elif "project" in facts:
+        project = f"sealgate-missing-{uuid.uuid4().hex[:8]}"
+        changed, names, how = {**facts, "project": project}, volumes, f"compose project {project} (no volumes)"
+    else:
+        ctx.error(
+            f"the {ctx.stack.name} backend has neither a {{data_dir}} nor a {{project}} fact: cannot make a volume "
+            "missing"
+        )
+    args = render(decl.args[ctx.stack.name], changed, where)
+    if args == normal:
+        ctx.error(
+            f"{where}: the {ctx.stack.name} arguments use neither {{data_dir}} nor {{project}}, so the script cannot "
+            "be pointed at a stack with a missing volume"
+        )
+    return args, names, how
 
 
 @check(
     "backup/fail-closed",
-    stage=3,
-    title="Fail-closed: volume ausente ou destino sem escrita -> saída não-zero nomeando a causa, sem link latest "
-    "para arquivo parcial",
+    title="Fail-closed: a missing volume or an unwritable destination exits non-zero naming the cause, no latest link "
+    "to a partial archive",
     needs_stack=True,
     requires=("backup/script-static",),
     params={"type": "object", "properties": {**_VOLUME_PARAMS}, "additionalProperties": False},
@@ -477,9 +540,9 @@ def fail_closed(ctx: Context) -> None:
     scenarios = []
 
     _next_second()
-    args, missing, how = _missing_volume_args(ctx, work)
+    args, missing, how = _missing_volume_args(ctx, work, volumes)
     result = run_backup(ctx, dest, args)
-    scenarios.append(_judge_failure(ctx, "missing volume", how, result, [missing], dest, before, volumes))
+    scenarios.append(_judge_failure(ctx, "missing volume", how, result, missing, dest, before, volumes))
 
     blocked = _fresh_dir(work / "backups-unwritable")
     with _unwritable(blocked) as (target, how):
@@ -523,23 +586,10 @@ def _judge_failure(
 # --- restore drill ---------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http_json(url: str, timeout: float = 10) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def _instant(base: str, query: str, at: float) -> list[dict[str, Any]]:
-    body = _http_json(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query, 'time': f'{at:.3f}'})}")
-    if body.get("status") != "success":
-        raise ValueError(str(body.get("error")))
+def _answer(prom: Prometheus, query: str, at: float) -> list[dict[str, Any]]:
+    """An instant query's vector, comparable across servers: (labels, value) sorted by labels, without timestamps."""
     return sorted(
-        ({"metric": r.get("metric", {}), "value": r["value"][1]} for r in body["data"]["result"]),
+        ({"metric": r.get("metric", {}), "value": r["value"][1]} for r in prom.query(query, at)),
         key=lambda r: json.dumps(r["metric"], sort_keys=True),
     )
 
@@ -555,76 +605,32 @@ def _extract(ctx: Context, archive: Path, into: Path) -> Path:
     return into
 
 
-def _traffic(ctx: Context, requests: int) -> None:
-    base = ctx.stack.url("api")
-    for n in range(requests):
-        data = json.dumps({"prompt": f"restore drill {n}", "provider": "sim", "model": "sim-1"}).encode()
-        request = urllib.request.Request(
-            base + "/v1/complete", data=data, method="POST", headers={"Content-Type": "application/json"}
-        )
-        with suppress(urllib.error.HTTPError):
-            urllib.request.urlopen(request, timeout=15).close()
-
-
-def _scrape_after(ctx: Context, base: str, job: str, after: float, limit_s: float) -> float:
-    started = time.monotonic()
-    while True:
-        result = _instant(base, f'max(timestamp(up{{job="{job}"}}))', time.time())
-        latest = float(result[0]["value"]) if result else 0.0
-        if latest > after:
-            ctx.note_wait(f"a scrape of {job} after the drill's traffic", time.monotonic() - started)
-            return latest
-        if time.monotonic() - started > limit_s:
-            ctx.error(f"Prometheus scraped no {job} sample within {limit_s:g}s")
-        time.sleep(0.5)
-
-
 class Psql:
-    """SQL against the stack's own PostgreSQL: `docker exec` into the postgres container (compose) or psql to the
-    local server (local)."""
+    """SQL against the stack's own PostgreSQL (the database service a volume belongs to), as the superuser and
+    database its environment declares — POSTGRES_USER / POSTGRES_DB, the official postgres image's convention, which
+    the local backend follows too: `docker exec` into its container (compose: it need not publish a port), or psql
+    to the local server."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, service: str) -> None:
         self.ctx = ctx
         stack = ctx.stack
+        environment = stack.environment(service)
+        self.user = environment.get("POSTGRES_USER") or "postgres"
+        self.database = environment.get("POSTGRES_DB") or self.user
+        psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-U", self.user, "-d", self.database]
         if stack.containerized:
-            state = stack.services().get("postgres")
+            state = stack.services().get(service)
             if state is None or not state.running or not state.container_id:
-                ctx.error("the stack's postgres container is not running")
-            self.argv = [
-                "docker",
-                "exec",
-                "-i",
-                state.container_id,
-                "sh",
-                "-c",
-                'exec psql -X -q -v ON_ERROR_STOP=1 -tA -U "${POSTGRES_USER:-postgres}" '
-                '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"',
-            ]
+                ctx.error(f"the stack's {service} container is not running")
+            self.argv = ["docker", "exec", "-i", state.container_id, *psql]
         else:
-            port = urllib.parse.urlsplit(stack.url("postgres")).port
-            user = str(getattr(stack, "pg_user", "postgres"))
-            database = str(getattr(stack, "pg_database", "postgres"))
-            self.argv = [
-                "psql",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-tA",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                user,
-                "-d",
-                database,
-            ]
+            address = urllib.parse.urlsplit(stack.url(service))
+            self.argv = [*psql, "-h", address.hostname or "127.0.0.1", "-p", str(address.port)]
 
     def __call__(self, sql: str) -> str:
         result = self.ctx.run(self.argv, input_text=sql, timeout=60)
         if not result.ok:
-            self.ctx.error(f"psql on the stack's postgres failed: {result.stderr.strip()[-300:]}")
+            self.ctx.error(f"psql on the stack's database failed: {result.stderr.strip()[-300:]}")
         return result.stdout.strip()
 
 
@@ -658,7 +664,7 @@ def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, databa
     owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
     if owner is not None:
         os.chown(data, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_ports(1)[0]
     log = data / "server.log"
     started = False
     try:
@@ -742,7 +748,7 @@ def _restore_prometheus(
         ctx.tool_version("prometheus", found.group(1))
     config = ctx.run_dir / "prometheus-restore.yml"
     config.write_text("# restored data only: nothing is scraped, so every answer comes from the archive\nglobal: {}\n")
-    port = _free_port()
+    port = free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"
     log_path = ctx.run_dir / "prometheus-restore.log"
     argv = [
@@ -756,12 +762,13 @@ def _restore_prometheus(
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ctx.run_dir)
     t0 = time.monotonic()
     answers: dict[str, Any] = {}
+    restored = Prometheus(base)
     try:
         while True:
             if proc.poll() is not None:
                 ctx.fail(f"the restored Prometheus exited {proc.returncode}: {log_path.read_text()[-300:]}")
-            with suppress(OSError, ValueError), urllib.request.urlopen(base + "/-/ready", timeout=2) as response:
-                if response.status == 200:
+            with suppress(StackError):
+                if request("GET", base + "/-/ready", timeout=2).ok:
                     break
             if time.monotonic() - t0 > 60:
                 ctx.error("the restored Prometheus was not ready within 60 s")
@@ -769,14 +776,14 @@ def _restore_prometheus(
         ctx.note_wait("restored Prometheus ready", time.monotonic() - t0)
         for query in queries:
             try:
-                answers[query] = _instant(base, query, at)
-            except (ValueError, OSError) as exc:
+                answers[query] = _answer(restored, query, at)
+            except (HttpAnswerError, StackError) as exc:
                 answers[query] = {"error": str(exc)}
     finally:
         terminate(proc, grace=15)
         ctx.attach("prometheus-restore.log", log_path.read_text()[-20000:])
     # Lists of {query, result}, not mappings keyed by the query: evidence redaction hides the value of any key that
-    # looks like a secret name, and `llm_tokens_total` contains TOKEN.
+    # looks like a secret name (a metric called `tokens_total` contains TOKEN).
     return {
         "blocks": sorted(blocks),
         "answers": [{"query": q, "result": a} for q, a in answers.items()],
@@ -785,80 +792,125 @@ def _restore_prometheus(
     }
 
 
-def _integrity_grafana(ctx: Context, archive: Path) -> dict[str, Any]:
-    extracted = _extract(ctx, archive, ctx.run_dir / "restore-grafana")
-    databases = sorted(extracted.rglob("grafana.db"))
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def _integrity_sqlite(ctx: Context, archive: Path, volume: str, service: str) -> dict[str, Any]:
+    """Every SQLite database in the archive opens and passes PRAGMA integrity_check (a service's own database, e.g.
+    a dashboard server's); with none, there is nothing to open, and the result says why."""
+    extracted = _extract(ctx, archive, ctx.run_dir / f"restore-{_prefix(volume)}")
+    databases = sorted(p for p in extracted.rglob("*") if p.is_file() and _is_sqlite(p))
     if not databases:
+        state = ctx.stack.services().get(service)
+        why = "" if state is None or state.running else f" ({service} does not run here: {state.detail})"
         return {
             "status": "skipped",
-            "reason": "the archive holds no grafana.db: Grafana has not run on this volume "
-            "(no Grafana can run here), so there is no database to open",
+            "reason": f"the archive holds no SQLite database: {service} has not written one on this volume{why}",
             "files": len(list(extracted.rglob("*"))),
         }
-    connection = sqlite3.connect(f"file:{databases[0]}?mode=ro", uri=True)
-    try:
-        verdict = [row[0] for row in connection.execute("PRAGMA integrity_check")]
-        tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        dashboards = None
-        with suppress(sqlite3.Error):
-            dashboards = connection.execute("SELECT count(*) FROM dashboard").fetchone()[0]
-    finally:
-        connection.close()
-    return {
-        "status": "ok" if verdict == ["ok"] else "corrupt",
-        "integrity_check": verdict[:5],
-        "tables": tables,
-        "dashboards": dashboards,
-    }
+    checked: dict[str, Any] = {}
+    for database in databases:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            verdict = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+            tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            verdict, tables = [f"cannot open: {exc}"], None
+        finally:
+            connection.close()
+        checked[database.relative_to(extracted).as_posix()] = {"integrity_check": verdict[:5], "tables": tables}
+    corrupt = [name for name, facts in checked.items() if facts["integrity_check"] != ["ok"]]
+    return {"status": "corrupt" if corrupt else "ok", "databases": checked, "corrupt": corrupt}
+
+
+def _roles(ctx: Context, volumes: list[str]) -> dict[str, str]:
+    """volume -> the role of the service whose data it holds (prometheus, database, ...)."""
+    described = _backup_decl(ctx).volumes
+    return {v: ctx.description.service(described[v]).role for v in volumes if v in described}
+
+
+RESTORE_PARAMS: dict[str, Any] = {
+    **_VOLUME_PARAMS,
+    "queries": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    "scrape_job": {"type": "string", "description": "default: the described main target's job"},
+    "traffic_requests": {"type": "integer", "minimum": 1},
+    "seed_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
+}
+# Where a drill takes the archives it restores from: (ctx, the backup's destination, the volumes, the backup's output)
+# -> volume -> archive file on this host.
+ArchiveSource = Callable[[Context, Path, list[str], str], dict[str, Path]]
+
+
+def local_archives(ctx: Context, dest: Path, volumes: list[str], output: str) -> dict[str, Path]:
+    """The archives the `<name>_latest.tar.gz` links of the backup's destination point at."""
+    latest = {v: dest / f"{_prefix(v)}_latest.tar.gz" for v in volumes}
+    missing = [link.name for link in latest.values() if not link.exists()]
+    if missing:
+        ctx.fail(f"the backup left no {missing}")
+    return {v: link.resolve() for v, link in latest.items()}
 
 
 @check(
     "backup/restore-drill",
-    stage=3,
-    title="Restore drill: Prometheus restaurado responde a mesma query, Postgres restaurado tem as mesmas linhas, "
-    "grafana.db íntegro",
+    title="Restore drill: the restored Prometheus answers the same queries, the restored database has the same rows, "
+    "every SQLite database opens intact",
     needs_stack=True,
     requires=("backup/script-static",),
     params={
         "type": "object",
-        "properties": {
-            **_VOLUME_PARAMS,
-            "queries": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "scrape_job": {"type": "string"},
-            "traffic_requests": {"type": "integer", "minimum": 1},
-            "seed_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
-        },
-        "required": ["queries", "scrape_job", "seed_rows"],
+        "properties": RESTORE_PARAMS,
+        "required": ["queries", "seed_rows"],
         "additionalProperties": False,
     },
 )
 def restore_drill(ctx: Context) -> None:
+    drill_restore(ctx, local_archives)
+
+
+def drill_restore(ctx: Context, source: ArchiveSource) -> None:
+    """Seed known data, back it up, take the archives from `source`, restore each and compare (the restore drills'
+    one procedure; they differ only in where the archives come from)."""
     if ctx.options.no_drill:
         ctx.skip("restore drill not run (--no-drill)")
     queries, rows = ctx.params["queries"], ctx.params["seed_rows"]
-    prometheus = ctx.stack.url("prometheus")
+    volumes = _volumes(ctx)
+    roles = _roles(ctx, volumes)
+    prometheus_volume = next((v for v, role in roles.items() if role == "prometheus"), None)
+    database_volume = next((v for v, role in roles.items() if role == "database"), None)
+    if prometheus_volume is None:
+        param_error(ctx, ("queries",), "no backed-up volume belongs to the Prometheus service: nothing to query")
+    prom = prometheus(ctx)
+    job = str(ctx.params.get("scrape_job") or ctx.description.main_target().job)
 
     # 1. Something worth restoring: traffic, a fresh scrape of it, and the live answers at that scrape's time.
-    _traffic(ctx, ctx.params.get("traffic_requests", 5))
-    at = _scrape_after(ctx, prometheus, ctx.params["scrape_job"], time.time(), 60)
-    live = {q: _instant(prometheus, q, at) for q in queries}
+    traffic = send_traffic(ctx.stack, int(ctx.params.get("traffic_requests", 5)))
+    waited = prom.wait_scrape_after(job, time.time(), 60)
+    ctx.note_wait(f"a scrape of {job} after the drill's traffic", waited)
+    at = prom.newest_sample(job)
+    live = {q: _answer(prom, q, at) for q in queries}
     empty = [q for q, answer in live.items() if not answer]
     if empty:
         ctx.error(f"the live Prometheus has no answer to {empty} at the drill time: nothing to compare with")
 
-    # 2. A table with a known row count, through the stack's own PostgreSQL.
-    psql = Psql(ctx)
+    # 2. A table with a known row count, through the stack's own database.
+    psql = Psql(ctx, _backup_decl(ctx).volumes[database_volume]) if database_volume else None
     table = f"sealgate_restore_drill_{uuid.uuid4().hex[:10]}"
-    database = (
-        psql(
-            f'CREATE TABLE public."{table}" (id integer PRIMARY KEY, note text NOT NULL);\n'
-            f'INSERT INTO public."{table}" SELECT g, md5(g::text) FROM generate_series(1, {rows}) AS g;\n'
-            "SELECT current_database();\n"
+    drill: dict[str, Any] = {"at": at, "table": table, "traffic": traffic}
+    if psql is not None:
+        drill["database"] = (
+            psql(
+                f'CREATE TABLE public."{table}" (id integer PRIMARY KEY, note text NOT NULL);\n'
+                f'INSERT INTO public."{table}" SELECT g, md5(g::text) FROM generate_series(1, {rows}) AS g;\n'
+                "SELECT current_database();\n"
+            )
+            .splitlines()[-1]
+            .strip()
         )
-        .splitlines()[-1]
-        .strip()
-    )
-    drill: dict[str, Any] = {"at": at, "table": table, "database": database}
     try:
         # 3. The backup, as in production.
         dest = _fresh_dir(ctx.run_dir / "backups")
@@ -866,39 +918,45 @@ def restore_drill(ctx: Context) -> None:
         ctx.attach("backup-restore-drill.log", result.output)
         if not result.ok:
             ctx.fail(f"the backup exited {result.exit_code}: {result.stderr.strip()[-300:]}")
-        latest = {v: dest / f"{_prefix(v)}_latest.tar.gz" for v in _volumes(ctx)}
-        missing = [link.name for link in latest.values() if not link.exists()]
-        if missing:
-            ctx.fail(f"the backup left no {missing}")
+        latest = source(ctx, dest, volumes, result.stdout)
+        drill["restored_from"] = {v: path.name for v, path in latest.items()}
 
         # 4. Prometheus: the restored data answers what the live server answered.
-        prom = _restore_prometheus(ctx, latest["prometheus_data"].resolve(), queries, at, live)
-        drill["prometheus"] = prom
+        restored = _restore_prometheus(ctx, latest[prometheus_volume], queries, at, live)
+        drill[_prefix(prometheus_volume)] = restored
         for query in queries:
-            restored = next(a["result"] for a in prom["answers"] if a["query"] == query)
-            if restored != live[query]:
+            answer = next(a["result"] for a in restored["answers"] if a["query"] == query)
+            if answer != live[query]:
                 ctx.finding(
-                    f"restored Prometheus answers {query!r} at {at:.3f} with {_short(restored)}, the live "
+                    f"restored Prometheus answers {query!r} at {at:.3f} with {_short(answer)}, the live "
                     f"one answered {_short(live[query])}"
                 )
 
-        # 5. Postgres: the seeded rows come back from the dump.
-        pg = _restore_postgres(ctx, latest["postgres_data"].resolve(), table, rows, database)
-        drill["postgres"] = pg
-        if pg["rows_restored"] != rows:
-            ctx.finding(
-                f"restored Postgres has {pg['rows_restored']} rows in {table} (seeded {rows})"
-                + (f": {pg['count_error']}" if pg["count_error"] else "")
-            )
+        # 5. The database: the seeded rows come back from the dump.
+        if psql is not None and database_volume is not None:
+            pg = _restore_postgres(ctx, latest[database_volume], table, rows, drill["database"])
+            drill[_prefix(database_volume)] = pg
+            if pg["rows_restored"] != rows:
+                ctx.finding(
+                    f"restored Postgres has {pg['rows_restored']} rows in {table} (seeded {rows})"
+                    + (f": {pg['count_error']}" if pg["count_error"] else "")
+                )
 
-        # 6. Grafana: its SQLite database opens and passes an integrity check, when the volume has one.
-        grafana = _integrity_grafana(ctx, latest["grafana_data"].resolve())
-        drill["grafana"] = grafana
-        if grafana["status"] == "corrupt":
-            ctx.finding(f"grafana.db from the archive fails PRAGMA integrity_check: {grafana['integrity_check']}")
+        # 6. Every other volume: its SQLite databases open and pass an integrity check, when it has any.
+        for volume in volumes:
+            if volume in (prometheus_volume, database_volume):
+                continue
+            service = _backup_decl(ctx).volumes.get(volume, volume)
+            opened = _integrity_sqlite(ctx, latest[volume], volume, service)
+            drill[_prefix(volume)] = opened
+            if opened["status"] == "corrupt":
+                ctx.finding(
+                    f"{volume}: SQLite databases from the archive fail PRAGMA integrity_check: {opened['corrupt']}"
+                )
     finally:
-        with suppress(Exception):
-            psql(f'DROP TABLE IF EXISTS public."{table}";')
+        if psql is not None:
+            with suppress(Exception):
+                psql(f'DROP TABLE IF EXISTS public."{table}";')
         ctx.record("drill", drill)
 
 

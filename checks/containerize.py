@@ -1,12 +1,18 @@
-"""EIXO 1 — containerization: Prometheus, Alertmanager and Grafana (with the API, PostgreSQL and the console-log
-sink) declared in stack/docker-compose.yml the way the seed promises, then running healthy.
+"""Containerization: the services a stack description names declared in its compose file the way a containerized
+stack should be (pinned images, one network, named data volumes, configuration mounted from the repository, ports
+on loopback, no host-root escape hatches), then running healthy. For F9.10 (EIXO 1): Prometheus, Alertmanager and
+Grafana with the API, PostgreSQL and the console-log sink, in stack/docker-compose.yml.
+
+The compose file is the stack description's (`compose.file`); services are named by the spec's parameters or found
+by their role in the description, never by this module.
 
 Static checks judge the committed compose file with its **default** values: `docker compose config` (the real
 Compose resolves anchors, merges, profiles and `${VAR:-default}`) run with every variable the file reads unset and
 no env file, so the images judged are the defaults a user gets; where Compose is not installed the file is parsed
-as YAML and interpolated the same way. Findings point at the line of the committed file.
+as YAML and interpolated the same way. Either way the result is read through the one compose-file model,
+`sealgate.backends.composefile.ComposeFile`. Findings point at the line of the committed file.
 
-Live checks look at the running stack through its backend. On the local backend there are no containers: the
+Live checks look at the running stack through `ctx.stack`. On the local backend there are no containers: the
 containerized checks then fail with "stack ran as local processes" — a containerization seal must not pass without
 containers — after recording what they saw.
 """
@@ -21,76 +27,26 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
+from sealgate.backends.base import StackError
+from sealgate.backends.composefile import ComposeFile, Service, flag_value
+from sealgate.backends.http import Answer, HttpAnswerError, Prometheus, request
+from sealgate.errors import InputError, Problem
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
 
-COMPOSE_FILE = "stack/docker-compose.yml"
 HTTP_TIMEOUT = 5.0
-LOCAL_REASON = "stack ran as local processes (backend {backend}): no container exists to prove containerization"
+LOCAL_REASON = (
+    "stack ran as local processes (backend {backend}): no container exists to prove containerization "
+    "(install a Docker engine and Compose v2 where the seal runs, and seal again)"
+)
 
 _ENV_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 # --- the compose file, resolved and located -----------------------------------------------------------------------
-
-
-def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
-    """1-based line of every mapping key / sequence item, keyed by path, in a YAML document that may use anchors
-    and `<<` merge keys (compose files do). An inherited key points at the `<<:` line of the mapping that merges it.
-    """
-    lines: dict[tuple[Any, ...], int] = {}
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-
-    def walk(node: yaml.Node, path: tuple[Any, ...], depth: int) -> None:
-        if depth > 50:
-            return  # anchors can nest; a compose file never needs this deep
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            merged: list[tuple[yaml.Node, int]] = []
-            for key, value in node.value:
-                if key.tag == "tag:yaml.org,2002:merge":
-                    sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-                    merged += [(source, key.start_mark.line + 1) for source in sources]
-                    continue
-                name = key.value
-                lines[(*path, name)] = key.start_mark.line + 1
-                walk(value, (*path, name), depth + 1)
-            for source, line in merged:
-                if isinstance(source, yaml.MappingNode):
-                    for key, _value in source.value:
-                        lines.setdefault((*path, key.value), line)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines[(*path, index)] = item.start_mark.line + 1
-                walk(item, (*path, index), depth + 1)
-
-    if root is not None:
-        walk(root, (), 0)
-    return lines
-
-
-class Compose:
-    """The committed compose file resolved with its defaults (`model`, Compose's JSON shape) plus where each
-    service's keys are in the source (`line(...)`)."""
-
-    def __init__(self, root: Path, model: dict[str, Any], resolver: str, lines: dict[tuple[Any, ...], int]) -> None:
-        self.root = root
-        self.model = model
-        self.resolver = resolver
-        self._lines = lines
-
-    @property
-    def services(self) -> dict[str, dict[str, Any]]:
-        return dict(self.model.get("services") or {})
-
-    def line(self, *path: Any) -> int | None:
-        while path and path not in self._lines:
-            path = path[:-1]
-        return self._lines.get(path) if path else None
 
 
 def referenced_variables(text: str) -> list[str]:
@@ -111,118 +67,79 @@ def _profiles(raw: dict[str, Any]) -> list[str]:
 
 # One `docker compose config` per stage run: keyed by the stage's recorder (kept alive here, so its id is not
 # reused) and the file's digest, so every run still records the command in its own evidence.
-_RESOLVED: dict[tuple[int, str], tuple[object, Compose]] = {}
+_RESOLVED: dict[tuple[int, str], tuple[object, ComposeFile, str]] = {}
 
 
-def load_compose(ctx: Context) -> Compose:
-    """Resolve stack/docker-compose.yml with its defaults, through `docker compose config` when Compose v2 is
-    installed (recorded in evidence), else by parsing it here the way Compose interpolates it."""
-    path = ctx.judge(COMPOSE_FILE)
+def load_compose(ctx: Context) -> ComposeFile:
+    """The stack description's compose file resolved with its defaults, through `docker compose config` when
+    Compose v2 is installed (recorded in evidence), else by parsing it here the way Compose interpolates it."""
+    relative = ctx.description.compose_file
+    path = ctx.judge(relative)
     text = path.read_text()
     recorder = ctx._recorder  # the stage's shared recorder: the one thing all checks of one stage run share
     key = (id(recorder), hashlib.sha256(text.encode()).hexdigest())
     if key not in _RESOLVED:
         if len(_RESOLVED) > 32:
             _RESOLVED.clear()
-        _RESOLVED[key] = (recorder, _resolve(ctx, path, text))
-    compose = _RESOLVED[key][1]
-    ctx.record("resolver", compose.resolver)
+        _RESOLVED[key] = (recorder, *_resolve(ctx, path, relative, text))
+    _recorder, compose, resolver = _RESOLVED[key]
+    ctx.record("resolver", resolver)
     return compose
 
 
-def _resolve(ctx: Context, path: Path, text: str) -> Compose:
+def _problems_text(exc: StackError) -> str:
+    shown = "; ".join(map(str, exc.problems[:5]))
+    return shown + (f" (+{len(exc.problems) - 5} more)" if len(exc.problems) > 5 else "")
+
+
+def _resolve(ctx: Context, path: Path, relative: str, text: str) -> tuple[ComposeFile, str]:
     try:
         raw = yaml.safe_load(text) or {}
-        lines = yaml_lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        ctx.fail(f"{COMPOSE_FILE}{':' + str(mark.line + 1) if mark else ''}: not valid YAML: {exc}")
+        ctx.fail(f"{relative}{':' + str(mark.line + 1) if mark else ''}: not valid YAML: {exc}")
     if not isinstance(raw, dict):
-        ctx.fail(f"{COMPOSE_FILE}:1: a compose file is a YAML mapping (services:, volumes:, ...), not {raw!r:.40}")
+        ctx.fail(f"{relative}:1: a compose file is a YAML mapping (services:, volumes:, ...), not {raw!r:.40}")
     variables = referenced_variables(text)
     profiles = _profiles(raw)
-    if shutil.which("docker") and ctx.run(["docker", "compose", "version", "--short"], timeout=30).ok:
+    probe = ctx.run(["docker", "compose", "version", "--short"], timeout=30) if shutil.which("docker") else None
+    if probe is not None and probe.ok:
         # Unset every variable the file reads and read no env file: the defaults are what is judged.
         argv = ["env", *[a for v in variables for a in ("-u", v)], "docker", "compose", "-p", "sealgate-judge"]
         argv += ["-f", str(path), "--env-file", os.devnull, *[a for p in profiles for a in ("--profile", p)]]
         result = ctx.run([*argv, "config", "--format", "json"], timeout=60)
         if not result.ok:
-            ctx.fail(f"{COMPOSE_FILE}: `docker compose config` refused the file: {result.stderr.strip()[-800:]}")
+            ctx.fail(f"{relative}: `docker compose config` refused the file: {result.stderr.strip()[-800:]}")
         try:
             model = json.loads(result.stdout)
         except ValueError as exc:
             ctx.error(f"`docker compose config --format json` printed no JSON: {exc}")
-        version = ctx.run(["docker", "compose", "version", "--short"], timeout=30).stdout.strip()
+        version = probe.stdout.strip()
         ctx.tool_version("docker-compose", version)
-        return Compose(ctx.root, model, f"docker compose {version} config (defaults, all profiles)", lines)
-    from sealgate.stack.backends.base import StackError
-    from sealgate.stack.backends.composefile import interpolate_tree, shape_problems
-
+        try:
+            compose = ComposeFile(path, {}, relative, resolved=model)
+        except StackError as exc:
+            ctx.fail(_problems_text(exc))
+        return compose, f"docker compose {version} config (defaults, all profiles)"
     try:
-        model = interpolate_tree({k: v for k, v in raw.items() if not str(k).startswith("x-")}, {}, COMPOSE_FILE)
-    except StackError as exc:  # `${VAR:?message}` with no default: the file cannot be resolved with its defaults
-        ctx.fail(str(exc))
-    if not isinstance(model.get("services"), dict):
-        ctx.fail(f"{COMPOSE_FILE}: no `services:` mapping")
-    problems = shape_problems(model, COMPOSE_FILE)  # what Compose would refuse, where `docker compose config` cannot
-    if problems:
-        ctx.fail("; ".join(map(str, problems[:5])) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-    for name, spec in (model.get("services") or {}).items():
-        spec = spec or {}
-        spec.pop("<<", None)
-        model["services"][name] = _normalise_service(spec, ctx.root / "stack")
-    return Compose(ctx.root, model, "YAML parsed here (Compose v2 not installed)", lines)
+        # What Compose would refuse (`${VAR:?message}` with no default, a key of the wrong type) is refused here
+        # too, where `docker compose config` cannot run.
+        compose = ComposeFile(path, {}, relative)
+    except StackError as exc:
+        ctx.fail(_problems_text(exc))
+    return compose, "YAML parsed here (Compose v2 not installed)"
 
 
-def _normalise_service(spec: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Short syntax → Compose's long JSON shape, for the parts the checks read (volumes, ports, networks)."""
-    volumes = []
-    for entry in spec.get("volumes") or []:
-        if isinstance(entry, dict):
-            volumes.append(entry)
-            continue
-        parts = str(entry).split(":")
-        source, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
-        bind = source.startswith((".", "/", "~"))
-        volumes.append(
-            {
-                "type": "bind" if bind else "volume",
-                "source": str((base / source).resolve()) if bind and not source.startswith("/") else source,
-                "target": target,
-                "read_only": len(parts) > 2 and "ro" in parts[2].split(","),
-            }
-        )
-    ports = []
-    for entry in spec.get("ports") or []:
-        if isinstance(entry, dict):
-            ports.append(entry)
-            continue
-        bits = str(entry).split("/")[0].split(":")
-        host_ip = bits[0] if len(bits) == 3 else ""
-        published = bits[-2] if len(bits) >= 2 else ""
-        ports.append({"host_ip": host_ip, "published": published, "target": int(bits[-1])})
-    networks = spec.get("networks") or {}
-    if isinstance(networks, list):
-        networks = {n: None for n in networks}
-    environment = spec.get("environment") or {}
-    if isinstance(environment, list):
-        environment = dict(str(e).partition("=")[::2] for e in environment)
-    return {**spec, "volumes": volumes, "ports": ports, "networks": networks, "environment": environment}
-
-
-def _repo_relative(compose: Compose, source: str) -> str | None:
+def _repo_relative(ctx: Context, source: str) -> str | None:
     try:
-        return Path(source).resolve().relative_to(compose.root.resolve()).as_posix()
+        return Path(source).resolve().relative_to(ctx.root.resolve()).as_posix()
     except ValueError:
         return None
 
 
-def _mount_index(spec: dict[str, Any], mount: dict[str, Any]) -> int:
-    return (spec.get("volumes") or []).index(mount)
-
-
-def _list_param(ctx: Context, key: str, default: list[str]) -> list[str]:
-    return [str(item) for item in ctx.params.get(key, default)]
+def _described(ctx: Context, service: str) -> Any:
+    """The stack description's entry of `service`, or None when the description does not name it."""
+    return ctx.description.services.get(service)
 
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
@@ -232,19 +149,25 @@ STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
 @check(
     "containerize/compose-services",
-    stage=1,
-    title="Compose declares prometheus, alertmanager, grafana, api and postgres",
-    params={"type": "object", "additionalProperties": False, "properties": {"services": STRING_LIST}},
+    title="Compose declares the required services",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "services": {**STRING_LIST, "description": "services that must be declared (default: every described one)"}
+        },
+    },
 )
 def compose_services(ctx: Context) -> None:
     compose = load_compose(ctx)
     declared = sorted(compose.services)
     ctx.record("services", declared)
-    for name in _list_param(ctx, "services", ["prometheus", "alertmanager", "grafana", "api", "postgres"]):
+    wanted = [str(s) for s in ctx.params.get("services", list(ctx.description.services))]
+    for name in wanted:
         if name not in compose.services:
             ctx.finding(
                 f"service {name!r} is missing (declared: {', '.join(declared)})",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=compose.line("services"),
             )
 
@@ -267,27 +190,27 @@ def image_problem(image: str) -> str | None:
     return None
 
 
-@check("containerize/images-pinned", stage=1, title="Every image pinned to a version (no latest, no untagged)")
+@check("containerize/images-pinned", title="Every image pinned to a version (no latest, no untagged)")
 def images_pinned(ctx: Context) -> None:
     compose = load_compose(ctx)
     images = {}
-    for name, spec in sorted(compose.services.items()):
-        image = spec.get("image")
+    for name, service in sorted(compose.services.items()):
+        image = service.image
         if not image:
             where = compose.line("services", name, "build") or compose.line("services", name)
             ctx.finding(
                 f"service {name} has no image: it is built, so no version pin can be judged here",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=where,
                 severity=Severity.WARNING,
             )
             continue
         images[name] = image
-        problem = image_problem(str(image))
+        problem = image_problem(image)
         if problem:
             ctx.finding(
                 f"service {name}: default image {image} {problem}; pin a version tag or a digest",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=compose.line("services", name, "image"),
             )
     ctx.record("images", images)
@@ -295,137 +218,170 @@ def images_pinned(ctx: Context) -> None:
 
 @check(
     "containerize/network",
-    stage=1,
-    title="Every service on techno-network",
-    params={"type": "object", "additionalProperties": False, "properties": {"network": {"type": "string"}}},
+    title="Every service on the stack's network",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["network"],
+        "properties": {"network": {"type": "string", "minLength": 1, "description": "the network every service joins"}},
+    },
 )
 def network(ctx: Context) -> None:
     compose = load_compose(ctx)
-    wanted = str(ctx.params.get("network", "techno-network"))
-    if wanted not in (compose.model.get("networks") or {}):
+    wanted = str(ctx.params["network"])
+    if wanted not in (compose.raw.get("networks") or {}):
         ctx.finding(
             f"network {wanted!r} is not declared under the top-level `networks:`",
-            file=COMPOSE_FILE,
+            file=compose.display,
             line=compose.line("networks"),
         )
-    for name, spec in sorted(compose.services.items()):
-        joined = sorted(spec.get("networks") or {})
-        if spec.get("network_mode"):
+    for name, service in sorted(compose.services.items()):
+        joined = sorted(service.networks())
+        mode = service.raw.get("network_mode")
+        if mode:
             ctx.finding(
-                f"service {name} uses network_mode {spec['network_mode']!r}, not network {wanted}",
-                file=COMPOSE_FILE,
+                f"service {name} uses network_mode {mode!r}, not network {wanted}",
+                file=compose.display,
                 line=compose.line("services", name, "network_mode"),
             )
         elif wanted not in joined:
             ctx.finding(
                 f"service {name} is not on network {wanted} (on: {', '.join(joined) or 'the default'})",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=compose.line("services", name, "networks"),
             )
     ctx.record("network", wanted)
 
 
-def data_dir(service: str, spec: dict[str, Any]) -> str | None:
-    """Where the service keeps its data inside the container, read from its command/environment as its binary
-    would (image defaults otherwise)."""
-    command = (
-        [str(c) for c in (spec.get("command") or [])]
-        if isinstance(spec.get("command"), list)
-        else str(spec.get("command") or "").split()
-    )
-    environment = spec.get("environment") or {}
+# Where each product keeps its data inside its container: the flag or variable its binary reads, and the image's
+# default. A service's product is known from its role in the stack description (or its local recipe's kind).
+DATA_DIRS: dict[str, tuple[str, str, str]] = {
+    "prometheus": ("flag", "--storage.tsdb.path", "/prometheus"),
+    "alertmanager": ("flag", "--storage.path", "/alertmanager"),
+    "postgres": ("env", "PGDATA", "/var/lib/postgresql/data"),
+    "grafana": ("env", "GF_PATHS_DATA", "/var/lib/grafana"),
+}
 
-    def flag(name: str) -> str | None:
-        for index, arg in enumerate(command):
-            if arg.startswith(f"{name}="):
-                return arg.split("=", 1)[1]
-            if arg == name and index + 1 < len(command):
-                return command[index + 1]
+
+def product_of(decl: Any) -> str | None:
+    """The product a described service runs, as far as sealgate knows products: by role, or by local recipe."""
+    if decl is None:
         return None
-
-    if service == "prometheus":
-        return flag("--storage.tsdb.path") or "/prometheus"
-    if service == "alertmanager":
-        return flag("--storage.path") or "/alertmanager"
-    if service == "postgres":
-        return environment.get("PGDATA") or "/var/lib/postgresql/data"
-    if service == "grafana":
-        return environment.get("GF_PATHS_DATA") or "/var/lib/grafana"
+    if decl.role in ("prometheus", "alertmanager"):
+        return str(decl.role)
+    if decl.local.kind == "postgres":
+        return "postgres"
+    if decl.role == "dashboards":
+        return "grafana"
     return None
+
+
+def data_dir(product: str | None, service: Service) -> str | None:
+    """Where the service keeps its data inside the container, read from its command/environment as its binary
+    would (the image's default otherwise); None for a product sealgate does not know."""
+    if product not in DATA_DIRS:
+        return None
+    source, name, default = DATA_DIRS[product]
+    if source == "flag":
+        return flag_value(service.command(), name) or default
+    return service.environment().get(name) or default
+
+
+VOLUME_PARAM = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["volume"],
+            "properties": {
+                "volume": {"type": "string", "minLength": 1},
+                "path": {"type": "string", "pattern": "^/", "description": "the data directory in the container"},
+            },
+        },
+    ]
+}
 
 
 @check(
     "containerize/volumes",
-    stage=1,
     title="Named volumes for every data directory",
     params={
         "type": "object",
         "additionalProperties": False,
-        "properties": {"volumes": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1}},
+        "required": ["volumes"],
+        "properties": {
+            "volumes": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": VOLUME_PARAM,
+                "description": "service -> the named volume holding its data (or {volume, path}: where the data "
+                "directory is, for a service whose role does not tell)",
+            }
+        },
     },
 )
 def volumes(ctx: Context) -> None:
     compose = load_compose(ctx)
-    expected = dict(
-        ctx.params.get(
-            "volumes",
-            {
-                "prometheus": "prometheus_data",
-                "alertmanager": "alertmanager_data",
-                "grafana": "grafana_data",
-                "postgres": "postgres_data",
-            },
-        )
-    )
-    declared = compose.model.get("volumes") or {}
+    declared = compose.raw.get("volumes") or {}
     seen = {}
-    for service, volume in sorted(expected.items()):
-        spec = compose.services.get(service)
-        if spec is None:
+    for service_name, wanted in sorted(ctx.params["volumes"].items()):
+        volume, directory = (wanted, None) if isinstance(wanted, str) else (wanted["volume"], wanted.get("path"))
+        service = compose.services.get(service_name)
+        if service is None:
             ctx.finding(
-                f"service {service} (expected to keep its data in volume {volume}) is not declared",
-                file=COMPOSE_FILE,
+                f"service {service_name} (expected to keep its data in volume {volume}) is not declared",
+                file=compose.display,
                 line=compose.line("services"),
             )
             continue
-        directory = data_dir(service, spec)
-        mounts = [m for m in spec.get("volumes") or [] if m.get("target") == directory]
+        directory = directory or data_dir(product_of(_described(ctx, service_name)), service)
+        if directory is None:
+            raise InputError(
+                Problem(
+                    ctx.spec.relpath,
+                    f"{ctx.check_id}: cannot tell where service {service_name} keeps its data (its role in "
+                    f"{ctx.description.path} names no product sealgate knows)",
+                    f"give it as `{service_name}: {{volume: {volume}, path: /its/data/dir}}`",
+                )
+            )
+        mounts = [(i, m) for i, m in enumerate(service.mounts(compose.base)) if m.target == directory]
         if not mounts:
             ctx.finding(
-                f"service {service}: its data directory {directory} is not mounted: data is lost with the container",
-                file=COMPOSE_FILE,
-                line=compose.line("services", service, "volumes"),
+                f"service {service_name}: its data directory {directory} is not mounted: data is lost with the "
+                "container",
+                file=compose.display,
+                line=compose.line("services", service_name, "volumes"),
             )
             continue
-        mount = mounts[0]
-        line = compose.line("services", service, "volumes", _mount_index(spec, mount))
-        if mount.get("type") != "volume" or not mount.get("source"):
+        index, mount = mounts[0]
+        line = compose.line("services", service_name, "volumes", index)
+        if mount.type != "volume" or not mount.source:
             ctx.finding(
-                f"service {service}: data directory {directory} is a {mount.get('type')} mount, not the "
+                f"service {service_name}: data directory {directory} is a {mount.type} mount, not the "
                 f"named volume {volume}",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=line,
             )
-        elif mount["source"] != volume:
+        elif mount.source != volume:
             ctx.finding(
-                f"service {service}: data directory {directory} is on volume {mount['source']}, expected {volume}",
-                file=COMPOSE_FILE,
+                f"service {service_name}: data directory {directory} is on volume {mount.source}, expected {volume}",
+                file=compose.display,
                 line=line,
             )
         elif volume not in declared:
             ctx.finding(
                 f"volume {volume} is not declared under the top-level `volumes:`",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=compose.line("volumes"),
             )
         else:
-            seen[service] = f"{volume} -> {directory}"
+            seen[service_name] = f"{volume} -> {directory}"
     ctx.record("data_volumes", seen)
 
 
 @check(
     "containerize/config-mounts",
-    stage=1,
     title="Config mounts point at files that exist in the repository",
     params={
         "type": "object",
@@ -442,17 +398,17 @@ def volumes(ctx: Context) -> None:
 def config_mounts(ctx: Context) -> None:
     compose = load_compose(ctx)
     mounted: dict[str, dict[str, str]] = {}
-    for name, spec in sorted(compose.services.items()):
-        for mount in spec.get("volumes") or []:
-            if mount.get("type") != "bind":
+    for name, service in sorted(compose.services.items()):
+        for index, mount in enumerate(service.mounts(compose.base)):
+            if not mount.bind:
                 continue
-            line = compose.line("services", name, "volumes", _mount_index(spec, mount))
-            relative = _repo_relative(compose, str(mount.get("source")))
+            line = compose.line("services", name, "volumes", index)
+            relative = _repo_relative(ctx, mount.source)
             if relative is None:
                 ctx.finding(
-                    f"service {name}: bind mount {mount.get('source')} -> {mount.get('target')} is outside "
+                    f"service {name}: bind mount {mount.source} -> {mount.target} is outside "
                     "the repository: the stack must not depend on host paths",
-                    file=COMPOSE_FILE,
+                    file=compose.display,
                     line=line,
                 )
                 continue
@@ -460,19 +416,19 @@ def config_mounts(ctx: Context) -> None:
             if not source.exists():
                 ctx.finding(
                     f"service {name}: bind mount source {relative} does not exist in the repository "
-                    f"(mounted at {mount.get('target')})",
-                    file=COMPOSE_FILE,
+                    f"(mounted at {mount.target})",
+                    file=compose.display,
                     line=line,
                 )
                 continue
-            if not mount.get("read_only"):
+            if not mount.read_only:
                 ctx.finding(
                     f"service {name}: {relative} is mounted read-write; configuration should be `:ro`",
-                    file=COMPOSE_FILE,
+                    file=compose.display,
                     line=line,
                     severity=Severity.WARNING,
                 )
-            mounted.setdefault(name, {})[str(mount.get("target"))] = relative
+            mounted.setdefault(name, {})[mount.target] = relative
             _judge_tree(ctx, relative)
     for service, wanted in (ctx.params.get("expected") or {}).items():
         for target, relative in wanted.items():
@@ -481,7 +437,7 @@ def config_mounts(ctx: Context) -> None:
                 ctx.finding(
                     f"service {service}: expected {relative} mounted at {target}, "
                     + (f"found {actual}" if actual else "no such bind mount"),
-                    file=COMPOSE_FILE,
+                    file=compose.display,
                     line=compose.line("services", service, "volumes"),
                 )
     ctx.record("bind_mounts", mounted)
@@ -499,19 +455,18 @@ def _judge_tree(ctx: Context, relative: str) -> None:
             ctx.judge(name)
 
 
-@check("containerize/ports-loopback", stage=1, title="Published ports bound to 127.0.0.1")
+@check("containerize/ports-loopback", title="Published ports bound to 127.0.0.1")
 def ports_loopback(ctx: Context) -> None:
     compose = load_compose(ctx)
     published = {}
-    for name, spec in sorted(compose.services.items()):
-        for index, port in enumerate(spec.get("ports") or []):
-            host_ip = str(port.get("host_ip") or "")
-            entry = f"{host_ip or '0.0.0.0'}:{port.get('published') or '?'}->{port.get('target')}"
+    for name, service in sorted(compose.services.items()):
+        for index, (host_ip, host_port, target) in enumerate(service.ports()):
+            entry = f"{host_ip or '0.0.0.0'}:{host_port or '?'}->{target}"
             published.setdefault(name, []).append(entry)
             if host_ip != "127.0.0.1":
                 ctx.finding(
                     f"service {name}: port {entry} is reachable from other hosts; bind it to 127.0.0.1",
-                    file=COMPOSE_FILE,
+                    file=compose.display,
                     line=compose.line("services", name, "ports", index),
                 )
     ctx.record("published", published)
@@ -519,21 +474,25 @@ def ports_loopback(ctx: Context) -> None:
 
 # Capabilities that make a container root-equivalent on the host (or close to it).
 _HOST_ROOT_CAPS = {"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO", "NET_ADMIN", "DAC_READ_SEARCH"}
+# Grafana's own admin-password variable (Grafana's documentation, not any one stack's): an image of Grafana falls
+# back to admin/admin without it.
 _GRAFANA_PASSWORD = "GF_SECURITY_ADMIN_PASSWORD"
 
 
 @check(
     "containerize/hardening",
-    stage=1,
     title="No privileged container, host namespace, root capability or engine socket; Grafana's admin password "
     "never a default nor committed",
 )
 def hardening(ctx: Context) -> None:
     compose = load_compose(ctx)
-    for name, spec in sorted(compose.services.items()):
+    for name, service in sorted(compose.services.items()):
+        spec = service.raw
 
         def finding(text: str, *keys: Any, service: str = name) -> None:
-            ctx.finding(f"service {service}: {text}", file=COMPOSE_FILE, line=compose.line("services", service, *keys))
+            ctx.finding(
+                f"service {service}: {text}", file=compose.display, line=compose.line("services", service, *keys)
+            )
 
         if spec.get("privileged"):
             finding("privileged: true gives it every device and capability of the host; remove it", "privileged")
@@ -543,17 +502,17 @@ def hardening(ctx: Context) -> None:
         caps = sorted({str(c).upper().removeprefix("CAP_") for c in spec.get("cap_add") or []} & _HOST_ROOT_CAPS)
         if caps:
             finding(f"cap_add {caps} makes it root-equivalent on the host; drop them", "cap_add")
-        for index, volume in enumerate(spec.get("volumes") or []):
-            source = str(volume.get("source") or "") if isinstance(volume, dict) else str(volume).split(":")[0]
-            if source.endswith("docker.sock"):
-                finding(f"mounts the Docker engine's socket ({source}): root on the host", "volumes", index)
+        for index, mount in enumerate(service.mounts(compose.base)):
+            if mount.source.endswith("docker.sock"):
+                finding(f"mounts the Docker engine's socket ({mount.source}): root on the host", "volumes", index)
     _grafana_password(ctx, compose)
 
 
-def _grafana_password(ctx: Context, compose: Compose) -> None:
-    """Read from the file as written (the resolved model would hold the operator's value when it is exported)."""
-    raw = (yaml.safe_load((ctx.root / COMPOSE_FILE).read_text()) or {}).get("services") or {}
-    grafanas = [n for n, s in sorted(compose.services.items()) if "grafana" in str(s.get("image") or "")]
+def _grafana_password(ctx: Context, compose: ComposeFile) -> None:
+    """Every service running a Grafana image. Read from the file as written (the resolved model would hold the
+    operator's value when it is exported)."""
+    raw = compose.source.get("services") or {}
+    grafanas = [n for n, s in sorted(compose.services.items()) if "grafana" in str(s.image or "")]
     for name in grafanas:
         line = compose.line("services", name, "environment")
         environment = (raw.get(name) or {}).get("environment") or {}
@@ -567,21 +526,21 @@ def _grafana_password(ctx: Context, compose: Compose) -> None:
             ctx.finding(
                 f"service {name}: {_GRAFANA_PASSWORD} is set in the file ({what}); pass it through from the "
                 "environment (or a secret file) instead",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=line,
             )
         elif not passed:
             ctx.finding(
                 f"service {name}: {_GRAFANA_PASSWORD} is not passed to Grafana, so it starts with admin/admin",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=line,
             )
-        guard = " ".join(str(a) for a in (compose.services[name].get("entrypoint") or []))
+        guard = " ".join(compose.services[name].entrypoint())
         if passed and _GRAFANA_PASSWORD not in guard:
             ctx.finding(
                 f"service {name}: nothing refuses to start Grafana when {_GRAFANA_PASSWORD} is unset or 'admin' "
                 "(Grafana then falls back to admin/admin); guard it in the entrypoint",
-                file=COMPOSE_FILE,
+                file=compose.display,
                 line=compose.line("services", name, "entrypoint") or compose.line("services", name),
             )
     ctx.record("grafana_services", grafanas)
@@ -590,21 +549,26 @@ def _grafana_password(ctx: Context, compose: Compose) -> None:
 # --- live checks --------------------------------------------------------------------------------------------------
 
 
-def _get(url: str) -> requests.Response | None:
-    try:
-        return requests.get(url, timeout=HTTP_TIMEOUT)
-    except requests.RequestException:
-        return None
-
-
-def _probe(ctx: Context, url: str, expect: int = 200) -> requests.Response | None:
+def _probe(ctx: Context, url: str, expect: int = 200) -> Answer | None:
     """GET url; a finding (naming the URL) when it does not answer `expect`."""
-    response = _get(url)
-    if response is None:
+    try:
+        answer = request("GET", url, timeout=HTTP_TIMEOUT)
+    except StackError:
         ctx.finding(f"GET {url}: no answer", json_path=url)
-    elif response.status_code != expect:
-        ctx.finding(f"GET {url}: HTTP {response.status_code}, expected {expect}", json_path=url)
-    return response
+        return None
+    if answer.status != expect:
+        ctx.finding(f"GET {url}: HTTP {answer.status}, expected {expect}", json_path=url)
+    return answer
+
+
+def _api(prometheus: Prometheus, path: str) -> dict[str, Any]:
+    """`data` of a Prometheus API endpoint; empty when it does not answer or answers an error (the checks say what
+    they then miss)."""
+    try:
+        data = prometheus.api(path)
+    except (StackError, HttpAnswerError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _local_fail(ctx: Context) -> None:
@@ -612,27 +576,36 @@ def _local_fail(ctx: Context) -> None:
         ctx.fail(LOCAL_REASON.format(backend=ctx.stack.name))
 
 
-# Command whose output names the version of each service's binary (inside its container).
+# Command whose output names the version of a service's binary inside its container, by the kind of process the
+# stack description says it runs.
 VERSION_COMMANDS = {
     "prometheus": ["{entrypoint}", "--version"],
     "alertmanager": ["{entrypoint}", "--version"],
     "postgres": ["psql", "--version"],
-    "api": ["python3", "--version"],
-    "console-log": ["python3", "--version"],
+    "python": ["python3", "--version"],
 }
 
 
 @check(
     "containerize/containers-healthy",
-    stage=1,
     title="Each container running and healthy, with its image id and binary version",
     needs_stack=True,
-    params={"type": "object", "additionalProperties": False, "properties": {"services": STRING_LIST}},
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "services": {
+                **STRING_LIST,
+                "description": "services that must run healthy (default: every described service not optional)",
+            }
+        },
+    },
 )
 def containers_healthy(ctx: Context) -> None:
     stack = ctx.stack
     states = stack.services()
-    wanted = _list_param(ctx, "services", ["api", "console-log", "postgres", "prometheus", "alertmanager"])
+    default = [name for name, decl in ctx.description.services.items() if not decl.optional]
+    wanted = [str(s) for s in ctx.params.get("services", default)]
     seen: dict[str, dict[str, Any]] = {}
     for name in wanted:
         state = states.get(name)
@@ -662,7 +635,8 @@ def containers_healthy(ctx: Context) -> None:
 
 
 def _container_version(ctx: Context, service: str, container_id: str) -> str | None:
-    template = VERSION_COMMANDS.get(service)
+    decl = _described(ctx, service)
+    template = VERSION_COMMANDS.get(decl.local.kind) if decl is not None else None
     if template is None:
         return None
     argv = list(template)
@@ -692,23 +666,22 @@ def _container_version(ctx: Context, service: str, container_id: str) -> str | N
 
 @check(
     "containerize/prometheus-live",
-    stage=1,
-    title="Prometheus /-/healthy and /-/ready, scraping the API, Alertmanager discovered",
+    title="Prometheus /-/healthy and /-/ready, its scrape targets up, Alertmanager discovered",
     needs_stack=True,
 )
 def prometheus_live(ctx: Context) -> None:
-    url = ctx.stack.url("prometheus")
+    url = ctx.stack.url(ctx.description.role("prometheus").name)
     ctx.record("url", url)
     for path in ("/-/healthy", "/-/ready"):
-        response = _probe(ctx, url + path)
-        ctx.record(path, response.status_code if response is not None else None)
-    build = _get(f"{url}/api/v1/status/buildinfo")
-    if build is not None and build.ok:
-        version = build.json().get("data", {}).get("version")
+        answer = _probe(ctx, url + path)
+        ctx.record(path, answer.status if answer is not None else None)
+    prometheus = Prometheus(url, timeout=HTTP_TIMEOUT)
+    build = _api(prometheus, "status/buildinfo")
+    if build:
+        version = build.get("version")
         ctx.record("version", version)
         ctx.tool_version("prometheus (stack)", str(version))
-    targets = _get(f"{url}/api/v1/targets")
-    active = targets.json().get("data", {}).get("activeTargets", []) if targets is not None and targets.ok else []
+    active = _api(prometheus, "targets").get("activeTargets", [])
     health = {
         f"{t.get('labels', {}).get('job')}/{t.get('labels', {}).get('instance')}": t.get("health") for t in active
     }
@@ -716,12 +689,7 @@ def prometheus_live(ctx: Context) -> None:
     if not any(h == "up" for h in health.values()):
         where = f"{url}/api/v1/targets $.data.activeTargets"
         ctx.finding(f"no scrape target is up: {health or 'none'}", json_path=where)
-    managers = _get(f"{url}/api/v1/alertmanagers")
-    discovered = (
-        [a.get("url") for a in managers.json().get("data", {}).get("activeAlertmanagers", [])]
-        if managers is not None and managers.ok
-        else []
-    )
+    discovered = [a.get("url") for a in _api(prometheus, "alertmanagers").get("activeAlertmanagers", [])]
     ctx.record("alertmanagers", discovered)
     if not discovered:
         ctx.finding(
@@ -733,19 +701,25 @@ def prometheus_live(ctx: Context) -> None:
 
 @check(
     "containerize/alertmanager-live",
-    stage=1,
     title="Alertmanager /-/ready and /api/v2/status, running the repository's config",
     needs_stack=True,
-    params={"type": "object", "additionalProperties": False, "properties": {"config": {"type": "string"}}},
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["config"],
+        "properties": {
+            "config": {"type": "string", "minLength": 1, "description": "the Alertmanager config file, repo-relative"}
+        },
+    },
 )
 def alertmanager_live(ctx: Context) -> None:
-    url = ctx.stack.url("alertmanager")
+    url = ctx.stack.url(ctx.description.role("alertmanager").name)
     ctx.record("url", url)
     _probe(ctx, f"{url}/-/ready")
     status = _probe(ctx, f"{url}/api/v2/status")
-    config_file = str(ctx.params.get("config", "stack/prometheus/alertmanager.yml"))
-    if status is not None and status.ok:
-        body = status.json()
+    config_file = str(ctx.params["config"])
+    if status is not None and status.ok and isinstance(status.body, dict):
+        body = status.body
         ctx.record("version", (body.get("versionInfo") or {}).get("version"))
         ctx.record("cluster", (body.get("cluster") or {}).get("status"))
         ctx.record("uptime", body.get("uptime"))
@@ -784,21 +758,20 @@ def _routes(config: dict[str, Any]) -> list[str]:
 
 @check(
     "containerize/grafana-live",
-    stage=1,
     title="Grafana /api/health answers (skipped with the reason where no Grafana can run)",
     needs_stack=True,
 )
 def grafana_live(ctx: Context) -> None:
-    from sealgate.stack.backends.base import ServiceNotRunning
+    from sealgate.backends.base import ServiceNotRunning
 
     try:
-        url = ctx.stack.url("grafana")
+        url = ctx.stack.url(ctx.description.role("dashboards").name)
     except ServiceNotRunning as exc:
         ctx.skip(f"Grafana does not run on this stack ({ctx.stack.name}): {exc.reason}")
     ctx.record("url", url)
-    response = _probe(ctx, f"{url}/api/health")
-    if response is not None and response.ok:
-        body = response.json()
+    answer = _probe(ctx, f"{url}/api/health")
+    if answer is not None and answer.ok and isinstance(answer.body, dict):
+        body = answer.body
         ctx.record("version", body.get("version"))
         ctx.record("database", body.get("database"))
         if body.get("database") != "ok":

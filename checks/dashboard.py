@@ -1,5 +1,8 @@
-"""EIXO 5 — the Grafana dashboard: provisioning, the dashboard's JSON, its queries against the live Prometheus, and
-Grafana itself where one answers.
+"""A Grafana dashboard (F9.10's EIXO 5): provisioning, the dashboard's JSON, its queries against the live
+Prometheus, and Grafana itself where one answers.
+
+The dashboard and provisioning files are the spec's parameters; the compose file, the Grafana service (role
+`dashboards`), the Prometheus and the scraped target that exports the metrics come from the stack description.
 
 Grafana cannot run on the machines this is built on; everything that does not need a running Grafana is proven
 here (the files, and every panel query answered by the real Prometheus after real traffic), and the one check that
@@ -8,138 +11,65 @@ does need Grafana is skipped with the reason — never passed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sealgate.backends.base import StackError
+from sealgate.backends.http import HttpAnswerError, Prometheus, request, send_traffic
+from sealgate.checks import parecer
 from sealgate.checks.grafana import GrafanaClient, GrafanaError, comparable, differences
+from sealgate.checks.grafana_query import (
+    OptionSource,
+    dashboard_queries,
+    panels_of,
+    read_dashboard,
+    render_prometheus,
+    targets_of,
+    variables_of,
+)
+from sealgate.checks.grafana_query import pointer as _pointer
 from sealgate.errors import InputError
 from sealgate.sprint.context import Context
+from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
 from sealgate.sprint.yamlsource import Located, parse_yaml
 
-DASHBOARD = "stack/grafana/dashboards/llm_metrics.json"
-DATASOURCES = "stack/grafana/provisioning/datasources/prometheus.yml"
-PROVIDERS = "stack/grafana/provisioning/dashboards/default.yml"
-COMPOSE = "stack/docker-compose.yml"
-
-# Grafana's built-in interval variables, replaced by a fixed value before a query reaches Prometheus (Grafana does
-# the same with values computed from the panel's time range). 1m covers 4 scrapes at the seed's 15 s interval.
-GRAFANA_VARIABLES = {
-    "__rate_interval": "1m",
-    "__interval": "1m",
-    "__range": "1h",
-    "__range_s": "3600",
-    "__interval_ms": "60000",
-}
 # Factors to base units (seconds, ratio), so "5 s" matches a threshold of 5000 on an `ms` panel.
 UNIT_FACTORS = {"s": 1.0, "ms": 0.001, "µs": 1e-6, "ns": 1e-9, "m": 60.0, "percentunit": 1.0, "percent": 0.01}
 SHADES = ("super-light-", "light-", "semi-dark-", "dark-")
 
-_PATHS: dict[str, Any] = {
-    "dashboard": {"type": "string"},
-    "datasources": {"type": "string"},
+# The files a check reads, repository-relative (each check lists the ones it needs as required).
+DASHBOARD_PARAM: dict[str, Any] = {"type": "string", "minLength": 1, "description": "the dashboard JSON file"}
+DATASOURCES_PARAM: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "the Grafana datasource provisioning file",
 }
+DEFAULT_PROVISIONING_TARGET = "/etc/grafana/provisioning"  # where Grafana reads provisioning, unless told otherwise
 
 
-def _pointer(path: list[Any]) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-
-
-def _dashboard_queries(ctx: Context) -> tuple[str, list[dict[str, Any]]]:
-    """The dashboard file and its panels' queries; a dashboard without any query fails the check."""
+def _dashboard_queries(ctx: Context, options: OptionSource | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The dashboard file and its panels' PromQL queries; a dashboard without any fails the check."""
     relative, dashboard = _load_dashboard(ctx)
-    queries = panel_queries(dashboard)
+    queries = panel_queries(dashboard, options)
     if not queries:
         ctx.fail(f"{relative}: no panel has a query")
     return relative, queries
 
 
-# What the dashboard checks read, in the types they read it as (Grafana's dashboard model); anything else is theirs.
-# A shape is (allowed types, {key: shape} for an object's keys | shape of an array's items | None). Walked by hand:
-# a JSON Schema validator took as long as the JSON parse itself on a 10,000-panel dashboard.
-_NULL = type(None)
-_DATASOURCE_REF: Any = ((dict, str, _NULL), {"uid": ((str, _NULL), None)})
-_PANEL: Any = ((dict,), {})
-_PANEL[1].update(
-    {
-        "title": ((str, _NULL), None),
-        "panels": ((list, _NULL), _PANEL),  # a row's collapsed panels
-        "datasource": _DATASOURCE_REF,
-        "targets": ((list, _NULL), ((dict,), {"datasource": _DATASOURCE_REF})),
-        "fieldConfig": (
-            (dict, _NULL),
-            {
-                "defaults": (
-                    (dict, _NULL),
-                    {
-                        "thresholds": ((dict, _NULL), {"steps": ((list, _NULL), None)}),
-                        "mappings": ((list, _NULL), ((dict,), {"options": ((dict, _NULL), None)})),
-                    },
-                )
-            },
-        ),
-    }
-)
-_VARIABLE: Any = (
-    (dict,),
-    {"name": ((str, _NULL), None), "current": ((dict, _NULL), {"value": ((str, list, _NULL), ((str,), None))})},
-)
-_DASHBOARD_SHAPE: Any = (
-    (dict,),
-    {
-        "tags": ((list, _NULL), None),
-        "templating": ((dict, _NULL), {"list": ((list, _NULL), _VARIABLE)}),
-        "panels": ((list, _NULL), _PANEL),
-    },
-)
-_JSON_TYPES = {
-    dict: "an object",
-    list: "an array",
-    str: "a string",
-    _NULL: "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-}
-
-
-def shape_problems(value: Any, shape: Any, path: list[Any]) -> Iterator[tuple[list[Any], str]]:
-    """(JSON path, what is wrong) for every value under `shape` whose type the dashboard checks cannot read."""
-    types, inner = shape
-    if not isinstance(value, types):
-        wanted = " or ".join(_JSON_TYPES[t] for t in types)
-        yield path, f"expected {wanted}, found {_JSON_TYPES.get(type(value), type(value).__name__)}"
-    elif isinstance(value, dict) and isinstance(inner, dict):
-        for key, sub in inner.items():
-            if key in value:
-                yield from shape_problems(value[key], sub, [*path, key])
-    elif isinstance(value, list) and inner is not None:
-        for index, item in enumerate(value):
-            yield from shape_problems(item, inner, [*path, index])
-
-
 def _load_dashboard(ctx: Context) -> tuple[str, dict[str, Any]]:
-    relative = ctx.params.get("dashboard", DASHBOARD)
+    relative = str(ctx.params["dashboard"])
     path = ctx.judge(relative)
-    try:
-        document = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        ctx.fail(f"{relative}:{exc.lineno}: not valid JSON: {exc.msg}")
-    if not isinstance(document, dict):
-        ctx.fail(f"{relative}: a dashboard must be a JSON object")
-    problems = [(_pointer(path), what) for path, what in shape_problems(document, _DASHBOARD_SHAPE, [])]
+    document, problems = read_dashboard(path.read_text())
+    if document is None and problems and not problems[0][0].startswith("$"):
+        ctx.fail(f"{relative}{problems[0][0]}: {problems[0][1]}")
     for where, what in problems:
         ctx.finding(f"{where}: {what}", file=relative, json_path=where)
-    if problems:
+    if document is None:
         ctx.fail(
             f"{relative}: not a Grafana dashboard of the expected shape ({len(problems)} problems, first at "
             f"{problems[0][0]}: {problems[0][1]})"
@@ -155,55 +85,22 @@ def _load_yaml(ctx: Context, relative: str) -> Located:
     return doc
 
 
-def panels_of(dashboard: dict[str, Any]) -> list[tuple[list[Any], dict[str, Any]]]:
-    """(JSON path, panel) of every visualisation panel, including those nested in collapsed rows; rows themselves
-    are layout, not panels."""
-    found: list[tuple[list[Any], dict[str, Any]]] = []
-    for i, panel in enumerate(dashboard.get("panels") or []):
-        if not isinstance(panel, dict):
-            continue
-        if panel.get("type") == "row":
-            for j, inner in enumerate(panel.get("panels") or []):
-                if isinstance(inner, dict):
-                    found.append((["panels", i, "panels", j], inner))
-            continue
-        found.append((["panels", i], panel))
-    return found
-
-
-def substitute_variables(expr: str, dashboard: dict[str, Any]) -> str:
-    """Replace Grafana's `$__rate_interval` & co. (and dashboard variables, by their current value) so the query is
-    the PromQL Prometheus would receive."""
-    values = dict(GRAFANA_VARIABLES)
-    for variable in (dashboard.get("templating") or {}).get("list") or []:
-        current = (variable.get("current") or {}).get("value")
-        if variable.get("name") and current is not None:
-            values[variable["name"]] = "|".join(current) if isinstance(current, list) else str(current)
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return values.get(name, match.group(0))
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
-
-
-def targets_of(panel: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    return [(j, t) for j, t in enumerate(panel.get("targets") or []) if isinstance(t, dict) and not t.get("hide")]
-
-
 # --- provisioning --------------------------------------------------------------------------------------------------
 
 
 @check(
     "dashboard/provisioning",
-    stage=5,
-    title="Datasource Prometheus (default) e provider de dashboards provisionados; compose monta o diretório lido",
+    title="Prometheus datasource (default) and dashboard provider provisioned; the compose file mounts what they read",
     params={
         "type": "object",
         "properties": {
-            **_PATHS,
-            "providers": {"type": "string"},
-            "compose": {"type": "string"},
+            "dashboard": DASHBOARD_PARAM,
+            "datasources": DATASOURCES_PARAM,
+            "providers": {
+                "type": "string",
+                "minLength": 1,
+                "description": "the Grafana dashboard-provider provisioning file",
+            },
             "datasource": {
                 "type": "object",
                 "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "url": {"type": "string"}},
@@ -216,15 +113,21 @@ def targets_of(panel: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
                 "required": ["path", "interval_s"],
                 "additionalProperties": False,
             },
-            "provisioning_target": {"type": "string"},
-            "service": {"type": "string"},
+            "provisioning_target": {
+                "type": "string",
+                "description": f"where Grafana reads provisioning (default: {DEFAULT_PROVISIONING_TARGET})",
+            },
+            "service": {
+                "type": "string",
+                "description": "the compose service running Grafana (default: the described `dashboards` service)",
+            },
         },
-        "required": ["datasource", "provider"],
+        "required": ["dashboard", "datasources", "providers", "datasource", "provider"],
         "additionalProperties": False,
     },
 )
 def provisioning(ctx: Context) -> None:
-    ds_rel = ctx.params.get("datasources", DATASOURCES)
+    ds_rel = str(ctx.params["datasources"])
     want_ds = ctx.params["datasource"]
     ds_doc = _load_yaml(ctx, ds_rel)
     entries = ds_doc.value.get("datasources") or []
@@ -260,7 +163,7 @@ def provisioning(ctx: Context) -> None:
         )
     ctx.record("datasources", entries)
 
-    pv_rel = ctx.params.get("providers", PROVIDERS)
+    pv_rel = str(ctx.params["providers"])
     want_pv = ctx.params["provider"]
     pv_doc = _load_yaml(ctx, pv_rel)
     providers = [p for p in pv_doc.value.get("providers") or [] if isinstance(p, dict)]
@@ -291,16 +194,11 @@ def provisioning(ctx: Context) -> None:
 def _compose_mounts(ctx: Context, provider_path: str) -> None:
     """The compose file must mount the repository's dashboards directory where the provider reads, and the
     provisioning directory where Grafana looks for it — otherwise both files above are never seen by Grafana."""
-    from sealgate.stack.backends.base import StackError
-    from sealgate.stack.backends.composefile import ComposeFile
+    from sealgate.backends.composefile import ComposeFile
 
-    compose_rel = ctx.params.get("compose", COMPOSE)
-    service = ctx.params.get("service", "grafana")
+    compose_rel = ctx.description.compose_file
+    service = str(ctx.params.get("service") or ctx.description.role("dashboards").name)
     compose_path = ctx.judge(compose_rel)
-    try:
-        where = parse_yaml(compose_path.read_text(), compose_rel).line_of(["services", service, "volumes"])
-    except InputError:
-        where = None  # our line-tracking reader refuses YAML merge keys (`<<`); Compose's reading below does not
     try:
         # Interpolated like Compose would, defaults only: the mounts must not depend on someone's shell.
         compose = ComposeFile(compose_path, {}, compose_rel)
@@ -308,11 +206,12 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
         ctx.fail(str(exc))
     if service not in compose.services:
         ctx.fail(f"{compose_rel}: no service {service!r}")
+    where = compose.line("services", service, "volumes")
     mounts = compose.services[service].mounts(compose_path.parent)
     ctx.record(
         "grafana_mounts", [{"source": _display(ctx, m.source), "target": m.target, "bind": m.bind} for m in mounts]
     )
-    dashboards_dir = ctx.path(ctx.params.get("dashboard", DASHBOARD)).parent
+    dashboards_dir = ctx.path(str(ctx.params["dashboard"])).parent
     at_provider = [m for m in mounts if m.target.rstrip("/") == provider_path.rstrip("/")]
     if not at_provider:
         ctx.finding(
@@ -328,8 +227,8 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
                 file=compose_rel,
                 line=where,
             )
-    target = ctx.params.get("provisioning_target", "/etc/grafana/provisioning")
-    provisioning_dir = ctx.path(ctx.params.get("datasources", DATASOURCES)).parent.parent
+    target = str(ctx.params.get("provisioning_target", DEFAULT_PROVISIONING_TARGET))
+    provisioning_dir = ctx.path(str(ctx.params["datasources"])).parent.parent
     ok = any(
         m.bind and (m.target.rstrip("/") == target and Path(m.source).resolve() == provisioning_dir.resolve())
         for m in mounts
@@ -390,18 +289,18 @@ _PANEL_SCHEMA: dict[str, Any] = {
 
 @check(
     "dashboard/json-structure",
-    stage=5,
-    title="Dashboard llm-metrics-f910: uid, tags, exatamente os 4 painéis, thresholds, mapeamentos, datasource",
+    title="Dashboard JSON: uid, tags, exactly the spec's panels, thresholds, value mappings, datasource",
     params={
         "type": "object",
         "properties": {
-            **_PATHS,
+            "dashboard": DASHBOARD_PARAM,
+            "datasources": DATASOURCES_PARAM,
             "uid": {"type": "string"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "datasource_type": {"type": "string"},
             "panels": {"type": "array", "items": _PANEL_SCHEMA, "minItems": 1},
         },
-        "required": ["uid", "tags", "panels"],
+        "required": ["dashboard", "datasources", "uid", "tags", "panels"],
         "additionalProperties": False,
     },
 )
@@ -510,7 +409,7 @@ def _judge_datasources(
 ) -> None:
     """Every panel and every query on the provisioned Prometheus datasource (by uid when it declares one)."""
     ds_type = ctx.params.get("datasource_type", "prometheus")
-    ds_rel = ctx.params.get("datasources", DATASOURCES)
+    ds_rel = str(ctx.params["datasources"])
     provisioned = parse_yaml(ctx.judge(ds_rel).read_text(), ds_rel).value or {}
     ours = [d for d in provisioned.get("datasources") or [] if isinstance(d, dict) and d.get("type") == ds_type]
     uids = {d["uid"] for d in ours if d.get("uid")}
@@ -537,176 +436,283 @@ def _judge_datasources(
 # --- queries: parse, metrics exist, answer ----------------------------------------------------------------------
 
 
-def _prom_get(ctx: Context, base: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
+def panel_queries(dashboard: dict[str, Any], options: OptionSource | None = None) -> list[dict[str, Any]]:
+    """Every PromQL query of every panel (all layouts, Prometheus datasources only), with the PromQL Grafana would
+    send to Prometheus (variables resolved, checks/grafana_query.py) and where it is in the file."""
+    variables = variables_of(dashboard)
+    return [
+        {
+            "panel": query.panel,
+            "ref": query.ref,
+            "json_path": query.json_path,
+            "expr": query.expr,
+            "promql": render_prometheus(query.expr, variables, options).text,
+        }
+        for query in dashboard_queries(dashboard).queries
+    ]
+
+
+def _target(ctx: Context) -> Any:
+    """The scraped service whose metrics the panels show: the spec's `target`, else the description's main target."""
+    name = ctx.params.get("target")
+    return ctx.description.service(str(name)) if name else ctx.description.main_target()
+
+
+def _targets(ctx: Context) -> list[Any]:
+    """Every scraped service whose metrics the panels show: the spec's `targets` (an exporter's beside the
+    application's), else the one of `_target`."""
+    from sealgate.checks.described import described_service
+
+    names = ctx.params.get("targets")
+    if not names:
+        return [_target(ctx)]
+    return [described_service(ctx, str(name), ("targets", index)) for index, name in enumerate(names)]
+
+
+def _exposition(ctx: Context, target: Any) -> str:
+    """The target's metrics page, as Prometheus scrapes it (attached to the evidence)."""
+    url = ctx.stack.url(target.name) + target.metrics_path
+    answer = request("GET", url)  # nothing answering is a StackError: the check could not run, naming the address
+    if not answer.ok or not isinstance(answer.body, str):
+        ctx.error(f"{target.name} does not serve its metrics at {url}: HTTP {answer.status}")
+    ctx.attach(f"{target.name}_metrics.txt", answer.body)
+    return answer.body
+
+
+def _prometheus(ctx: Context) -> tuple[str, Prometheus]:
+    url = ctx.stack.url(ctx.description.role("prometheus").name)
+    return url, Prometheus(url)
+
+
+TARGET_PARAM: dict[str, Any] = {
+    "type": "string",
+    "description": "the scraped service whose metrics the panels show (default: the description's main target)",
+}
+TARGETS_PARAM: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string"},
+    "description": "instead of `target`: every scraped service whose metrics the panels show (e.g. an exporter's "
+    "beside the application's); a metric must be exported by one of them",
+}
+
+
+def _datasource_types(ctx: Context) -> tuple[dict[str, str], str]:
+    """Provisioned datasource names and uids -> type, and the default datasource's type."""
+    if "datasources" not in ctx.params:  # the queries are then taken as the default datasource's: Prometheus
+        return {}, "prometheus"
+    relative = str(ctx.params["datasources"])
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read())
-        except json.JSONDecodeError:
-            return exc.code, {"error": f"HTTP {exc.code}"}
-    except (urllib.error.URLError, OSError) as exc:
-        ctx.error(f"Prometheus does not answer at {base}: {getattr(exc, 'reason', exc)}")
+        provisioned = parse_yaml(ctx.judge(relative).read_text(), relative).value or {}
+    except InputError:
+        return {}, "prometheus"
+    entries = [d for d in provisioned.get("datasources") or [] if isinstance(d, dict) and d.get("type")]
+    names = {str(d[k]): str(d["type"]) for d in entries for k in ("name", "uid") if d.get(k)}
+    default = next((str(d["type"]) for d in entries if d.get("isDefault") is True), "prometheus")
+    return names, default
 
 
-def panel_queries(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every query of every panel, with the PromQL Prometheus would receive and where it is in the file."""
-    queries = []
-    for path, panel in panels_of(dashboard):
-        for j, target in targets_of(panel):
-            expr = str(target.get("expr") or "").strip()
-            if expr:
-                queries.append(
-                    {
-                        "panel": panel.get("title"),
-                        "ref": target.get("refId", str(j)),
-                        "json_path": _pointer([*path, "targets", j, "expr"]),
-                        "expr": expr,
-                        "promql": substitute_variables(expr, dashboard),
-                    }
-                )
-    return queries
-
-
-def _exposition(ctx: Context) -> str:
-    url = ctx.stack.url("api") + "/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError) as exc:
-        ctx.error(f"the API does not answer at {url}: {getattr(exc, 'reason', exc)}")
-    ctx.attach("api_metrics.txt", text)
-    return text
+def missing_texts(label: str, verdict: parecer.Verdict, exposition: str, scope: str) -> list[str]:
+    """A missing metric said per source, one finding each ("not exported by the API", "Prometheus holds no …")."""
+    texts = []
+    if verdict.kind in ("metric-missing", "metric-not-scraped", "metric-disappeared") and verdict.metric:
+        if verdict.exported is False:
+            texts.append(f"{label}: {verdict.metric} is not exported by {exposition}")
+        if verdict.prometheus in ("never", "gone"):
+            texts.append(f"{label}: Prometheus holds no {verdict.metric} {scope}")
+    return texts or [f"{label}: {verdict.message}"]
 
 
 @check(
     "dashboard/queries-metrics",
-    stage=5,
-    title="Toda query de painel é PromQL válida e cada métrica nomeada existe na exposição da API e no Prometheus",
-    needs_stack=True,
-    params={"type": "object", "properties": {**_PATHS}, "additionalProperties": False},
-)
-def queries_metrics(ctx: Context) -> None:
-    # EIXO 2's PromQL reader (a real parser) and its exposition/Prometheus name sources: the rules and the
-    # dashboard are judged by the same code, so a metric cannot exist for one and not the other.
-    from sealgate.checks import promql
-
-    relative, queries = _dashboard_queries(ctx)
-    prometheus = ctx.stack.url("prometheus")
-    exposed = promql.exposition_names(_exposition(ctx))
-    since = ctx.stack.started_at  # persisted volumes hold old series: only what this stack scraped counts
-    try:
-        stored = promql.prometheus_metric_names(prometheus, since=since)
-    except (OSError, ValueError) as exc:
-        ctx.error(f"Prometheus at {prometheus} does not list its metric names: {exc}")
-    ctx.record("prometheus_names_since", since)
-    for query in queries:
-        where = {"file": relative, "json_path": query["json_path"]}
-        label = f"panel {query['panel']!r} ({query['ref']})"
-        try:
-            names = sorted(promql.metric_names(promql.substitute_grafana_variables(query["expr"])))
-        except promql.PromQLError as exc:
-            ctx.finding(f"{label}: not valid PromQL: {exc}", **where)
-            continue
-        # Prometheus's own parser too: what it refuses never draws, whatever another parser thinks.
-        status, body = _prom_get(ctx, prometheus, "/api/v1/query", {"query": query["promql"]})
-        if status != 200 or body.get("status") != "success":
-            ctx.finding(f"{label}: Prometheus refuses the query: {body.get('error', status)}", **where)
-        query["metrics"] = names
-        if not names:
-            ctx.finding(f"{label} names no metric", **where)
-        for name in promql.missing_metrics(names, exposed):
-            ctx.finding(f"{label}: {name} is not exported by the API (/metrics)", **where)
-        for name in promql.missing_metrics(names, stored):
-            ctx.finding(
-                f"{label}: Prometheus holds no {name}" + (" since this stack started" if since else ""), **where
-            )
-    ctx.record("queries", queries)
-
-
-def _query(ctx: Context, base: str, promql: str) -> list[dict[str, Any]]:
-    status, body = _prom_get(ctx, base, "/api/v1/query", {"query": promql})
-    if status != 200 or body.get("status") != "success":
-        raise ValueError(f"HTTP {status} from {base}/api/v1/query: {body.get('error', 'no error text')}")
-    data = body.get("data") or {}
-    result = data.get("result")
-    if data.get("resultType") == "scalar":
-        return [{"metric": {}, "value": result}]
-    return list(result or [])
-
-
-def _generate_traffic(ctx: Context, requests: int) -> dict[str, int]:
-    """Real completions through the API, so latency, tokens and the error ratio all have something to show."""
-    base = ctx.stack.url("api")
-    outcomes: dict[str, int] = {}
-    for n in range(requests):
-        body = json.dumps({"prompt": f"sealgate dashboard traffic {n}", "provider": "sim", "model": "sim-1"}).encode()
-        request = urllib.request.Request(
-            base + "/v1/complete", data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                code = response.status
-        except urllib.error.HTTPError as exc:
-            code = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            ctx.error(f"the API does not answer at {base}: {getattr(exc, 'reason', exc)}")
-        outcomes[str(code)] = outcomes.get(str(code), 0) + 1
-    return outcomes
-
-
-def _wait_scrape_after(ctx: Context, base: str, job: str, after: float, limit_s: float) -> float:
-    """Wait until Prometheus holds a sample of the API scraped after `after` (epoch seconds); bounded."""
-    started = time.monotonic()
-    while True:
-        try:
-            result = _query(ctx, base, f'max(timestamp(up{{job="{job}"}}))')
-        except ValueError as exc:
-            ctx.error(f"Prometheus refuses the freshness query: {exc}")
-        latest = float(result[0]["value"][1]) if result else 0.0
-        if latest > after:
-            waited = time.monotonic() - started
-            ctx.note_wait(f"a scrape of job {job} after the traffic", waited)
-            return latest
-        if time.monotonic() - started > limit_s:
-            ctx.error(f"Prometheus scraped no {job} sample within {limit_s:g}s after the traffic")
-        time.sleep(0.5)
-
-
-@check(
-    "dashboard/queries-answer",
-    stage=5,
-    title="Após tráfego real pela API, cada query de painel retorna dados do Prometheus vivo",
+    title="Every panel query is valid PromQL and every metric and label it reads is exported by the target and held "
+    "by Prometheus",
     needs_stack=True,
     params={
         "type": "object",
         "properties": {
-            **_PATHS,
+            "dashboard": DASHBOARD_PARAM,
+            "datasources": DATASOURCES_PARAM,
+            "target": TARGET_PARAM,
+            "targets": TARGETS_PARAM,
+            "rules": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "rule files whose recorded series the panels may read (judged through their inputs)",
+            },
+            "min_age": {"type": "string", "pattern": "^([0-9]+(ms|[smhdwy]))+$"},
+            "lookback": {"type": "string", "pattern": "^([0-9]+(ms|[smhdwy]))+$"},
+        },
+        "required": ["dashboard"],
+        "not": {"required": ["target", "targets"]},
+        "additionalProperties": False,
+    },
+)
+def queries_metrics(ctx: Context) -> None:
+    # EIXO 2's judgement (checks/parecer.py) on every panel query: the rules and the dashboard are judged by the
+    # same code — and by `sealgate lint` — so a metric cannot exist for one and not the other.
+    from sealgate.checks import rules as rule_files
+
+    relative, dashboard = _load_dashboard(ctx)
+    names, default = _datasource_types(ctx)
+    found = dashboard_queries(dashboard, names, default)
+    if not found.queries:
+        ctx.fail(f"{relative}: no panel has a query")
+    for path, name in found.library_panels:
+        ctx.finding(
+            f"library panel {name!r} is not in {relative} (export the dashboard with its library panels): "
+            "its queries are not judged",
+            file=relative,
+            json_path=path,
+            severity=Severity.WARNING,
+        )
+    ctx.record("other_datasources", found.other)
+    scope = "since this stack started"
+    targets = _targets(ctx)
+    source = parecer.Prometheus(
+        _prometheus(ctx)[0],
+        scope=scope,
+        min_age_s=rule_files.duration_s(ctx.params.get("min_age", "1h")),
+        lookback_s=rule_files.duration_s(ctx.params.get("lookback", "7d")),
+    )
+    recorded = (
+        rule_files.all_rules(rule_files.load_rules(ctx, list(ctx.params["rules"]))) if "rules" in ctx.params else []
+    )
+    variables = variables_of(dashboard)
+    options = parecer.variable_options(source)
+    queries = []
+    try:
+        expositions = [
+            parecer.Exposition.parse(_exposition(ctx, target), f"{target.name} ({target.metrics_path})")
+            for target in targets
+        ]
+        judge = parecer.Parecer(expositions, source, rule_files.recordings(recorded))
+        assert judge.exposition is not None
+        exported_by = judge.exposition.origin  # every target's, merged: a metric exported by any of them exists
+        for item in parecer.judge_panels(judge, dashboard, found.queries):
+            query = item.query
+            where = {"file": relative, "json_path": query.json_path}
+            label = query.label()
+            sent = render_prometheus(query.expr, variables, options).text
+            queries.append({"panel": query.panel, "ref": query.ref, "json_path": query.json_path, "promql": sent})
+            if item.judged.syntax_error is not None:
+                ctx.finding(f"{label}: not valid PromQL: {item.judged.syntax_error}", **where)
+                continue
+            assert item.judged.analysis is not None
+            queries[-1]["metrics"] = sorted(item.judged.analysis.names())
+            # Prometheus's own parser too: what it refuses never draws, whatever another parser thinks.
+            refusal = source.refuses(sent)
+            if refusal is not None:
+                ctx.finding(f"{label}: Prometheus refuses the query: {refusal}", **where)
+            for verdict in item.judged.verdicts:
+                for text in missing_texts(label, verdict, exported_by, scope):
+                    ctx.finding(text, severity=Severity(verdict.severity), **where)
+    except parecer.SourceError as exc:
+        ctx.error(str(exc))
+    ctx.record("queries", queries)
+
+
+@check(
+    "dashboard/queries-answer",
+    title="After real traffic through the target, every panel query returns data from the live Prometheus",
+    needs_stack=True,
+    params={
+        "type": "object",
+        "properties": {
+            "dashboard": DASHBOARD_PARAM,
+            "target": TARGET_PARAM,
             "requests": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "scrape_job": {"type": "string"},
+            "burst": {
+                "type": "object",
+                "description": "after the steady requests, this many more sent at once by `concurrency` parallel "
+                "clients (default 8): traffic a rate limiter refuses, for panels that show refusals",
+                "required": ["requests"],
+                "additionalProperties": False,
+                "properties": {
+                    "requests": {"type": "integer", "minimum": 1, "maximum": 5000},
+                    "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+                },
+            },
+            "expect_statuses": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "integer", "minimum": 100, "maximum": 599},
+                "description": "HTTP statuses the traffic must have been answered with at least once (e.g. 429): a "
+                "panel that shows them is only proven by traffic that provokes them",
+            },
+            "nonzero_panels": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "string"},
+                "description": "titles of panels that must show a value above 0 after the traffic, in one of their "
+                "queries at least (data alone may be a flat 0: a series created at 0 answers before anything happened)",
+            },
+            "scrape_job": {"type": "string", "description": "the target's scrape job (default: the described one)"},
+            "scrape_jobs": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "string"},
+                "description": "instead of `scrape_job`: every job that feeds the panels (an exporter's too), each "
+                "waited for until scraped after the traffic — rate() over a series needs that second sample",
+            },
             "scrape_wait_s": {"type": "number", "minimum": 1, "maximum": 300},
         },
-        "required": ["requests", "scrape_job"],
+        "required": ["dashboard", "requests"],
+        "not": {"required": ["scrape_job", "scrape_jobs"]},
         "additionalProperties": False,
     },
 )
 def queries_answer(ctx: Context) -> None:
-    relative, queries = _dashboard_queries(ctx)
-    prometheus = ctx.stack.url("prometheus")
-    outcomes = _generate_traffic(ctx, ctx.params["requests"])
+    target = _target(ctx)
+    jobs = [str(j) for j in ctx.params.get("scrape_jobs") or [ctx.params.get("scrape_job") or target.job]]
+    prometheus_url, prometheus = _prometheus(ctx)
+    # Query variables get their options the way Grafana gets them: label_values(...) asked to this Prometheus.
+    relative, queries = _dashboard_queries(ctx, parecer.variable_options(parecer.Prometheus(prometheus_url)))
+    nonzero = [str(title) for title in ctx.params.get("nonzero_panels") or []]
+    for title in nonzero:
+        if not any(query["panel"] == title for query in queries):
+            ctx.finding(f"no panel titled {title!r} has a query (named by `nonzero_panels`)", file=relative)
+    # Real requests through the target, so every panel (latency, volume, errors) has something to show.
+    outcomes = send_traffic(ctx.stack, ctx.params["requests"], target)
+    burst = ctx.params.get("burst")
+    if burst:
+        # All at once, from parallel clients: what a rate limiter exists to refuse.
+        burst_outcomes = send_traffic(ctx.stack, burst["requests"], target, concurrency=burst.get("concurrency", 8))
+        ctx.record("burst", burst_outcomes)
+        for status, count in burst_outcomes.items():
+            outcomes[status] = outcomes.get(status, 0) + count
     traffic_end = time.time()
     ctx.record("traffic", outcomes)
-    scraped_at = _wait_scrape_after(
-        ctx, prometheus, ctx.params["scrape_job"], traffic_end, ctx.params.get("scrape_wait_s", 60)
-    )
-    ctx.record("fresh_scrape_after_traffic_s", round(scraped_at - traffic_end, 3))
+    for status in ctx.params.get("expect_statuses") or []:
+        if str(status) not in outcomes:
+            ctx.finding(
+                f"the traffic to {target.name} was never answered {status} (answers: "
+                f"{', '.join(f'{s} x{n}' for s, n in sorted(outcomes.items()))}): the panels that show {status}s are "
+                "not proven by it"
+            )
+    limit_s = float(ctx.params.get("scrape_wait_s", 60))
+    fresh: dict[str, float] = {}
+    for job in jobs:
+        try:
+            waited = prometheus.wait_scrape_after(job, traffic_end, limit_s)
+            scraped_at = prometheus.newest_sample(job)
+        except HttpAnswerError as exc:
+            ctx.error(f"Prometheus refuses the freshness query: {exc}")
+        except StackError as exc:
+            ctx.error(f"{exc} after the traffic")
+        ctx.note_wait(f"a scrape of job {job} after the traffic", waited)
+        fresh[job] = round(scraped_at - traffic_end, 3)
+    ctx.record("fresh_scrape_after_traffic_s", fresh[jobs[0]] if len(jobs) == 1 else fresh)
+    shown: set[str] = set()  # panels with a value above 0
     for query in queries:
         where = {"file": relative, "json_path": query["json_path"]}
         try:
-            result = _query(ctx, prometheus, query["promql"])
-        except ValueError as exc:
+            result = prometheus.query(query["promql"])
+        except HttpAnswerError as exc:
             ctx.finding(f"panel {query['panel']!r} ({query['ref']}): Prometheus refuses the query: {exc}", **where)
             continue
         values = [float(r["value"][1]) for r in result if "value" in r]
@@ -719,6 +725,17 @@ def queries_answer(ctx: Context) -> None:
             ctx.finding(
                 f"panel {query['panel']!r} ({query['ref']}) returns only {sorted(set(map(str, values)))}", **where
             )
+        if query["panel"] in nonzero and any(v > 0 for v in finite):
+            shown.add(query["panel"])
+    for title in nonzero:
+        refs = [q["ref"] for q in queries if q["panel"] == title and q.get("series")]
+        if refs and title not in shown:
+            ctx.finding(
+                f"panel {title!r} ({', '.join(refs)}) shows only 0 after the traffic: what it shows did not happen, "
+                "or is not counted",
+                file=relative,
+                json_path=next(q["json_path"] for q in queries if q["panel"] == title),
+            )
     ctx.record("queries", queries)
 
 
@@ -727,25 +744,28 @@ def queries_answer(ctx: Context) -> None:
 
 @check(
     "dashboard/grafana-live",
-    stage=5,
-    title="Grafana vivo: /api/health, datasource saudável, dashboard provisionado por uid igual ao arquivo",
+    title="Live Grafana: /api/health, datasource healthy, dashboard provisioned under its uid and equal to the file",
     needs_stack=True,
     params={
         "type": "object",
-        "properties": {**_PATHS, "uid": {"type": "string"}, "datasource_name": {"type": "string"}},
-        "required": ["uid", "datasource_name"],
+        "properties": {
+            "dashboard": DASHBOARD_PARAM,
+            "uid": {"type": "string"},
+            "datasource_name": {"type": "string"},
+        },
+        "required": ["dashboard", "uid", "datasource_name"],
         "additionalProperties": False,
     },
 )
 def grafana_live(ctx: Context) -> None:
-    from sealgate.stack.backends.base import ServiceNotRunning
+    from sealgate.backends.base import ServiceNotRunning
 
     relative, dashboard = _load_dashboard(ctx)
     # A Grafana outside the stack (the user's own) may be named explicitly; else the stack's, where it runs.
     base = os.environ.get("SEALGATE_GRAFANA_URL", "").strip()
     if not base:
         try:
-            base = ctx.stack.url("grafana")
+            base = ctx.stack.url(ctx.description.role("dashboards").name)
         except ServiceNotRunning as exc:
             ctx.record("grafana", exc.reason)
             ctx.skip(f"no Grafana answers on the {ctx.stack.name} backend: {exc.reason}")

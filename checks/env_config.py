@@ -1,53 +1,93 @@
-"""EIXO 4 — the circuit breaker configured by the environment (VERITTA_CB_THRESHOLD, VERITTA_CB_TIMEOUT).
+"""Configuration by environment: a service's settings come from environment variables, with defaults, overrides,
+refused bad values, documented values — and the behaviour they configure.
 
-Every claim is proven on the real service: `python3 -m app` (cwd `stack/`) started as a subprocess on 127.0.0.1 with
-a chosen environment, and asked over HTTP what it does. Reading the code would only show what it says it does; a
-breaker that ignores its variable, or a typo in the variable's name, is only caught by starting the service.
+Every claim is proven on the real service: the described service (`with.service`, a Python service: its command is
+the one the local backend derives from the compose file) started as a subprocess on 127.0.0.1 and a free port with a
+chosen environment, and asked over HTTP what it does. Reading the code would only show what it says it does; a
+setting that ignores its variable, or a typo in the variable's name, is only caught by starting the service.
+
+Parameters every check of this room takes:
+
+    service     the described service to start;
+    variables   environment variable -> the setting it configures (a JSON field of the settings answer);
+    settings    where the running service reports its effective settings: `path` (GET, a JSON object holding each
+                setting's field) and, optionally, `source_field` (a field mapping each setting to `env` or `default`,
+                where its value came from).
+
+The `behaviour` check runs the spec's scenario: requests (`get`/`post` a path, with a JSON `body`) whose answers and
+reported settings must match, and waits for a setting to reach a value no sooner and no later than stated.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
-import selectors
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sealgate.backends.base import StackError
+from sealgate.backends.composefile import ComposeFile
+from sealgate.backends.http import request
+from sealgate.backends.local import free_ports, python_command
+from sealgate.checks.described import described_service, param_error
 from sealgate.procs import terminate
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
 
-APP_DIR = "stack/app"
-ENV_EXAMPLE = "stack/.env.example"
-VAR_PATTERN = re.compile(r"^VERITTA_[A-Z0-9_]+$")
-LISTENING = re.compile(r"listening on http://([0-9.]+):(\d+)")
-START_TIMEOUT_S = 15.0  # a healthy start takes ~0.2 s; a hung one must not hang the stage
+START_TIMEOUT_S = 15.0  # a healthy start takes well under a second; a hung one must not hang the stage
 BAD_VALUE_WAIT_S = 10.0  # how long a start with a bad value may take to refuse
+POLL_S = 0.05
 
-BREAKER_VARS = {"threshold": "VERITTA_CB_THRESHOLD", "timeout_s": "VERITTA_CB_TIMEOUT"}
-
-_COMMON_PARAMS: dict[str, Any] = {
-    "app_dir": {"type": "string", "description": "directory holding the app package (python3 -m app runs there)"},
+_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+_SERVICE_PARAMS: dict[str, Any] = {
+    "service": {"type": "string", "description": "the described (Python) service to start"},
+    "variables": {
+        "type": "object",
+        "description": "environment variable -> the setting it configures",
+        "minProperties": 1,
+        "propertyNames": _NAME,
+        "additionalProperties": {"type": "string"},
+    },
+    "settings": {
+        "type": "object",
+        "description": "where the running service reports its effective settings",
+        "required": ["path"],
+        "additionalProperties": False,
+        "properties": {"path": {"type": "string", "pattern": "^/"}, "source_field": {"type": "string"}},
+    },
 }
+_REQUIRED = ["service", "variables", "settings"]
+_VALUES = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"type": ["integer", "number", "string", "boolean"]},
+}
+_ENV = {"type": "object", "propertyNames": _NAME, "additionalProperties": {"type": "string"}}
 
 
-# --- the real API as a subprocess ---------------------------------------------------------------------------------
+def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {**_SERVICE_PARAMS, **properties},
+        "required": [*_REQUIRED, *required],
+        "additionalProperties": False,
+    }
+
+
+# --- the real service as a subprocess -----------------------------------------------------------------------------
 
 
 @dataclass
-class ApiRun:
-    """One start of the API with a chosen environment; what evidence records about it."""
+class ServiceRun:
+    """One start of the service with a chosen environment; what evidence records about it."""
 
     env: dict[str, str]
     argv: list[str]
@@ -67,134 +107,187 @@ class ApiRun:
         }
 
 
-def _app_cwd(ctx: Context) -> Path:
-    app_dir = ctx.path(ctx.params.get("app_dir", APP_DIR))
-    if not (app_dir / "__main__.py").is_file():
-        ctx.fail(f"{APP_DIR}/__main__.py not found: the API cannot be started")
-    return app_dir.parent
+@dataclass(frozen=True)
+class Subject:
+    """The service under test, as the spec names it."""
+
+    name: str
+    variables: dict[str, str]  # variable -> setting
+    settings_path: str
+    source_field: str | None
+    ready: str  # path answering 200 once it serves
+
+    def setting_variable(self, setting: str) -> str:
+        return next((v for v, s in self.variables.items() if s == setting), setting)
 
 
-def _clean_environ(overrides: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without any VERITTA_* (so 'unset' really means unset), plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERITTA_") and k not in ("API_PORT", "API_HOST")}
-    env["PYTHONUNBUFFERED"] = "1"  # the "listening" line must reach us as soon as it is printed
+def subject(ctx: Context) -> Subject:
+    decl = described_service(ctx, str(ctx.params["service"]), ("service",))
+    if decl.local.kind != "python":
+        param_error(
+            ctx,
+            ("service",),
+            f"service {decl.name} runs as {decl.local.kind!r} locally; this check starts a Python service itself",
+        )
+    settings = ctx.params["settings"]
+    return Subject(
+        decl.name,
+        {str(k): str(v) for k, v in ctx.params["variables"].items()},
+        str(settings["path"]),
+        settings.get("source_field"),
+        decl.ready or str(settings["path"]),
+    )
+
+
+def _command(ctx: Context, service: str) -> tuple[list[str], Path]:
+    """(arguments after the interpreter, cwd): the local backend's derivation from the compose file."""
+    description = ctx.description
+    try:
+        compose = ComposeFile(ctx.root / description.compose_file, dict(os.environ), description.compose_file)
+        return python_command(description, compose, service)
+    except StackError as exc:
+        ctx.error(str(exc))
+
+
+def _code_dir(ctx: Context, service: str) -> Path:
+    """The directory holding the service's code: its package (`-m pkg`) or its script's directory."""
+    args, cwd = _command(ctx, service)
+    if args[0] == "-m":
+        return cwd / args[1].split(".")[0]
+    return Path(args[0]).parent
+
+
+def _environ(variables: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without the variables under test (so 'unset' really means unset), plus
+    `overrides`."""
+    env = {k: v for k, v in os.environ.items() if k not in variables}
+    env["PYTHONUNBUFFERED"] = "1"  # its output must reach the log as soon as it is printed
     env.update(overrides)
     return env
 
 
-@contextmanager
-def api_process(ctx: Context, overrides: Mapping[str, str], *, expect_start: bool = True) -> Iterator[ApiRun]:
-    """Start the API on a free 127.0.0.1 port (`--port 0`: the kernel picks it, no race with other runs) and stop it
-    on exit. Yields once it either prints its "listening" line or exits; `run.base_url` is None when it exited.
-    """
-    cwd = _app_cwd(ctx)
-    # The interpreter running sealgate has prometheus_client (a dependency of this package); so does the stack image.
-    argv = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "0"]
-    run = ApiRun(env=dict(overrides), argv=["python3", "-m", "app", "--host", "127.0.0.1", "--port", "0"])
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=_clean_environ(overrides),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def _shown(ctx: Context, item: str) -> str:
+    """An argument as evidence shows it: repository paths relative, no path of this machine."""
     try:
-        _wait_listening(proc, run, START_TIMEOUT_S if expect_start else BAD_VALUE_WAIT_S)
+        return Path(item).resolve().relative_to(ctx.root.resolve()).as_posix() if item.startswith("/") else item
+    except ValueError:
+        return item
+
+
+@contextmanager
+def service_process(
+    ctx: Context, service: Subject, overrides: Mapping[str, str], *, expect_start: bool = True
+) -> Iterator[ServiceRun]:
+    """Start the service on a free 127.0.0.1 port and stop it on exit. Yields once it answers its ready path or has
+    exited; `run.base_url` is None when it exited (or never answered)."""
+    args, cwd = _command(ctx, service.name)
+    recipe = ctx.description.service(service.name).local
+    port = free_ports(1)[0]
+    bind = [recipe.host_flag, "127.0.0.1", recipe.port_flag, str(port)]
+    # The interpreter running sealgate (its dependencies are the framework's); a container has its own.
+    run = ServiceRun(env=dict(overrides), argv=["python3", *(_shown(ctx, a) for a in args), *bind])
+    log_path = ctx.run_dir / f"{service.name}-{len(ctx.data.get('service_runs', []))}.log"
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *args, *bind],
+            cwd=cwd,
+            env=_environ(service.variables, overrides),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_serving(
+            proc, run, f"http://127.0.0.1:{port}", service.ready, START_TIMEOUT_S if expect_start else BAD_VALUE_WAIT_S
+        )
         run.started_in_s = time.monotonic() - started
+        run.output = _lines(log_path)  # what it said while starting (a refusal names its variable there)
         yield run
     finally:
         terminate(proc, grace=5)
-        if proc.stdout is not None:
-            rest = proc.stdout.read()
-            run.output += [line for line in rest.splitlines() if line.strip()]
-            proc.stdout.close()
+        run.output = _lines(log_path)
         if run.exit_code is None:
             run.exit_code = proc.returncode
-        ctx.data.setdefault("api_runs", []).append(run.to_json())
+        ctx.data.setdefault("service_runs", []).append(run.to_json())
 
 
-def _wait_listening(proc: subprocess.Popen[str], run: ApiRun, timeout: float) -> None:
-    assert proc.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+def _lines(log: Path) -> list[str]:
+    return [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+
+
+def _wait_serving(proc: subprocess.Popen[bytes], run: ServiceRun, base: str, ready: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=0.1):
-                if proc.poll() is not None:
-                    break
-                continue
-            line = proc.stdout.readline()
-            if not line:  # EOF: the process exited
-                proc.wait(timeout=5)
-                break
-            run.output.append(line.rstrip("\n"))
-            match = LISTENING.search(line)
-            if match:
-                run.base_url = f"http://127.0.0.1:{match.group(2)}"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            run.exit_code = proc.returncode
+            return
+        with suppress(StackError):
+            if request("GET", base + ready, timeout=1).ok:
+                run.base_url = base
                 return
-    finally:
-        selector.close()
-    if proc.poll() is not None:
-        run.exit_code = proc.returncode
+        time.sleep(POLL_S)
 
 
-def _request(base_url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        base_url + path,
-        data=data,
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        try:
-            return exc.code, json.loads(payload or b"{}")
-        except json.JSONDecodeError:
-            return exc.code, {"raw": payload.decode(errors="replace")}
+def _settings(ctx: Context, service: Subject, base_url: str) -> dict[str, Any]:
+    answer = request("GET", base_url + service.settings_path)
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        ctx.fail(f"GET {service.settings_path} answered {answer.status}: {str(answer.body)[:200]}")
+    return dict(answer.body)
 
 
-def _breaker(ctx: Context, base_url: str) -> dict[str, Any]:
-    status, view = _request(base_url, "/admin/breaker")
-    if status != 200:
-        ctx.fail(f"GET /admin/breaker answered {status}: {view}")
-    return view
-
-
-def _started(ctx: Context, run: ApiRun, what: str) -> str:
+def _started(ctx: Context, service: Subject, run: ServiceRun, what: str) -> str:
     if run.base_url is None:
         tail = " | ".join(run.output[-3:]) or "no output"
-        ctx.fail(f"the API did not start with {what} (exit code {run.exit_code}): {tail}")
+        ctx.fail(f"{service.name} did not start with {what} (exit code {run.exit_code}): {tail}")
     return run.base_url
 
 
-def _judge_app(ctx: Context) -> list[Path]:
-    """Every Python file of the app is a subject: the breaker's behaviour depends on all of them."""
-    root = ctx.path(ctx.params.get("app_dir", APP_DIR))
-    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+def _judge_code(ctx: Context, service: Subject) -> list[Path]:
+    """Every Python file of the service's code is a subject: its settings may depend on any of them."""
+    root = _code_dir(ctx, service.name)
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts) if root.is_dir() else []
     for path in files:
         ctx.judge(path.relative_to(ctx.root.resolve()))
     return files
 
 
-def _compare_config(ctx: Context, view: dict[str, Any], expected: Mapping[str, int], source: str, what: str) -> None:
+def _env_text(env: Mapping[str, str], service: Subject) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items()) or f"none of {', '.join(service.variables)} set"
+
+
+def _compare(
+    ctx: Context, service: Subject, view: dict[str, Any], expected: Mapping[str, Any], env: Mapping[str, str], what: str
+) -> None:
+    """Each expected setting as the service reports it, and (with a source_field) where it says it came from."""
     for key, value in expected.items():
+        variable = service.setting_variable(key)
         if view.get(key) != value:
             ctx.finding(
-                f"with {what}: breaker {key} is {view.get(key)!r}, expected {value} ({BREAKER_VARS[key]})",
-                file=f"{APP_DIR}/llm/circuit_breaker_singleton.py",
+                f"with {what}: {service.name} reports {key} = {view.get(key)!r}, expected {value!r} ({variable})",
+                json_path=f"GET {service.settings_path} $.{key}",
             )
-        reported = (view.get("source") or {}).get(key)
-        if reported != source:
-            ctx.finding(
-                f"with {what}: breaker reports {key} from {reported!r}, expected {source!r}",
-                file=f"{APP_DIR}/llm/circuit_breaker_singleton.py",
+        if service.source_field is not None:
+            source = "env" if variable in env else "default"
+            reported = (view.get(service.source_field) or {}).get(key)
+            if reported != source:
+                ctx.finding(
+                    f"with {what}: {service.name} reports {key} from {reported!r}, expected {source!r}",
+                    json_path=f"GET {service.settings_path} $.{service.source_field}.{key}",
+                )
+
+
+def _unknown_settings(ctx: Context, service: Subject, values: Mapping[str, Any], path: tuple[Any, ...]) -> None:
+    known = list(dict.fromkeys(service.variables.values()))
+    for key in values:
+        if key not in known:
+            param_error(ctx, (*path, key), f"{key!r} is not a setting of `variables`", f"settings: {', '.join(known)}")
+
+
+def _unknown_variables(ctx: Context, service: Subject, env: Mapping[str, str], path: tuple[Any, ...]) -> None:
+    for name in env:
+        if name not in service.variables:
+            param_error(
+                ctx, (*path, name), f"{name} is not one of `variables`", f"variables: {', '.join(service.variables)}"
             )
 
 
@@ -203,207 +296,213 @@ def _compare_config(ctx: Context, view: dict[str, Any], expected: Mapping[str, i
 
 @check(
     "env_config/breaker-defaults",
-    stage=4,
-    title="Com VERITTA_CB_* ausentes o breaker usa os defaults 3 e 60",
-    params={
-        "type": "object",
-        "properties": {
-            **_COMMON_PARAMS,
-            "threshold": {"type": "integer", "minimum": 1},
-            "timeout_s": {"type": "integer", "minimum": 1},
-        },
-        "required": ["threshold", "timeout_s"],
-        "additionalProperties": False,
-    },
+    title="With its variables unset, the service runs with the default settings",
+    params=_schema({"defaults": _VALUES}, ["defaults"]),
 )
-def breaker_defaults(ctx: Context) -> None:
-    _judge_app(ctx)
-    expected = {"threshold": ctx.params["threshold"], "timeout_s": ctx.params["timeout_s"]}
-    with api_process(ctx, {}) as run:
-        view = _breaker(ctx, _started(ctx, run, "VERITTA_CB_* unset"))
-    ctx.record("breaker", view)
-    _compare_config(ctx, view, expected, "default", "VERITTA_CB_* unset")
+def defaults(ctx: Context) -> None:
+    service = subject(ctx)
+    _unknown_settings(ctx, service, ctx.params["defaults"], ("defaults",))
+    _judge_code(ctx, service)
+    what = _env_text({}, service)
+    with service_process(ctx, service, {}) as run:
+        view = _settings(ctx, service, _started(ctx, service, run, what))
+    ctx.record("settings", view)
+    _compare(ctx, service, view, ctx.params["defaults"], {}, what)
 
 
 @check(
     "env_config/breaker-overrides",
-    stage=4,
-    title="VERITTA_CB_THRESHOLD e VERITTA_CB_TIMEOUT definidos sobrepõem os defaults",
-    params={
-        "type": "object",
-        "properties": {
-            **_COMMON_PARAMS,
+    title="Each variable, when set, overrides its setting's default",
+    params=_schema(
+        {
             "cases": {
                 "type": "array",
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "properties": {
-                        "VERITTA_CB_THRESHOLD": {"type": "string"},
-                        "VERITTA_CB_TIMEOUT": {"type": "string"},
-                        "expect": {
-                            "type": "object",
-                            "properties": {
-                                "threshold": {"type": "integer"},
-                                "timeout_s": {"type": "integer"},
-                            },
-                            "additionalProperties": False,
-                        },
-                    },
-                    "required": ["expect"],
+                    "required": ["env", "expect"],
                     "additionalProperties": False,
+                    "properties": {"env": {**_ENV, "minProperties": 1}, "expect": _VALUES},
                 },
-            },
+            }
         },
-        "required": ["cases"],
-        "additionalProperties": False,
-    },
+        ["cases"],
+    ),
 )
-def breaker_overrides(ctx: Context) -> None:
-    _judge_app(ctx)
+def overrides(ctx: Context) -> None:
+    service = subject(ctx)
+    for index, case in enumerate(ctx.params["cases"]):
+        _unknown_variables(ctx, service, case["env"], ("cases", index, "env"))
+        _unknown_settings(ctx, service, case["expect"], ("cases", index, "expect"))
+    _judge_code(ctx, service)
     seen = []
     for case in ctx.params["cases"]:
-        env = {k: v for k, v in case.items() if k.startswith("VERITTA_")}
-        what = " ".join(f"{k}={v}" for k, v in env.items())
-        with api_process(ctx, env) as run:
-            view = _breaker(ctx, _started(ctx, run, what))
-        seen.append({"env": env, "breaker": view})
-        for key, value in case["expect"].items():
-            source = "env" if BREAKER_VARS[key] in env else "default"
-            _compare_config(ctx, view, {key: value}, source, what)
+        env = {str(k): str(v) for k, v in case["env"].items()}
+        what = _env_text(env, service)
+        with service_process(ctx, service, env) as run:
+            view = _settings(ctx, service, _started(ctx, service, run, what))
+        seen.append({"env": env, "settings": view})
+        _compare(ctx, service, view, case["expect"], env, what)
     ctx.record("cases", seen)
+
+
+_REQUEST_STEP = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "get": {"type": "string", "pattern": "^/"},
+        "post": {"type": "string", "pattern": "^/"},
+        "body": {},
+        "expect": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"status": {"type": "integer"}, "body": {"type": "object"}, "settings": {"type": "object"}},
+        },
+        "wait": {
+            "type": "object",
+            "description": "wait for a setting to reach a value, timed from the end of an earlier step",
+            "required": ["setting", "equals", "after", "within_s"],
+            "additionalProperties": False,
+            "properties": {
+                "setting": {"type": "string"},
+                "equals": {},
+                "after": {"type": "string"},
+                "not_before_s": {"type": "number", "minimum": 0},
+                "within_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                "meanwhile": {"type": "array", "description": "values allowed while waiting"},
+                "record": {"type": "string", "description": "record the seconds waited under this name"},
+            },
+        },
+    },
+    "oneOf": [{"required": ["get"]}, {"required": ["post"]}, {"required": ["wait"]}],
+}
 
 
 @check(
     "env_config/breaker-behaviour",
-    stage=4,
-    title="Após THRESHOLD falhas o breaker abre, após TIMEOUT deixa passar uma chamada (half-open) e fecha no sucesso",
-    params={
-        "type": "object",
-        "properties": {
-            **_COMMON_PARAMS,
-            "threshold": {"type": "integer", "minimum": 1, "maximum": 20},
-            "timeout_s": {"type": "integer", "minimum": 1, "maximum": 5},
-        },
-        "required": ["threshold", "timeout_s"],
-        "additionalProperties": False,
-    },
+    title="The behaviour the variables configure, proven step by step on the running service",
+    params=_schema({"env": _ENV, "steps": {"type": "array", "minItems": 1, "items": _REQUEST_STEP}}, ["env", "steps"]),
 )
-def breaker_behaviour(ctx: Context) -> None:
-    _judge_app(ctx)
-    threshold, timeout_s = ctx.params["threshold"], ctx.params["timeout_s"]
-    env = {"VERITTA_CB_THRESHOLD": str(threshold), "VERITTA_CB_TIMEOUT": str(timeout_s)}
+def behaviour(ctx: Context) -> None:
+    service = subject(ctx)
+    env = {str(k): str(v) for k, v in ctx.params["env"].items()}
+    _unknown_variables(ctx, service, env, ("env",))
+    steps = ctx.params["steps"]
+    names = [str(s["name"]) for s in steps]
+    for index, step in enumerate(steps):
+        if "wait" in step and step["wait"]["after"] not in names[:index]:
+            param_error(ctx, ("steps", index, "wait", "after"), f"no earlier step is named {step['wait']['after']!r}")
+    _judge_code(ctx, service)
     timeline: list[dict[str, Any]] = []
-    t0 = time.monotonic()
-
-    def step(what: str, status: int | None = None, body: dict[str, Any] | None = None, state: str = "") -> None:
-        entry: dict[str, Any] = {"t_s": round(time.monotonic() - t0, 3), "what": what}
-        if status is not None:
-            entry["status"] = status
-            entry["error_type"] = (body or {}).get("error_type")
-        if state:
-            entry["state"] = state
-        timeline.append(entry)
-
-    with api_process(ctx, env) as run:
-        base = _started(ctx, run, " ".join(f"{k}={v}" for k, v in env.items()))
+    with service_process(ctx, service, env) as run:
+        base = _started(ctx, service, run, _env_text(env, service))
         try:
-            _breaker_scenario(ctx, base, threshold, timeout_s, step)
+            Scenario(ctx, service, base, env, timeline).run(steps)
         finally:
             ctx.record("timeline", timeline)
 
 
-def _call(base: str) -> tuple[int, dict[str, Any]]:
-    return _request(base, "/v1/complete", {"prompt": "sealgate breaker drill", "provider": "sim", "model": "sim-1"})
+@dataclass
+class Scenario:
+    ctx: Context
+    service: Subject
+    base: str
+    env: dict[str, str]
+    timeline: list[dict[str, Any]]
+    ended: dict[str, float] = field(default_factory=dict)  # step name -> time.monotonic() when it ended
+    t0: float = field(default_factory=time.monotonic)
 
+    def settings(self) -> dict[str, Any]:
+        return _settings(self.ctx, self.service, self.base)
 
-def _breaker_scenario(ctx: Context, base: str, threshold: int, timeout_s: int, step: Any) -> None:
-    def state() -> str:
-        return str(_breaker(ctx, base).get("state"))
+    def fail(self, step: str, what: str) -> None:
+        self.ctx.fail(f"step {step!r}: {what} (with {_env_text(self.env, self.service)})")
 
-    status, body = _request(base, "/admin/provider", {"fail": True})
-    if status != 200:
-        ctx.error(f"POST /admin/provider {{fail: true}} answered {status}: {body}")
-    step("provider set to fail")
-    # THRESHOLD - 1 failures leave it closed; the THRESHOLD-th opens it.
-    for n in range(1, threshold + 1):
-        status, body = _call(base)
-        now = state()
-        step(f"call {n} (provider failing)", status, body, now)
-        if body.get("error_type") != "provider_unavailable":
-            ctx.fail(f"call {n} of {threshold} did not reach the failing provider: {status} {body}")
-        if n < threshold and now != "closed":
-            ctx.fail(f"breaker is {now} after {n} failure(s); VERITTA_CB_THRESHOLD={threshold} should keep it closed")
-    opened_at = time.monotonic()
-    if now != "open":
-        ctx.fail(f"breaker is {now} after {threshold} consecutive failures (VERITTA_CB_THRESHOLD={threshold})")
-    status, body = _call(base)
-    step("call while open", status, body, state())
-    if body.get("error_type") != "circuit_open":
-        ctx.fail(f"a call while open was not rejected by the breaker: {status} {body}")
+    def run(self, steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            name = str(step["name"])
+            if "wait" in step:
+                self.wait(name, step["wait"])
+            else:
+                self.request(name, step)
+            self.ended[name] = time.monotonic()
 
-    # After TIMEOUT: half-open. A failing trial re-opens it (the trial really reached the provider)...
-    half_open_after = _wait_half_open(ctx, state, opened_at, timeout_s)
-    step(f"half_open after {half_open_after:.2f}s", state="half_open")
-    status, body = _call(base)
-    after = state()
-    step("trial call (provider failing)", status, body, after)
-    if body.get("error_type") != "provider_unavailable" or after != "open":
-        ctx.fail(f"half-open trial with a failing provider: {status} {body}, breaker {after} (expected open again)")
-    reopened_at = time.monotonic()
+    def request(self, name: str, step: dict[str, Any]) -> None:
+        method, path = ("POST", step["post"]) if "post" in step else ("GET", step["get"])
+        answer = request(method, self.base + path, body=step.get("body"))
+        expect = step.get("expect") or {}
+        entry: dict[str, Any] = {"t_s": round(time.monotonic() - self.t0, 3), "what": name, "status": answer.status}
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if expect.get("body"):
+            entry["answer"] = {k: body.get(k) for k in expect["body"]}
+        if expect.get("settings"):
+            view = self.settings()
+            entry["settings"] = {k: view.get(k) for k in expect["settings"]}
+        self.timeline.append(entry)
+        if "status" in expect and answer.status != expect["status"]:
+            self.fail(
+                name, f"{method} {path} answered {answer.status}, expected {expect['status']}: {str(answer.body)[:200]}"
+            )
+        for key, want in (expect.get("body") or {}).items():
+            if body.get(key) != want:
+                self.fail(
+                    name, f"{method} {path} answered {key} = {body.get(key)!r}, expected {want!r} ({answer.status})"
+                )
+        for key, want in (expect.get("settings") or {}).items():
+            if entry["settings"][key] != want:
+                self.fail(name, f"{key} is {entry['settings'][key]!r}, expected {want!r}")
 
-    # ...and a successful trial closes it.
-    status, body = _request(base, "/admin/provider", {"fail": False})
-    step("provider healthy again")
-    again = _wait_half_open(ctx, state, reopened_at, timeout_s)
-    step(f"half_open again after {again:.2f}s", state="half_open")
-    status, body = _call(base)
-    after = state()
-    step("trial call (provider healthy)", status, body, after)
-    if status != 200 or after != "closed":
-        ctx.fail(f"half-open trial with a healthy provider: {status} {body}, breaker {after} (expected closed)")
-    ctx.record("half_open_after_s", round(half_open_after, 3))
-
-
-def _wait_half_open(ctx: Context, state: Any, opened_at: float, timeout_s: int) -> float:
-    """Poll until half_open; it must not come before TIMEOUT, and must come soon after it."""
-    deadline = opened_at + timeout_s + 3.0
-    while True:
-        now = state()
-        elapsed = time.monotonic() - opened_at
-        if now == "half_open":
-            if elapsed < timeout_s - 0.05:
-                ctx.fail(f"breaker half_open {elapsed:.2f}s after opening, before VERITTA_CB_TIMEOUT={timeout_s}")
-            ctx.note_wait(f"breaker timeout VERITTA_CB_TIMEOUT={timeout_s}", elapsed)
-            return elapsed
-        if now != "open":
-            ctx.fail(f"breaker went {now} {elapsed:.2f}s after opening (expected open, then half_open)")
-        if time.monotonic() > deadline:
-            ctx.fail(f"breaker still open {elapsed:.1f}s after opening; VERITTA_CB_TIMEOUT={timeout_s} was ignored")
-        time.sleep(0.05)
+    def wait(self, name: str, spec: dict[str, Any]) -> None:
+        """Poll the setting until it equals the value; it must not come before `not_before_s`, nor after `within_s`,
+        counted from the end of step `after`; values other than `meanwhile` fail at once."""
+        setting, want, after = str(spec["setting"]), spec["equals"], str(spec["after"])
+        since = self.ended[after]
+        not_before, within = float(spec.get("not_before_s", 0)), float(spec["within_s"])
+        allowed = list(spec.get("meanwhile") or [])
+        while True:
+            now = self.settings().get(setting)
+            elapsed = time.monotonic() - since
+            if now == want:
+                if elapsed < not_before - 0.05:
+                    self.fail(name, f"{setting} {want!r} {elapsed:.2f}s after {after!r}, before {not_before:g}s")
+                self.ctx.note_wait(f"{name}: {setting} {want}", elapsed)
+                self.timeline.append(
+                    {
+                        "t_s": round(time.monotonic() - self.t0, 3),
+                        "what": f"{name} after {elapsed:.2f}s",
+                        "settings": {setting: now},
+                    }
+                )
+                if spec.get("record"):
+                    self.ctx.record(str(spec["record"]), round(elapsed, 3))
+                return
+            if allowed and now not in allowed:
+                self.fail(
+                    name, f"{setting} went {now!r} {elapsed:.2f}s after {after!r} (expected {allowed} until {want!r})"
+                )
+            if elapsed > within:
+                self.fail(
+                    name,
+                    f"{setting} still {now!r} {elapsed:.1f}s after {after!r}, expected {want!r} within {within:g}s",
+                )
+            time.sleep(POLL_S)
 
 
 @check(
     "env_config/bad-values",
-    stage=4,
-    title="Valores inválidos de VERITTA_CB_* impedem o serviço de iniciar, nomeando a variável",
-    params={
-        "type": "object",
-        "properties": {
-            **_COMMON_PARAMS,
-            "values": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        },
-        "required": ["values"],
-        "additionalProperties": False,
-    },
+    title="An invalid value of any of its variables stops the service from starting, naming the variable",
+    params=_schema({"values": {"type": "array", "items": {"type": "string"}, "minItems": 1}}, ["values"]),
 )
 def bad_values(ctx: Context) -> None:
-    _judge_app(ctx)
+    service = subject(ctx)
+    _judge_code(ctx, service)
     outcomes = []
-    for variable in BREAKER_VARS.values():
+    for variable in service.variables:
         for value in ctx.params["values"]:
             what = f"{variable}={value!r}"
-            with api_process(ctx, {variable: value}, expect_start=False) as run:
+            with service_process(ctx, service, {variable: value}, expect_start=False) as run:
                 message = next((line for line in run.output if variable in line), "")
                 outcomes.append(
                     {
@@ -414,27 +513,29 @@ def bad_values(ctx: Context) -> None:
                     }
                 )
                 if run.base_url is not None:
-                    ctx.finding(f"the API started with {what} (it must refuse to start)")
+                    ctx.finding(f"{service.name} started with {what} (it must refuse to start)")
                 elif run.exit_code in (None, 0):
-                    ctx.finding(f"with {what} the API neither started nor exited non-zero (exit {run.exit_code})")
+                    ctx.finding(
+                        f"with {what} {service.name} neither started nor exited non-zero (exit {run.exit_code})"
+                    )
                 elif not message:
                     ctx.finding(
-                        f"with {what} the API exited {run.exit_code} without naming {variable}: "
+                        f"with {what} {service.name} exited {run.exit_code} without naming {variable}: "
                         f"{' | '.join(run.output[-2:]) or 'no output'}"
                     )
                 elif "Traceback" in "\n".join(run.output):
-                    ctx.finding(f"with {what} the API died with a traceback instead of a clear message")
+                    ctx.finding(f"with {what} {service.name} died with a traceback instead of a clear message")
     ctx.record("outcomes", outcomes)
 
 
-# --- .env.example ---------------------------------------------------------------------------------------------------
+# --- the example environment file ----------------------------------------------------------------------------------
 
 
-def variables_read(files: list[Path], root: Path) -> dict[str, tuple[str, int]]:
-    """Every VERITTA_* name the code mentions as a string literal -> (file, line) of its first use.
+def variables_read(files: list[Path], root: Path, pattern: re.Pattern[str]) -> dict[str, tuple[str, int]]:
+    """Every name matching `pattern` the code mentions as a string literal -> (file, line) of its first use.
 
-    A literal rather than only `os.getenv(...)` calls: the singleton passes the name to a helper with `os.environ`,
-    and any way of reading a variable needs its name spelled somewhere. Docstrings are not uses.
+    A literal rather than only `os.getenv(...)` calls: code may pass the name to a helper with `os.environ`, and any
+    way of reading a variable needs its name spelled somewhere. Docstrings are not uses.
     """
     found: dict[str, tuple[str, int]] = {}
     for path in files:
@@ -451,7 +552,7 @@ def variables_read(files: list[Path], root: Path) -> dict[str, tuple[str, int]]:
             if (
                 isinstance(node, ast.Constant)
                 and isinstance(node.value, str)
-                and VAR_PATTERN.match(node.value)
+                and pattern.fullmatch(node.value)
                 and id(node) not in docstrings
             ):
                 found.setdefault(node.value, (path.relative_to(root).as_posix(), node.lineno))
@@ -480,43 +581,50 @@ def parse_env_example(text: str) -> dict[str, tuple[str, int]]:
 
 @check(
     "env_config/env-example",
-    stage=4,
-    title="stack/.env.example documenta toda variável VERITTA_* lida pelo código, com valores que o serviço aceita",
-    params={
-        "type": "object",
-        "properties": {**_COMMON_PARAMS, "env_example": {"type": "string"}},
-        "additionalProperties": False,
-    },
+    title="The example environment file documents every variable the code reads, with values the service accepts",
+    params=_schema(
+        {
+            "env_example": {"type": "string"},
+            "pattern": {"type": "string", "description": "regular expression of the variable names to account for"},
+        },
+        ["env_example", "pattern"],
+    ),
 )
 def env_example(ctx: Context) -> None:
-    files = _judge_app(ctx)
-    example_rel = ctx.params.get("env_example", ENV_EXAMPLE)
+    service = subject(ctx)
+    try:
+        pattern = re.compile(str(ctx.params["pattern"]))
+    except re.error as exc:
+        param_error(ctx, ("pattern",), f"not a regular expression: {exc}")
+    files = _judge_code(ctx, service)
+    example_rel = str(ctx.params["env_example"])
     example = parse_env_example(ctx.judge(example_rel).read_text())
-    used = variables_read(files, ctx.root.resolve())
+    used = variables_read(files, ctx.root.resolve(), pattern)
     ctx.record("variables_in_code", {k: f"{f}:{n}" for k, (f, n) in used.items()})
-    ctx.record("documented", {k: v for k, (v, _n) in example.items() if k.startswith("VERITTA_")})
+    ctx.record("documented", {k: v for k, (v, _n) in example.items() if pattern.fullmatch(k)})
     if not used:
-        ctx.fail(f"no VERITTA_* variable found in {APP_DIR}: nothing reads the breaker's configuration")
+        code = _code_dir(ctx, service.name)
+        ctx.fail(f"no variable matching {pattern.pattern} found in {_shown(ctx, str(code))}: nothing reads them")
     for name, (file, line) in used.items():
         if name not in example:
             ctx.finding(f"{name} is read by the code but not documented in {example_rel}", file=file, line=line)
     for name, (_value, line) in example.items():
-        if VAR_PATTERN.match(name) and name not in used:
+        if pattern.fullmatch(name) and name not in used:
             ctx.finding(
                 f"{name} is documented but no code reads it", file=example_rel, line=line, severity=Severity.WARNING
             )
     # "Each documented value parses": the service itself is the parser — start it with the documented values.
     documented = {name: value for name, (value, _line) in example.items() if name in used}
     what = f"the values of {example_rel}"
-    with api_process(ctx, documented) as run:
+    with service_process(ctx, service, documented) as run:
         if run.base_url is None:
             tail = " | ".join(run.output[-2:]) or "no output"
             line = min((example[n][1] for n in documented if n in tail), default=None)
-            ctx.finding(f"the API refuses {what}: {tail}", file=example_rel, line=line)
+            ctx.finding(f"{service.name} refuses {what}: {tail}", file=example_rel, line=line)
             return
-        view = _breaker(ctx, run.base_url)
-    ctx.record("breaker_with_documented_values", view)
-    for key, variable in BREAKER_VARS.items():
+        view = _settings(ctx, service, run.base_url)
+    ctx.record("settings_with_documented_values", view)
+    for variable, key in service.variables.items():
         if variable in documented and str(view.get(key)) != documented[variable].strip():
             ctx.finding(
                 f"{variable}={documented[variable]} documented, but the service runs with {key}={view.get(key)}",
@@ -525,66 +633,40 @@ def env_example(ctx: Context) -> None:
             )
 
 
-# --- live --------------------------------------------------------------------------------------------------------
-
-
-def _api_environment(ctx: Context) -> dict[str, str]:
-    """The environment the running API process was given, read from the container or the process."""
-    state = ctx.stack.services().get("api")
-    if state is None or not state.running:
-        ctx.error(f"the stack's api service is not running ({state.detail if state else 'unknown'})")
-    if ctx.stack.containerized:
-        if not state.container_id:
-            ctx.error("the api container has no id")
-        result = ctx.run(["docker", "inspect", "--format", "{{json .Config.Env}}", state.container_id], timeout=30)
-        if not result.ok:
-            ctx.error(f"docker inspect of the api container failed: {result.stderr.strip()[-300:]}")
-        pairs = json.loads(result.stdout or "[]")
-        # A bare `NAME` (Compose's pass-through of a variable unset on the host) is not set in the container.
-        return {k: v for k, sep, v in (str(p).partition("=") for p in pairs) if sep}
-    if not state.pid:
-        ctx.error("the local api process has no pid")
-    try:
-        raw = Path(f"/proc/{state.pid}/environ").read_bytes()
-    except OSError as exc:
-        ctx.error(f"cannot read the environment of api process {state.pid}: {exc.strerror}")
-    return {k: v for k, _, v in (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)}
+# --- live ---------------------------------------------------------------------------------------------------------
 
 
 @check(
     "env_config/live-settings",
-    stage=4,
-    title="O breaker da API em execução expõe exatamente o que o seu ambiente definiu",
+    title="The running service reports exactly the settings its environment defines",
     needs_stack=True,
-    params={
-        "type": "object",
-        "properties": {
-            **_COMMON_PARAMS,
-            "defaults": {
-                "type": "object",
-                "properties": {"threshold": {"type": "integer"}, "timeout_s": {"type": "integer"}},
-                "required": ["threshold", "timeout_s"],
-                "additionalProperties": False,
-            },
-        },
-        "required": ["defaults"],
-        "additionalProperties": False,
-    },
+    params=_schema({"defaults": _VALUES}, ["defaults"]),
 )
 def live_settings(ctx: Context) -> None:
-    _judge_app(ctx)
-    environment = _api_environment(ctx)
-    configured = {k: v for k, v in environment.items() if k.startswith("VERITTA_")}
-    view = _breaker(ctx, ctx.stack.url("api"))
+    service = subject(ctx)
+    _unknown_settings(ctx, service, ctx.params["defaults"], ("defaults",))
+    for variable, key in service.variables.items():
+        if key not in ctx.params["defaults"]:
+            param_error(ctx, ("defaults",), f"no default for {key} ({variable}): the running service may use it")
+    _judge_code(ctx, service)
+    environment = ctx.stack.environment(service.name)
+    configured = {k: v for k, v in environment.items() if k in service.variables}
+    view = _settings(ctx, service, ctx.stack.url(service.name))
     ctx.record("environment", configured)
-    ctx.record("breaker", view)
-    for key, variable in BREAKER_VARS.items():
+    ctx.record("settings", view)
+    for variable, key in service.variables.items():
+        what = f"the running {service.name} ({variable}={configured.get(variable)})"
         if variable in configured:
-            raw = configured[variable].strip()
-            if not raw.isdigit():
-                ctx.finding(f"the running API has {variable}={configured[variable]!r}, a value it must refuse")
-                continue
-            expected, source = int(raw), "env"
+            # The environment holds text; the service reports its parsed value.
+            if str(view.get(key)) != configured[variable].strip():
+                ctx.finding(
+                    f"with {what}: {service.name} reports {key} = {view.get(key)!r}, expected "
+                    f"{configured[variable].strip()!r} ({variable})",
+                    json_path=f"GET {service.settings_path} $.{key}",
+                )
+            if service.source_field is not None:
+                reported = (view.get(service.source_field) or {}).get(key)
+                if reported != "env":
+                    ctx.finding(f"with {what}: {service.name} reports {key} from {reported!r}, expected 'env'")
         else:
-            expected, source = ctx.params["defaults"][key], "default"
-        _compare_config(ctx, view, {key: expected}, source, f"the running API ({variable}={configured.get(variable)})")
+            _compare(ctx, service, view, {key: ctx.params["defaults"][key]}, configured, what)

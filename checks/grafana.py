@@ -1,4 +1,4 @@
-"""A small Grafana HTTP API client for the dashboard checks (EIXO 5): health, datasource health, dashboard by uid.
+"""A small Grafana HTTP API client for the dashboard checks: health, datasource health, dashboard by uid.
 
 Only the few read-only endpoints the checks need, with basic auth. Grafana cannot run on the machines this project
 is built on (no image, no package), so the tests exercise this client against a local `http.server` that stands in

@@ -1,11 +1,17 @@
-"""EIXO 0 — preflight: the state of the world before the stack is containerized, and the environment facts every
-later stage relies on. Nothing here needs the stack; the stage runs before it is brought up.
+"""Preflight: the state of the world before the stack is containerized, and the environment facts every later stage
+relies on (F9.10's EIXO 0). Nothing here needs the stack; the stage runs before it is brought up.
 
 * `preflight/standalone-prometheus` — the seed's `curl localhost:9090/-/healthy`, made a decision: nothing answers →
   FRESH_INSTALL_MODE; a Prometheus answers → MIGRATION_MODE with its version and TSDB size, failed until the spec
   records a migration decision (never start a fresh Prometheus over someone's history). A Prometheus of this
-  project's own stack is told apart (Docker labels / process command line) and is not a standalone.
+  project's own stack (the stack description's Prometheus) is told apart (Docker labels / process command line) and
+  is not a standalone.
 * `preflight/tools`, `preflight/ports-free`, `preflight/worktree`, `preflight/base-tag`, `preflight/disk-space`.
+* `preflight/ports-free` — each host port the compose file publishes is free or held by this project's own stack;
+  under SEALGATE_PORTS=free the compose backend chooses its ports from the kernel at start time, which is recorded.
+
+What this stage needs to know about the backend the run will use (which one `auto` picks, the compose project the
+compose backend will name) comes from `sealgate.backends`, never recomputed here.
 """
 
 from __future__ import annotations
@@ -20,101 +26,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
+from sealgate.backends.base import StackError
+from sealgate.backends.http import HttpAnswerError, Prometheus, request
+from sealgate.errors import InputError, Problem
+from sealgate.gitrepo import Repo
+from sealgate.ports import describe_owner, docker_client, free_ports_requested, port_owner
+from sealgate.reports import seals
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
 
-COMPOSE_FILE = "stack/docker-compose.yml"
 HTTP_TIMEOUT = 3.0
-STACK_SERVICES = ["api", "prometheus", "alertmanager", "grafana"]
+DEFAULT_PROMETHEUS_URL = "http://localhost:9090"  # Prometheus's own default address
 _LAST_DATE_MS = 253402300799000  # 9999-12-31T23:59:59Z: the last instant a datetime can show
 
 
-# --- who holds a port ---------------------------------------------------------------------------------------------
-
-
-def _docker_client() -> Any:
-    """A Docker SDK client when an engine answers quickly, else None (preflight must work without Docker)."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        client.ping()
-        return client
-    except Exception:  # no SDK, no socket, engine down: simply no container can hold the port
-        return None
-
-
-def _container_on_port(client: Any, port: int) -> dict[str, Any] | None:
-    for container in client.containers.list():
-        ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-        for container_port, bindings in ports.items():
-            for binding in bindings or []:
-                if str(binding.get("HostPort")) == str(port):
-                    labels = container.labels or {}
-                    return {
-                        "kind": "container",
-                        "name": container.name,
-                        "id": container.short_id,
-                        "image": (container.attrs.get("Config") or {}).get("Image"),
-                        "container_port": container_port,
-                        "compose_project": labels.get("com.docker.compose.project"),
-                        "compose_service": labels.get("com.docker.compose.service"),
-                        "compose_working_dir": labels.get("com.docker.compose.project.working_dir"),
-                    }
-    return None
-
-
-def _listening_inodes(port: int) -> set[str]:
-    """Socket inodes listening on `port` (any address), from /proc/net/tcp{,6}."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    return inodes
-
-
-def _process_on_port(port: int) -> dict[str, Any] | None:
-    inodes = _listening_inodes(port)
-    if not inodes:
-        return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                if os.readlink(fd) in wanted:
-                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                    return {"kind": "process", "pid": int(proc.name), "cmdline": cmdline[:300]}
-        except OSError:
-            continue  # a process that exited, or one we may not inspect
-    return {"kind": "process", "pid": None, "cmdline": "(owner not visible to this user)"}
-
-
-def port_owner(port: int, client: Any = None) -> dict[str, Any] | None:
-    """Who listens on `port`: a container publishing it (Docker SDK) or a local process (/proc), else None."""
-    if client is not None:
-        owner = _container_on_port(client, port)
-        if owner is not None:
-            return owner
-    return _process_on_port(port)
-
-
-def compose_project_for(root: Path) -> str:
-    """The compose project the compose backend would use for this checkout (SEALGATE_COMPOSE_PROJECT or the
-    default derived from the directory name)."""
-    from sealgate.stack.backends.compose import project_slug
-
-    return project_slug(os.environ.get("SEALGATE_COMPOSE_PROJECT") or f"sealgate-{project_slug(root.name)}")
+# --- whose is a port (who holds one: sealgate.ports) ----------------------------------------------------------
 
 
 def is_ours(owner: dict[str, Any], root: Path, service: str | None = None, same_project: bool = False) -> bool:
@@ -122,34 +49,27 @@ def is_ours(owner: dict[str, Any], root: Path, service: str | None = None, same_
     file (for `service`, when given; with `same_project`, only of the compose project the backend will use — another
     project of the same checkout would still collide on the port), or a local-backend process whose command line
     points into this repository."""
+    from sealgate.backends.compose import default_project
+
     if owner.get("kind") == "container":
         working_dir = owner.get("compose_working_dir") or ""
         from_here = bool(working_dir) and Path(working_dir).resolve().is_relative_to(root.resolve())
-        project_matches = owner.get("compose_project") == compose_project_for(root)
+        project_matches = owner.get("compose_project") == default_project(root)
         mine = project_matches if same_project else (project_matches or from_here)
         return mine and (service is None or owner.get("compose_service") == service)
     return str(root.resolve()) in str(owner.get("cmdline") or "")
 
 
-def describe_owner(owner: dict[str, Any]) -> str:
-    if owner.get("kind") == "container":
-        project = owner.get("compose_project")
-        where = f" of compose project {project} (service {owner.get('compose_service')})" if project else ""
-        return f"container {owner['name']} ({owner.get('image')}){where}"
-    return f"process {owner.get('pid')} ({owner.get('cmdline')})"
-
-
 # --- preflight/standalone-prometheus ------------------------------------------------------------------------------
 
 
-def _json(url: str) -> dict[str, Any] | None:
+def _status(prometheus: Prometheus, what: str) -> dict[str, Any] | None:
+    """`data` of /api/v1/status/<what>; None when nothing answers there or it is not a Prometheus API."""
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-        body = response.json()
-    except (requests.RequestException, ValueError):
+        data = prometheus.api(f"status/{what}")
+    except (StackError, HttpAnswerError):
         return None
-    return body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
+    return data if isinstance(data, dict) else None
 
 
 def _self_metrics(url: str) -> dict[str, float]:
@@ -163,10 +83,11 @@ def _self_metrics(url: str) -> dict[str, float]:
         "prometheus_tsdb_blocks_loaded",
     }
     try:
-        response = requests.get(f"{url}/metrics", timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-        families = list(text_string_to_metric_families(response.text))
-    except (requests.RequestException, ValueError):
+        answer = request("GET", f"{url}/metrics", timeout=HTTP_TIMEOUT)
+        if not answer.ok or not isinstance(answer.body, str):
+            return {}
+        families = list(text_string_to_metric_families(answer.body))
+    except (StackError, ValueError):
         return {}
     return {s.name: s.value for f in families for s in f.samples if s.name in wanted}
 
@@ -179,7 +100,11 @@ STANDALONE_PARAMS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "url": {"type": "string", "pattern": "^https?://", "description": "where a standalone Prometheus would be"},
+        "url": {
+            "type": "string",
+            "pattern": "^https?://",
+            "description": f"where a standalone Prometheus would be (default: {DEFAULT_PROMETHEUS_URL})",
+        },
         "migration_decision": {
             "type": "object",
             "additionalProperties": False,
@@ -196,26 +121,27 @@ STANDALONE_PARAMS = {
 
 @check(
     "preflight/standalone-prometheus",
-    stage=0,
+    volatile=True,
     title="Standalone Prometheus probed: FRESH_INSTALL_MODE or MIGRATION_MODE with a decision",
     params=STANDALONE_PARAMS,
 )
 def standalone_prometheus(ctx: Context) -> None:
-    url = str(ctx.params.get("url", "http://localhost:9090")).rstrip("/")
+    url = str(ctx.params.get("url", DEFAULT_PROMETHEUS_URL)).rstrip("/")
     ctx.record("url", url)
     try:
-        healthy = requests.get(f"{url}/-/healthy", timeout=HTTP_TIMEOUT)
-    except requests.RequestException as exc:
+        healthy = request("GET", f"{url}/-/healthy", timeout=HTTP_TIMEOUT)
+    except StackError as exc:
         ctx.record("mode", "FRESH_INSTALL_MODE")
-        ctx.record("probe", f"GET {url}/-/healthy: {type(exc).__name__} (nothing answers)")
+        ctx.record("probe", f"GET {url}/-/healthy: {exc.problems[0].what} (nothing answers)")
         return
-    ctx.record("probe", f"GET {url}/-/healthy: HTTP {healthy.status_code}")
-    buildinfo = _json(f"{url}/api/v1/status/buildinfo")
+    ctx.record("probe", f"GET {url}/-/healthy: HTTP {healthy.status}")
+    prometheus = Prometheus(url, timeout=HTTP_TIMEOUT)
+    buildinfo = _status(prometheus, "buildinfo")
     if buildinfo is None:
         # Something answers that is not a Prometheus API: no history to migrate, but say what was seen.
         ctx.record("mode", "FRESH_INSTALL_MODE")
         ctx.finding(
-            f"{url} answers (HTTP {healthy.status_code}) but {url}/api/v1/status/buildinfo is not a Prometheus API",
+            f"{url} answers (HTTP {healthy.status}) but {url}/api/v1/status/buildinfo is not a Prometheus API",
             json_path=f"{url}/api/v1/status/buildinfo",
             severity=Severity.WARNING,
         )
@@ -223,11 +149,11 @@ def standalone_prometheus(ctx: Context) -> None:
 
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    owner = port_owner(port, _docker_client())
+    owner = port_owner(port, docker_client())
     ctx.record("version", str(buildinfo.get("version", "?")))
     if owner is not None:
         ctx.record("answering", describe_owner(owner))
-    if owner is not None and is_ours(owner, ctx.root, "prometheus"):
+    if owner is not None and is_ours(owner, ctx.root, _described_prometheus(ctx)):
         # Our own containerized Prometheus from an earlier run: not a standalone, its data stays in its volume.
         ctx.record("mode", "FRESH_INSTALL_MODE")
         ctx.record("standalone", False)
@@ -241,7 +167,7 @@ def standalone_prometheus(ctx: Context) -> None:
 
     ctx.record("mode", "MIGRATION_MODE")
     ctx.record("standalone", True)
-    tsdb = _json(f"{url}/api/v1/status/tsdb") or {}
+    tsdb = _status(prometheus, "tsdb") or {}
     head = tsdb.get("headStats") or {}
     series = int(head.get("numSeries", 0))
     ctx.record("tsdb_head_series", series)
@@ -253,7 +179,7 @@ def standalone_prometheus(ctx: Context) -> None:
         ctx.record("tsdb_oldest_sample", _iso_ms(min(oldest_candidates)))
     if "prometheus_tsdb_storage_blocks_bytes" in gauges:
         ctx.record("tsdb_blocks_bytes", int(gauges["prometheus_tsdb_storage_blocks_bytes"]))
-    flags = _json(f"{url}/api/v1/status/flags") or {}
+    flags = _status(prometheus, "flags") or {}
     if flags.get("storage.tsdb.path"):
         ctx.record("tsdb_path", flags["storage.tsdb.path"])
 
@@ -279,14 +205,21 @@ def standalone_prometheus(ctx: Context) -> None:
     )
 
 
-def chosen_backend(ctx: Context) -> tuple[str, str]:
-    """(backend, why) the run will use: the option, SEALGATE_BACKEND for `auto`, else what `auto` picks here."""
-    from sealgate.stack.backends import auto_choice
+def _described_prometheus(ctx: Context) -> str | None:
+    """The stack description's Prometheus service (whose container, of this checkout, is not a standalone); None
+    when the project describes no stack or no Prometheus in it."""
+    if ctx.spec.stack is None:
+        return None
+    found = ctx.spec.stack.with_role("prometheus")
+    return found[0].name if len(found) == 1 else None
 
-    requested = (ctx.options.backend or "auto").lower()
-    if requested == "auto" and os.environ.get("SEALGATE_BACKEND", "").strip():
-        requested = os.environ["SEALGATE_BACKEND"].strip().lower()
-    return (requested, "asked for explicitly") if requested != "auto" else auto_choice()
+
+def chosen_backend(ctx: Context) -> tuple[str, str]:
+    """(backend, why) the run will use, as `sealgate.backends` will choose it for the run's `--backend`."""
+    from sealgate.backends import choose_backend
+
+    _requested, chosen, why = choose_backend(ctx.options.backend)
+    return chosen, why
 
 
 # --- preflight/tools ----------------------------------------------------------------------------------------------
@@ -303,13 +236,14 @@ def _version_token(text: str) -> str:
 
 @check(
     "preflight/tools",
-    stage=0,
+    volatile=True,
     title="Tools the stages need are installed, with their versions",
     params={"type": "object", "additionalProperties": False, "properties": {}},
 )
 def tools(ctx: Context) -> None:
-    """promtool, amtool and git always; then the chosen backend's own: a Docker engine and Compose, or the
-    Prometheus and Alertmanager binaries of the local backend. For `auto` the choice is the one the run makes."""
+    """promtool, amtool and git always; then the chosen backend's own: a Docker engine and Compose, or the binaries
+    the local backend runs the described services with (Prometheus, Alertmanager, Python). For `auto` the choice is
+    the one the run makes."""
     backend, why = chosen_backend(ctx)
     ctx.record("backend", backend)
     ctx.record("backend_reason", why)
@@ -319,7 +253,9 @@ def tools(ctx: Context) -> None:
     def version(tool: str, argv: list[str], required: bool = True) -> None:
         if shutil.which(argv[0]) is None:
             if required:
-                ctx.finding(f"{tool}: `{argv[0]}` is not installed (needed by the {backend} backend or EIXO 2)")
+                ctx.finding(
+                    f"{tool}: `{argv[0]}` is not installed (needed by the {backend} backend or the rules checks)"
+                )
             return
         result = ctx.run(argv, timeout=30)
         text = result.stdout.strip() or result.stderr.strip()
@@ -340,9 +276,9 @@ def tools(ctx: Context) -> None:
         else:
             version("docker-compose", ["docker-compose", "version", "--short"])
     else:
-        from sealgate.stack.backends.provision import find_binary
+        from sealgate.backends.provision import RELEASES, find_binary
 
-        for name in ("prometheus", "alertmanager"):
+        for name in _local_kinds(ctx, RELEASES):
             try:
                 binary = find_binary(name)
             except Exception as exc:  # a bad SEALGATE_*_BIN: say so, as a finding
@@ -356,25 +292,33 @@ def tools(ctx: Context) -> None:
     ctx.record("versions", dict(sorted(found.items())))
 
 
+def _local_kinds(ctx: Context, provisioned: Any) -> list[str]:
+    """The binaries the local backend provisions (RELEASES) that the described services run as; all of them when
+    the project describes no stack."""
+    if ctx.spec.stack is None:
+        return sorted(provisioned)
+    kinds = {decl.local.kind for decl in ctx.spec.stack.services.values()}
+    return [name for name in provisioned if name in kinds]
+
+
 # --- preflight/ports-free -----------------------------------------------------------------------------------------
 
 
-def stack_ports(root: Path, services: list[str]) -> list[tuple[str, str, int, int | None]]:
+def stack_ports(root: Path, compose_file: str, services: list[str]) -> list[tuple[str, str, int, int | None]]:
     """(service, host ip, host port, line in the compose file) the stack will publish, as the backend resolves
-    the compose file: the process environment (SEALGATE_*_PORT overrides) over the file's defaults."""
-    from sealgate.checks.containerize import yaml_lines
-    from sealgate.stack.backends.composefile import ComposeFile
+    the compose file (repository-relative `compose_file`): the process environment (the host-port variables the file
+    reads) over the file's defaults."""
+    from sealgate.backends.composefile import ComposeFile
 
-    path = root / COMPOSE_FILE
-    compose = ComposeFile(path, dict(os.environ), COMPOSE_FILE)
-    lines = yaml_lines(path.read_text())
+    compose = ComposeFile(root / compose_file, dict(os.environ), compose_file)
     found = []
     for name in services:
         service = compose.services.get(name)
         if service is None:
             continue
-        for index, (host_ip, host_port, _target) in enumerate(service.published_ports()):
-            found.append((name, host_ip or "0.0.0.0", host_port, lines.get(("services", name, "ports", index))))
+        for index, (host_ip, host_port, _target) in enumerate(service.ports()):
+            if host_port is not None:
+                found.append((name, host_ip or "0.0.0.0", host_port, compose.line("services", name, "ports", index)))
     return found
 
 
@@ -394,24 +338,56 @@ def port_in_use(host: str, port: int) -> bool:
 
 @check(
     "preflight/ports-free",
-    stage=0,
+    volatile=True,
     title="The stack's host ports are free (or held by this project's own stack)",
     params={
         "type": "object",
         "additionalProperties": False,
-        "properties": {"services": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+        "properties": {
+            "services": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": "services whose published ports must be free (default: every described service)",
+            }
+        },
     },
 )
 def ports_free(ctx: Context) -> None:
-    ctx.judge(COMPOSE_FILE)
-    services = list(ctx.params.get("services", STACK_SERVICES))
+    description = ctx.description
+    compose_file = description.compose_file
+    ctx.judge(compose_file)
+    services = [str(s) for s in ctx.params.get("services", list(description.services))]
+    unknown = [name for name in services if name not in description.services]
+    if unknown:
+        raise InputError(
+            Problem(
+                ctx.spec.relpath,
+                f"{ctx.check_id}: `services` names {', '.join(unknown)}, not in the stack description "
+                f"{description.path}",
+                f"described: {', '.join(description.services)}",
+            )
+        )
     try:
-        ports = stack_ports(ctx.root, services)
+        ports = stack_ports(ctx.root, compose_file, services)
     except Exception as exc:  # StackError / InputError from reading the compose file
-        ctx.error(f"{COMPOSE_FILE}: cannot read the published ports: {exc}")
-    client = _docker_client()
+        ctx.error(f"{compose_file}: cannot read the published ports: {exc}")
     backend, _why = chosen_backend(ctx)
     ctx.record("backend", backend)
+    try:
+        chosen_at_start = backend == "compose" and free_ports_requested()
+    except InputError as exc:
+        ctx.error(str(exc))
+    if chosen_at_start:
+        # SEALGATE_PORTS=free: the backend asks the kernel for every host port right before `compose up` (and
+        # retries once if one is taken in between), so no port named by the file or environment is used now.
+        ctx.record("port_choice", "free: chosen by the kernel at start time (SEALGATE_PORTS=free)")
+        ctx.record("ports", {service: "chosen free at start time" for service, _host, _port, _line in ports})
+        if not ports:
+            ctx.fail(f"{compose_file}: none of the services {services} publishes a port")
+        return
+    ctx.record("port_choice", "fixed: the compose file's ports, with SEALGATE_*_PORT overrides")
+    client = docker_client()
     # The local backend picks free ports when it starts: a taken compose port is then worth a note, not a failure.
     conflict = Severity.ERROR if backend == "compose" else Severity.WARNING
     checked = {}
@@ -427,7 +403,7 @@ def ports_free(ctx: Context) -> None:
             ctx.finding(
                 f"port {key} ({service}) is held by this project's own stack ({describe_owner(owner)}), which "
                 "the backend reuses",
-                file=COMPOSE_FILE,
+                file=compose_file,
                 line=line,
                 severity=Severity.INFO,
             )
@@ -436,19 +412,19 @@ def ports_free(ctx: Context) -> None:
         checked[key] = f"{service}: in use by {holder}"
         ctx.finding(
             f"port {key} that service {service} publishes is already in use by {holder}",
-            file=COMPOSE_FILE,
+            file=compose_file,
             line=line,
             severity=conflict,
         )
     ctx.record("ports", checked)
     if not ports:
-        ctx.fail(f"{COMPOSE_FILE}: none of the services {services} publishes a port")
+        ctx.fail(f"{compose_file}: none of the services {services} publishes a port")
 
 
 # --- preflight/worktree -------------------------------------------------------------------------------------------
 
 
-@check("preflight/worktree", stage=0, title="Working tree state recorded (a dirty tree blocks only the tag)")
+@check("preflight/worktree", title="Working tree state recorded (a dirty tree blocks only the tag)", volatile=True)
 def worktree(ctx: Context) -> None:
     status = ctx.run(["git", "status", "--porcelain=v1", "--untracked-files=all", "--branch"], timeout=60)
     if not status.ok:
@@ -477,7 +453,7 @@ def worktree(ctx: Context) -> None:
 # --- preflight/base-tag -------------------------------------------------------------------------------------------
 
 
-@check("preflight/base-tag", stage=0, title="Base tag present and an ancestor of HEAD")
+@check("preflight/base-tag", title="Base tag present and an ancestor of HEAD", volatile=True)
 def base_tag(ctx: Context) -> None:
     tag = ctx.spec.base_tag
     if not tag:
@@ -486,7 +462,11 @@ def base_tag(ctx: Context) -> None:
         ctx.fail("the spec names no base_tag")
     ctx.record("base_tag", tag)
     resolved = ctx.run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"], timeout=30)
-    if not resolved.ok:
+    in_history = None if resolved.ok else seals.in_history(Repo(ctx.root), tag)
+    if in_history is not None:
+        # No tag here (a tag-less clone), but HEAD's history holds the base's seal commit, whose record names it.
+        ctx.record("base_found", f"seal commit {in_history.seal_commit[:12]} in HEAD's history (tag not present)")
+    elif not resolved.ok:
         external = ctx.spec.raw.get("base_external")
         if external:
             ctx.record("base_external", external)
@@ -496,7 +476,7 @@ def base_tag(ctx: Context) -> None:
                 "ancestry cannot be proven here"
             )
         ctx.fail(f"base tag {tag} (sprint spec base_tag) does not exist in this repository")
-    commit = resolved.stdout.strip()
+    commit = in_history.seal_commit if in_history is not None else resolved.stdout.strip()
     ctx.record("base_commit", commit)
     expected = str(ctx.spec.raw.get("base_commit") or "")
     if expected and not commit.startswith(expected):
@@ -520,7 +500,7 @@ def base_tag(ctx: Context) -> None:
 
 @check(
     "preflight/disk-space",
-    stage=0,
+    volatile=True,
     title="Free disk space for backups and the stack's data",
     params={
         "type": "object",

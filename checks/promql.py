@@ -15,14 +15,20 @@ API, in the order a check uses it::
     missing_patterns(refs, available)     # __name__ regexes matching nothing
 
 Grafana expressions carry template variables (`$__rate_interval`, `$job`) the parser cannot read: pass them through
-`substitute_grafana_variables(expr)` first.
+`substitute_grafana_variables(expr)` first (or checks/grafana_query.py, which substitutes each by its position).
+
+For judging a query the way cloudflare/pint's promql/series does, `analyse(expr)` says how each selector is *used*:
+under `absent()`, as the optional side of `... or vector(0)` / `... unless x`, under `rate()`, or read raw into a
+comparison; `output_labels(tree, ...)` infers the labels a recording rule's series carry (checks/parecer.py).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -144,16 +150,48 @@ def missing_patterns(refs: Iterable[MetricRef], available: Iterable[str]) -> lis
     return missing
 
 
+_SAMPLE_LINE = re.compile(r"[ \t]*([a-zA-Z_:][a-zA-Z0-9_:]*)")
+
+
+def written_sample_names(text: str) -> set[str]:
+    """Sample names exactly as a text exposition writes them (comment lines skipped)."""
+    names = set()
+    for line in text.splitlines():
+        match = _SAMPLE_LINE.match(line)
+        if match and not line.lstrip().startswith("#"):
+            names.add(match.group(1))
+    return names
+
+
+def bare_counter(family_type: str, family: str, written: set[str]) -> bool:
+    """A counter whose samples the text writes without `_total` (the classic text format allows it, and most
+    exporters write their counters so: `pg_stat_database_xact_commit`). prometheus_client's parser renames them
+    `<name>_total`; Prometheus keeps the name as written, so that is the name a query must use."""
+    return family_type == "counter" and family in written and f"{family}_total" not in written
+
+
+def family_sample_names(family_type: str, family: str, written: set[str]) -> tuple[str, ...]:
+    """The sample names a family exposes by its type (so one declared but not yet observed counts as exported)."""
+    if bare_counter(family_type, family, written):
+        return (family,)
+    return tuple(family + suffix for suffix in _FAMILY_SUFFIXES.get(family_type, ("",)))
+
+
+def sample_name(family_type: str, family: str, parsed: str, written: set[str]) -> str:
+    """A sample's name as Prometheus stores it (see `bare_counter`)."""
+    return family if bare_counter(family_type, family, written) and parsed == f"{family}_total" else parsed
+
+
 def exposition_names(text: str) -> set[str]:
     """Metric names a `/metrics` text exposition exports: every sample name, plus the sample names of families
     that are declared (`# TYPE`) but have no sample yet (a labelled metric nobody has observed)."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    written = written_sample_names(text)
     names: set[str] = set()
     for family in text_string_to_metric_families(text):
-        names.update(sample.name for sample in family.samples)
-        for suffix in _FAMILY_SUFFIXES.get(family.type, ("",)):
-            names.add(family.name + suffix)
+        names.update(sample_name(family.type, family.name, s.name, written) for s in family.samples)
+        names.update(family_sample_names(family.type, family.name, written))
     return names
 
 
@@ -204,3 +242,291 @@ def locate(text_lines: list[str], start_line: int, token: str) -> int:
         if word.search(line.split("#", 1)[0] if number > start_line else line):
             return number
     return start_line
+
+
+# --- how a query uses each selector (the judgement of checks/parecer.py) -----------------------------------------
+
+COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
+RATE_FUNCTIONS = frozenset({"rate", "irate", "increase"})
+ABSENCE_FUNCTIONS = frozenset({"absent", "absent_over_time"})
+# Reading a counter's raw value under these is fine (cloudflare/pint's promql/counter list): they look at changes,
+# presence or timestamps, never at the value's absolute size.
+COUNTER_SAFE_FUNCTIONS = frozenset(
+    {
+        "absent",
+        "absent_over_time",
+        "present_over_time",
+        "changes",
+        "resets",
+        "count_over_time",
+        "increase",
+        "irate",
+        "rate",
+        "timestamp",
+    }
+)
+COUNTER_SAFE_AGGREGATIONS = frozenset({"count", "group"})
+_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A label matcher of a selector (never `__name__`)."""
+
+    label: str
+    op: str  # "=", "!=", "=~", "!~"
+    value: str
+
+    def requires_label(self) -> bool:
+        """Only series that carry the label can match: `l="v"` with v non-empty, `l=~"re"` with re not matching ""
+        (`l=""`, `l!="v"`, `l!~"re"` also match series without the label)."""
+        if self.op == "=":
+            return self.value != ""
+        if self.op == "=~":
+            try:
+                return re.fullmatch(self.value, "") is None
+            except re.error:
+                return False  # RE2 syntax Python cannot read: not judged
+        return False
+
+    def __str__(self) -> str:
+        return f'{self.label}{self.op}"{self.value}"'
+
+
+@dataclass(frozen=True)
+class Use:
+    """One vector selector as its query uses it."""
+
+    ref: MetricRef
+    matchers: tuple[Matcher, ...]  # the label matchers other than `__name__` (none when it has `or` alternatives)
+    absence: bool = False  # under absent()/absent_over_time(): the query is about it missing
+    fallback: bool = False  # left of `or vector(...)`: the query falls back to a constant when it is missing
+    presence_only: bool = False  # right of `unless` (not compared): only whether it is there matters
+    rate_function: str | None = None  # rate()/irate()/increase() applied to it directly
+    raw_comparison: bool = False  # its raw value reaches a comparison with no rate-like function in between
+
+    @property
+    def optional(self) -> bool:
+        return self.absence or self.fallback or self.presence_only
+
+    def __str__(self) -> str:
+        base = self.ref.name or ""
+        inner = ", ".join(str(m) for m in self.matchers)
+        if not self.ref.name:
+            inner = ", ".join(
+                filter(None, [f'__name__{"!~" if self.ref.negated else "=~"}"{self.ref.pattern}"', inner])
+            )
+        return f"{base}{{{inner}}}" if inner or not base else base
+
+
+@dataclass
+class Analysis:
+    expr: str
+    tree: object
+    uses: list[Use]
+
+    def names(self) -> set[str]:
+        return {u.ref.name for u in self.uses if u.ref.name}
+
+
+def _strip(node: object) -> object:
+    import promql_parser
+
+    while isinstance(node, promql_parser.ParenExpr):
+        node = node.expr
+    return node
+
+
+def _is_vector_fallback(node: object) -> bool:
+    """`vector(0)` (or `on() vector(0)`'s right side): a constant a query falls back to."""
+    import promql_parser
+
+    node = _strip(node)
+    return isinstance(node, promql_parser.Call) and node.func.name == "vector"
+
+
+def _is_comparison(node: object) -> bool:
+    import promql_parser
+
+    node = _strip(node)
+    return isinstance(node, promql_parser.BinaryExpr) and str(node.op) in COMPARISONS
+
+
+def _selector_use(node: Any, flags: dict[str, Any]) -> Use | None:
+    matchers: list[Matcher] = []
+    ref: MetricRef | None = MetricRef(node.name) if node.name else None
+    for matcher in node.matchers.matchers:
+        op = _OPS[str(matcher.op).rsplit(".", 1)[-1]]
+        if matcher.name == "__name__":
+            if op == "=":
+                ref = MetricRef(matcher.value)
+            elif op in ("=~", "!~") and ref is None:
+                ref = MetricRef(None, matcher.value, op == "!~")
+            continue
+        matchers.append(Matcher(matcher.name, op, matcher.value))
+    if node.matchers.or_matchers:  # `{a="x" or b="y"}`: no single label is required
+        matchers = []
+    if ref is None:
+        return None  # `{job="x"}`: any metric; nothing to judge by name
+    return Use(ref, tuple(matchers), **flags)
+
+
+@functools.lru_cache(maxsize=50_000)
+def analyse(expr: str) -> Analysis:
+    """Every vector selector of `expr` with how the query uses it (see `Use`); PromQLError when not valid.
+
+    Cached: EIXO 2's syntax check, its metric judgement and EIXO 5 read the same expressions (treat the result as
+    read-only)."""
+    import promql_parser
+
+    tree = parse(expr)
+    uses: dict[Use, None] = {}
+
+    def visit(node: Any, flags: dict[str, Any], safe: bool, compared: bool, rate_fn: str | None) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            use = _selector_use(node, {**flags, "rate_function": rate_fn, "raw_comparison": compared and not safe})
+            if use is not None:
+                uses[use] = None
+        elif isinstance(node, promql_parser.MatrixSelector):
+            visit(node.vector_selector, flags, safe, compared, rate_fn)
+        elif isinstance(node, promql_parser.Call):
+            name = node.func.name
+            inner = {**flags, "absence": True} if name in ABSENCE_FUNCTIONS else flags
+            for arg in node.args:
+                rated = name if name in RATE_FUNCTIONS and isinstance(arg, promql_parser.MatrixSelector) else None
+                visit(arg, inner, safe or name in COUNTER_SAFE_FUNCTIONS, compared, rated)
+        elif isinstance(node, promql_parser.AggregateExpr):
+            if node.param is not None:
+                visit(node.param, flags, safe, compared, None)
+            visit(node.expr, flags, safe or str(node.op) in COUNTER_SAFE_AGGREGATIONS, compared, None)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            op = str(node.op)
+            compares = compared or op in COMPARISONS
+            left = {**flags, "fallback": True} if op == "or" and _is_vector_fallback(node.rhs) else flags
+            # `foo unless bar`: bar is tested for presence only, it may well be missing — unless it is compared
+            # (`foo unless bar > 5` reads bar's value), as pint's promql/series reads it.
+            presence_only = op == "unless" and not _is_comparison(node.rhs)
+            right = {**flags, "presence_only": True} if presence_only else flags
+            visit(node.lhs, left, safe, compares, None)
+            visit(node.rhs, right, safe or presence_only, compares, None)
+        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+            visit(node.expr, flags, safe, compared, None)
+
+    visit(tree, {"absence": False, "fallback": False, "presence_only": False}, False, False, None)
+    return Analysis(expr, tree, list(uses))
+
+
+LabelSet = frozenset[str]
+
+
+def _is_scalar(node: Any) -> bool:
+    import promql_parser
+
+    node = _strip(node)
+    if isinstance(node, (promql_parser.NumberLiteral, promql_parser.StringLiteral)):
+        return True
+    if isinstance(node, promql_parser.UnaryExpr):
+        return _is_scalar(node.expr)
+    if isinstance(node, promql_parser.Call):
+        return str(node.func.return_type).endswith("Scalar")
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _is_scalar(node.lhs) and _is_scalar(node.rhs)
+    return False
+
+
+def output_labels(node: Any, labels_of: Callable[[Use], LabelSet | None]) -> LabelSet | None:
+    """The label names the series of `node`'s result carry (never `__name__`), or None when they cannot be told.
+
+    `labels_of(use)` gives a selector's labels (None: unknown). Follows Prometheus' rules: aggregations keep their
+    `by` labels (or drop the `without` ones), one-to-one matching keeps the `on` labels (or drops the `ignoring`
+    ones), `group_left/right` keep the "many" side plus the included labels, label_replace/label_join add theirs.
+    """
+    import promql_parser
+
+    node = _strip(node)
+    if isinstance(node, promql_parser.VectorSelector):
+        use = _selector_use(node, {})
+        return labels_of(use) if use is not None else None
+    if isinstance(node, promql_parser.MatrixSelector):
+        return output_labels(node.vector_selector, labels_of)
+    if isinstance(node, (promql_parser.SubqueryExpr, promql_parser.UnaryExpr)):
+        return output_labels(node.expr, labels_of)
+    if isinstance(node, (promql_parser.NumberLiteral, promql_parser.StringLiteral)):
+        return frozenset()
+    if isinstance(node, promql_parser.Call):
+        return _call_labels(node, labels_of)
+    if isinstance(node, promql_parser.AggregateExpr):
+        inner = output_labels(node.expr, labels_of)
+        modifier = node.modifier
+        if modifier is None:
+            result: LabelSet | None = frozenset()
+        elif str(modifier.type).endswith("By"):
+            result = frozenset(modifier.labels) & inner if inner is not None else frozenset(modifier.labels)
+        else:
+            result = inner - frozenset(modifier.labels) if inner is not None else None
+        op = str(node.op)
+        if op in ("topk", "bottomk", "limitk", "limit_ratio"):
+            return inner
+        if op == "count_values" and result is not None:
+            return result | {str(node.param.val)}
+        return result
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _binary_labels(node, labels_of)
+    return None
+
+
+def _call_labels(node: Any, labels_of: Callable[[Use], LabelSet | None]) -> LabelSet | None:
+    import promql_parser
+
+    name = node.func.name
+    if str(node.func.return_type).endswith("Scalar"):
+        return frozenset()
+    if name == "vector":
+        return frozenset()
+    if name in ABSENCE_FUNCTIONS:
+        inner = _strip(node.args[0])
+        selector = inner.vector_selector if isinstance(inner, promql_parser.MatrixSelector) else inner
+        if isinstance(selector, promql_parser.VectorSelector):
+            # absent() returns one series carrying the labels of its selector's equality matchers.
+            return frozenset(
+                m.name for m in selector.matchers.matchers if m.name != "__name__" and str(m.op) == "MatchOp.Equal"
+            )
+        return None
+    vectors = [a for a in node.args if not _is_scalar(a)]
+    if not vectors:
+        return frozenset()
+    inner = output_labels(vectors[0], labels_of)
+    if inner is None:
+        return None
+    if name in ("label_replace", "label_join"):
+        return inner | {str(node.args[1].val)}
+    if name == "histogram_quantile":
+        return inner - {"le"}
+    return inner
+
+
+def _binary_labels(node: Any, labels_of: Callable[[Use], LabelSet | None]) -> LabelSet | None:
+    op = str(node.op)
+    if _is_scalar(node.lhs):
+        return output_labels(node.rhs, labels_of)
+    if _is_scalar(node.rhs):
+        return output_labels(node.lhs, labels_of)
+    left, right = output_labels(node.lhs, labels_of), output_labels(node.rhs, labels_of)
+    if op == "or":
+        return left | right if left is not None and right is not None else None
+    if op in ("and", "unless"):
+        return left
+    modifier = node.modifier
+    card = str(modifier.card).rsplit(".", 1)[-1] if modifier is not None else "OneToOne"
+    matching = modifier.matching if modifier is not None else None
+    on = matching is not None and str(matching.type).endswith("Include")
+    match_labels = frozenset(matching.labels) if matching is not None else frozenset()
+    if card == "OneToOne":
+        if left is None:
+            return None
+        return left & match_labels if on else left - match_labels
+    many, one = (left, right) if card == "ManyToOne" else (right, left)
+    if many is None:
+        return None
+    included = frozenset(modifier.group_labels or []) if modifier is not None else frozenset()
+    return many | (included & one if one is not None else included)

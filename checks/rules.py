@@ -1,43 +1,52 @@
-"""EIXO 2 — alert rules and routing: the seed's hand-made "parecer de executabilidade", automated.
+"""Alert rules and routing: a hand-made "parecer de executabilidade" (is every rule executable?), automated.
 
 Static: promtool check rules/config, promtool unit tests (JUnit attached), the rule inventory against the spec,
 amtool check-config and routing. Live (against the running stack): every metric each rule reads exists in the
-API's /metrics and in Prometheus (a real PromQL parser, see checks/promql.py), the rules are loaded and healthy,
-and an alert drill makes LLMProviderDown, CircuitBreakerOpen and APIDown really fire — in Prometheus, in
-Alertmanager and on the console-log receiver's output — and resolve again, with the rules' real `for` durations.
+scraped target's metrics and in Prometheus (a real PromQL parser, see checks/promql.py), the rules are loaded and
+healthy, and an alert drill runs the spec's named phases — each injects a fault with generic primitives (stop or
+start a service, POST to one), and its alerts must really fire in Prometheus, reach Alertmanager and the receiver,
+then resolve once the fault is undone — with the rules' real `for` durations.
+
+Files, services and the scrape target come from the spec's parameters or the stack description (by role); the
+rule files default to what the described Prometheus service loads (checks/described.py).
 """
 
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import datetime
 import glob
 import hashlib
-import json
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import requests
 import yaml
 
-from sealgate.checks import promql
+from sealgate.backends.composefile import ComposeFile, map_path
+from sealgate.backends.http import HttpAnswerError, request
+from sealgate.checks import parecer, promql
+from sealgate.checks.containerize import load_compose
+from sealgate.checks.described import (
+    DEFAULT_CONFIG,
+    described_service,
+    prometheus,
+    prometheus_config,
+    rule_file_patterns,
+    service_by_role,
+    spec_entry,
+)
+from sealgate.checks.described import alertmanager_config as _alertmanager_config
 from sealgate.errors import InputError
-from sealgate.sprint.context import Context
+from sealgate.sprint.context import Context, RunningCommand
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
-from sealgate.sprint.yamlsource import Located, json_path, load_yaml
-
-RULE_FILES = ["stack/prometheus/alerts/*.yml"]
-PROMETHEUS_CONFIG = "stack/prometheus/prometheus.yml"
-ALERTMANAGER_CONFIG = "stack/prometheus/alertmanager.yml"
-RULE_TESTS = ["stack/prometheus/tests/*.yml"]
-HTTP_TIMEOUT = 5.0
+from sealgate.sprint.yamlsource import Located, json_path, load_yaml, parse_yaml
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 LABELS = {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1}
@@ -50,11 +59,13 @@ _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 
 
 
 def duration_s(text: str | int | float | None) -> float:
-    """A Prometheus duration (`1m`, `1h30m`, `30s`) in seconds; 0 for none."""
+    """A Prometheus duration (`1m`, `1h30m`, `30s`, and `0` as Prometheus accepts it) in seconds; 0 for none."""
     if text in (None, "", 0):
         return 0.0
     if isinstance(text, (int, float)):
         return float(text)
+    if str(text).strip() == "0":
+        return 0.0
     parts = _DURATION.findall(str(text).strip())
     if not parts or "".join(n + u for n, u in parts) != str(text).strip():
         raise ValueError(f"not a Prometheus duration: {text!r}")
@@ -90,14 +101,21 @@ class RuleFile:
     rules: list[Rule]
 
 
+def match_files(root: Path, pattern: str) -> list[Path]:
+    """Files matching a glob relative to `root` (or absolute), `**` crossing directories as in `rules/**/*.yml`
+    (EIXO 2 and `sealgate lint` read the same files for the same glob)."""
+    base = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    return sorted(Path(m) for m in glob.glob(base, recursive=True) if Path(m).is_file())
+
+
 def expand(ctx: Context, patterns: list[str]) -> list[str]:
-    """Repository-relative files matching the globs, sorted; refuses globs that leave the repository."""
+    """Repository-relative files matching the globs (`**` crosses directories), sorted; refuses globs that leave
+    the repository."""
     found: set[str] = set()
     for pattern in patterns:
         ctx.path(pattern.split("*", 1)[0] or ".")  # errors if the glob's fixed part escapes the repository
-        for match in glob.glob(str(ctx.root / pattern)):
-            if Path(match).is_file():
-                found.add(Path(match).resolve().relative_to(ctx.root.resolve()).as_posix())
+        for match in match_files(ctx.root, pattern):
+            found.add(match.resolve().relative_to(ctx.root.resolve()).as_posix())
     return sorted(found)
 
 
@@ -108,28 +126,44 @@ _PARSED: dict[tuple[str, str], tuple[RuleFile, list[tuple[str, str, int | None]]
 
 def read_rule_file(ctx: Context, relative: str) -> RuleFile:
     """Parse a rule file with line numbers; problems become findings (a broken file yields no rules)."""
-    path = ctx.judge(relative)
-    key = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
-    if key not in _PARSED:
-        if len(_PARSED) > 64:
-            _PARSED.clear()
-        problems: list[tuple[str, str, int | None]] = []
-        _PARSED[key] = (_parse_rule_file(path, relative, problems), problems)
-    parsed, problems = _PARSED[key]
+    parsed, problems = parsed_rule_file(ctx, relative)
     for what, file, line in problems:
         ctx.finding(what, file=file, line=line)
     return parsed
 
 
-def _parse_rule_file(path: Path, relative: str, problems: list[tuple[str, str, int | None]]) -> RuleFile:
+def parsed_rule_file(ctx: Context, relative: str) -> tuple[RuleFile, list[tuple[str, str, int | None]]]:
+    """A judged rule file's parse and the problems it found (once per content), for a check that only reads the
+    rules and leaves the file's problems to the checks that judge it."""
+    path = ctx.judge(relative)
+    data = path.read_bytes()
+    key = (str(path), hashlib.sha256(data).hexdigest())
+    if key not in _PARSED:
+        if len(_PARSED) > 20_000:  # a bound for long-lived processes; a stage's files all stay
+            _PARSED.clear()
+        problems: list[tuple[str, str, int | None]] = []
+        _PARSED[key] = (parse_rule_file(data, relative, problems), problems)
+    return _PARSED[key]
+
+
+def parse_rule_file(data: bytes, relative: str, problems: list[tuple[str, str, int | None]]) -> RuleFile:
+    """A rule file's groups and rules with their lines; each problem is appended as (what, file, line).
+
+    No size limit (a real mixin's file holds thousands of rules, as promtool reads them): parse_yaml's node budget,
+    which grows with the text, is what stops an alias bomb."""
     try:
-        located = load_yaml(path, relative)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append((f"not UTF-8 text ({exc.reason} at byte {exc.start})", relative, None))
+        return RuleFile(relative, None, [], [])
+    try:
+        located = parse_yaml(text, relative)
     except InputError as exc:
         for problem in exc.problems:
             file, _, line = problem.where.partition(":")
             problems.append((problem.what, file or relative, int(line) if line.isdigit() else None))
         return RuleFile(relative, None, [], [])
-    lines = path.read_text().splitlines()
+    lines = text.splitlines()
     doc = located.value if isinstance(located.value, dict) else {}
     result = RuleFile(relative, located, [], [])
 
@@ -188,8 +222,9 @@ def all_rules(files: list[RuleFile]) -> list[Rule]:
     return [rule for f in files for rule in f.rules]
 
 
-def _patterns(ctx: Context, key: str = "rules", default: list[str] = RULE_FILES) -> list[str]:
-    return [str(p) for p in ctx.params.get(key, default)]
+def _patterns(ctx: Context) -> list[str]:
+    """The rule files (globs): `with.rules`, else those the described Prometheus service loads."""
+    return rule_file_patterns(ctx)
 
 
 def _first_line(text: str) -> str:
@@ -200,24 +235,86 @@ def _first_line(text: str) -> str:
 
 _PROMTOOL_LOCATED = re.compile(r"^(?P<file>[^\s:][^:]*): (?P<line>\d+):(?P<col>\d+): (?P<what>.+)$")
 _PROMTOOL_YAML = re.compile(r"^(?P<file>[^\s:][^:]*): yaml: line (?P<line>\d+): (?P<what>.+)$")
+_PROMTOOL_YAML_LINE = re.compile(r"^line (?P<line>\d+): (?P<what>.+)$")
 
 
-def promtool_findings(ctx: Context, output: str, fallback_file: str) -> int:
-    """Findings from promtool's text output, at the file:line it names; returns how many it produced."""
-    count = 0
+@dataclass(frozen=True)
+class ToolProblem:
+    file: str
+    line: int | None
+    what: str
+
+
+def promtool_problems(output: str, rules: list[Rule]) -> list[ToolProblem]:
+    """Problems from `promtool check rules` output (stdout and stderr interleaved, as promtool wrote them), each at
+    the file promtool names: located errors carry their own file and line; the rest — `lint error` blocks (a
+    duplicated rule, pointed at its second definition), `yaml: unmarshal errors:` lists — belong to the file of the
+    last `Checking FILE` header."""
+    problems: list[ToolProblem] = []
+    current = ""
     lines = output.splitlines()
-    for index, raw in enumerate(lines):
-        line = raw.strip()
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        index += 1
+        if line.startswith("Checking "):
+            current = line[len("Checking ") :].strip()
+            continue
+        if not line or line == "FAILED:" or line.startswith("SUCCESS:"):
+            continue
         match = _PROMTOOL_LOCATED.match(line) or _PROMTOOL_YAML.match(line)
         if match:
             # promtool prints `0:0:` when it has no position (e.g. a rule with neither alert nor record).
-            ctx.finding(f"promtool: {match['what']}", file=match["file"], line=int(match["line"]) or None)
-            count += 1
-        elif line.startswith("lint error"):
-            detail = " ".join(x.strip() for x in lines[index : index + 3])
-            ctx.finding(f"promtool: {detail}", file=fallback_file)
-            count += 1
-    return count
+            problems.append(ToolProblem(match["file"], int(match["line"]) or None, match["what"]))
+            continue
+        if line.startswith("lint error"):
+            index = _duplicates(lines, index, line, current, rules, problems)
+            continue
+        file, _, what = line.partition(": ")
+        if what and file == current:  # `f.yml: yaml: unmarshal errors:` then `  line 1: ...` lines
+            while index < len(lines) and _PROMTOOL_YAML_LINE.match(lines[index].strip()):
+                item = _PROMTOOL_YAML_LINE.match(lines[index].strip())
+                assert item is not None
+                problems.append(ToolProblem(file, int(item["line"]) or None, f"{what} {item['what']}"))
+                index += 1
+            if not problems or problems[-1].file != file or not what.endswith(":"):
+                problems.append(ToolProblem(file, None, what))
+            continue
+        problems.append(ToolProblem(current, None, line))
+    unique: dict[ToolProblem, None] = dict.fromkeys(problems)  # promtool repeats unmarshal errors
+    return list(unique)
+
+
+def _duplicates(
+    lines: list[str], index: int, header: str, file: str, rules: list[Rule], problems: list[ToolProblem]
+) -> int:
+    """A `lint error N duplicate rule(s) found.` block: `Metric: NAME`, `Label(s):`, tab-indented `k: v` lines per
+    duplicate. Each becomes a problem at the duplicate's second definition in `file`; returns the next line."""
+    while index < len(lines) and lines[index].startswith("Metric: "):
+        name = lines[index][len("Metric: ") :].strip()
+        index += 1
+        labels: dict[str, str] = {}
+        if index < len(lines) and lines[index].strip() == "Label(s):":
+            index += 1
+            while index < len(lines) and lines[index].startswith("\t"):
+                key, _, value = lines[index].strip().partition(": ")
+                labels[key] = value
+                index += 1
+        same = [r for r in rules if r.file == file and r.name == name and r.labels == labels]
+        shown = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+        what = f"lint error: duplicate rule {name}{{{shown}}} ({header.removeprefix('lint error ')})"
+        problems.append(ToolProblem(file, same[1].line if len(same) > 1 else None, what))
+    if index < len(lines) and lines[index].startswith("Might cause"):
+        index += 1
+    return index
+
+
+def promtool_findings(ctx: Context, output: str, rules: list[Rule]) -> int:
+    """Findings from promtool's output at the file:line it names (see promtool_problems); how many it made."""
+    problems = promtool_problems(output, rules)
+    for problem in problems:
+        ctx.finding(f"promtool: {problem.what}", file=problem.file or None, line=problem.line)
+    return len(problems)
 
 
 def container_to_host(
@@ -245,7 +342,6 @@ def container_to_host(
 
 @check(
     "rules/promtool-check",
-    stage=2,
     title="promtool check rules and check config pass (PromQL syntax, YAML, duplicates)",
     params={
         "type": "object",
@@ -254,58 +350,80 @@ def container_to_host(
     },
 )
 def promtool_check(ctx: Context) -> None:
-    files = load_rules(ctx, _patterns(ctx))
-    paths = [f.path for f in files]
-    version = ctx.run(["promtool", "--version"], timeout=30)
-    ctx.tool_version("promtool", _first_line(version.output).replace("promtool, version ", ""))
-    result = ctx.run(["promtool", "check", "rules", "--lint=all", "--lint-fatal", *paths], timeout=120)
-    ctx.record("rules_checked", paths)
-    if not result.ok and not promtool_findings(ctx, result.output, paths[0]):
-        ctx.finding(f"promtool check rules exited {result.exit_code}: {result.output.strip()[-500:]}", file=paths[0])
-    for rule in all_rules(files):
-        try:
-            promql.parse(rule.expr)
-        except promql.PromQLError as exc:
+    patterns = _patterns(ctx)
+    paths = expand(ctx, patterns)
+    if not paths:
+        ctx.fail(f"no rule file matches {', '.join(patterns)}")
+    # promtool reads the files while this check parses them (each file once, shared with the stage's other checks).
+    version = ctx.start(["promtool", "--version"], timeout=30)
+    checking = ctx.start(["promtool", "check", "rules", "--lint=all", "--lint-fatal", *paths], timeout=120)
+    started = [version, checking]
+    # Compose's view of the mounts (`docker compose config`, for the config check) is resolved meanwhile too.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    compose = pool.submit(load_compose, ctx)
+    try:
+        files = [read_rule_file(ctx, path) for path in paths]
+        rules = all_rules(files)
+        rejected: list[tuple[Rule, str]] = []
+        for rule in rules:
+            try:
+                promql.analyse(rule.expr)  # cached: rules/metrics-exist reads the same analysis
+            except promql.PromQLError as exc:
+                rejected.append((rule, str(exc)))
+        config_check = _start_config_check(ctx, paths, compose.result())
+        started.append(config_check[0])
+        ctx.tool_version("promtool", _first_line(version.wait().output).replace("promtool, version ", ""))
+        result = checking.wait()
+        ctx.record("rules_checked", paths)
+        if not result.ok and not promtool_findings(ctx, result.output, rules):
+            ctx.finding(
+                f"promtool check rules exited {result.exit_code}: {result.output.strip()[-500:]}", file=paths[0]
+            )
+        for rule, problem in rejected:
             # promtool is the authority on syntax; a disagreement of the two parsers is worth a look, not a failure.
             reported = any(f.location.file == rule.file and f.severity is Severity.ERROR for f in ctx.findings)
             if not reported:
                 ctx.finding(
-                    f"rule {rule.name}: promql-parser rejects the expression promtool accepts: {exc}",
+                    f"rule {rule.name}: promql-parser rejects the expression promtool accepts: {problem}",
                     file=rule.file,
                     line=rule.expr_line,
                     severity=Severity.WARNING,
                 )
-    ctx.record("rules", len(all_rules(files)))
-    _check_config(ctx, paths)
+        ctx.record("rules", len(rules))
+        _finish_config_check(ctx, *config_check)
+    finally:
+        pool.shutdown(wait=True)
+        for command in started:
+            command.discard()  # a check that stopped early leaves no promtool running
 
 
-def _check_config(ctx: Context, rule_paths: list[str]) -> None:
-    """promtool check config on a copy of prometheus.yml whose rule_files point where the container's bind
+def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFile) -> tuple[RunningCommand, str]:
+    """Start promtool check config on a copy of prometheus.yml whose rule_files point where the container's bind
     mounts really take them from (promtool on the host cannot see container paths)."""
-    from sealgate.checks.containerize import load_compose
-
-    config_rel = str(ctx.params.get("config", PROMETHEUS_CONFIG))
-    service = str(ctx.params.get("service", "prometheus"))
+    config_rel = prometheus_config(ctx)
+    service = service_by_role(ctx, "prometheus", "service")
     config_path = ctx.judge(config_rel)
     try:
         located = load_yaml(config_path, config_rel)
     except InputError as exc:
         ctx.fail(str(exc))
     config = dict(located.value or {})
-    compose = load_compose(ctx)
-    spec = compose.services.get(service) or {}
-    mounts = list(spec.get("volumes") or [])
+    declared = compose.services.get(service)
+    mounts = [
+        {"type": m.type, "source": m.source, "target": m.target}
+        for m in (declared.mounts(compose.base) if declared else [])
+    ]
     config_target = next(
         (str(m["target"]) for m in mounts if m.get("type") == "bind" and Path(str(m.get("source"))) == config_path),
         None,
     )
     if config_target is None:
         ctx.finding(
-            f"{config_rel} is not bind-mounted into service {service} (stack/docker-compose.yml)",
-            file="stack/docker-compose.yml",
+            f"{config_rel} is not bind-mounted into service {service} ({ctx.description.compose_file})",
+            file=ctx.description.compose_file,
             line=compose.line("services", service, "volumes"),
         )
-        config_target = "/etc/prometheus/prometheus.yml"
+        config_target = DEFAULT_CONFIG["prometheus"]
     mapped: list[str] = []
     loaded: set[str] = set()
     for index, pattern in enumerate(config.get("rule_files") or []):
@@ -341,7 +459,11 @@ def _check_config(ctx: Context, rule_paths: list[str]) -> None:
     temp.write_text(yaml.safe_dump(copy, sort_keys=False))
     # --syntax-only: the rule files it loads are exactly `rule_paths` (asserted above), which `promtool check rules`
     # already checked; reading every rule a second time doubled the stage's time on large rule sets.
-    result = ctx.run(["promtool", "check", "config", "--syntax-only", str(temp)], timeout=120)
+    return ctx.start(["promtool", "check", "config", "--syntax-only", str(temp)], timeout=120), config_rel
+
+
+def _finish_config_check(ctx: Context, running: RunningCommand, config_rel: str) -> None:
+    result = running.wait()
     if not result.ok:
         ctx.finding(
             f"promtool check config (rule_files mapped to the repository) exited {result.exit_code}: "
@@ -408,18 +530,18 @@ def _supports_junit(ctx: Context) -> bool:
 
 @check(
     "rules/promtool-test",
-    stage=2,
     title="promtool test rules: every unit test of the rules passes (JUnit attached)",
     params={
         "type": "object",
         "additionalProperties": False,
+        "required": ["tests"],
         "properties": {"tests": STRING_LIST, "rules": STRING_LIST},
     },
 )
 def promtool_test(ctx: Context) -> None:
-    test_files = expand(ctx, _patterns(ctx, "tests", RULE_TESTS))
+    test_files = expand(ctx, [str(p) for p in ctx.params["tests"]])
     if not test_files:
-        ctx.fail(f"no promtool test file matches {', '.join(_patterns(ctx, 'tests', RULE_TESTS))}")
+        ctx.fail(f"no promtool test file matches {', '.join(ctx.params['tests'])}")
     native_junit = _supports_junit(ctx)
     suites = []
     alerts_tested: set[str] = set()
@@ -486,31 +608,71 @@ def promtool_test(ctx: Context) -> None:
 EXPECTED_RULE = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["alert", "severity", "for"],
+    "description": "an alert (alert, severity, for) or a recording rule (record); `labels` a rule must carry tell "
+    "apart rules of one name (a warning/critical pair tells itself apart by severity)",
     "properties": {
         "alert": {"type": "string"},
+        "record": {"type": "string"},
         "severity": {"type": "string"},
         "for": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
     },
+    # if/then/else rather than oneOf: a spec copied from a mixin holds thousands of entries, validated at each load.
+    "if": {"required": ["record"]},
+    "then": {"properties": {"alert": False, "for": False}},
+    "else": {"required": ["alert", "severity", "for"]},
 }
 
 
-def _spec_lines(ctx: Context) -> tuple[Located | None, tuple[Any, ...]]:
-    """The spec with lines, and the path of this check's entry in it (for findings about expectations)."""
-    try:
-        located = load_yaml(ctx.spec.path, ctx.spec.relpath)
-    except InputError:
-        return None, ()
-    for si, stage in enumerate(ctx.spec.raw.get("stages", [])):
-        for ci, entry in enumerate(stage.get("checks", [])):
-            if entry.get("id") == ctx.check_id:
-                return located, ("stages", si, "checks", ci, "with")
-    return located, ()
+@dataclass
+class _Expected:
+    group: str
+    index: int
+    entry: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "alert" if "alert" in self.entry else "record"
+
+    @property
+    def name(self) -> str:
+        return str(self.entry[self.kind])
+
+    def wanted_labels(self) -> dict[str, str]:
+        labels = dict(self.entry.get("labels") or {})
+        if "severity" in self.entry:
+            labels["severity"] = self.entry["severity"]
+        return labels
+
+    def matches(self, rule: Rule) -> bool:
+        """The rule is this entry exactly: same group, its labels (severity included), its `for`."""
+        return (
+            rule.group == self.group
+            and all(rule.labels.get(k) == v for k, v in self.wanted_labels().items())
+            and (self.kind != "alert" or abs(rule.for_s - duration_s(self.entry["for"])) < 1e-6)
+        )
+
+
+def _pair(
+    rules: list[Rule], expected: list[_Expected]
+) -> tuple[list[tuple[Rule, _Expected]], list[Rule], list[_Expected]]:
+    """Rules and entries of one (kind, name): exact matches first — a warning/critical pair finds its two entries
+    whatever their order — then the rest in order, so their differences can be named; and what is left over."""
+    rules, expected = list(rules), list(expected)
+    pairs = []
+    for entry in list(expected):
+        rule = next((r for r in rules if entry.matches(r)), None)
+        if rule is not None:
+            pairs.append((rule, entry))
+            rules.remove(rule)
+            expected.remove(entry)
+    count = min(len(rules), len(expected))
+    pairs += list(zip(rules[:count], expected[:count], strict=True))
+    return pairs, rules[count:], expected[count:]
 
 
 @check(
     "rules/inventory",
-    stage=2,
     title="Exactly the spec's rules and groups (names, severities, for, annotations)",
     requires=("rules/promtool-check",),
     params={
@@ -526,100 +688,138 @@ def _spec_lines(ctx: Context) -> tuple[Located | None, tuple[Any, ...]]:
     },
 )
 def inventory(ctx: Context) -> None:
+    """Rules are keyed by kind, name and labels, not by name alone: a mixin defines one alert twice (warning and
+    critical, with their own `for`) and recording rules next to alerts; an inventory copied from it must pass."""
     files = load_rules(ctx, _patterns(ctx))
     rules = all_rules(files)
-    expected: dict[str, list[dict[str, str]]] = ctx.params["groups"]
+    expected_groups: dict[str, list[dict[str, Any]]] = ctx.params["groups"]
     required = [str(a) for a in ctx.params.get("annotations", ["summary", "description"])]
-    spec_doc, base = _spec_lines(ctx)
+    spec: list[tuple[Located | None, tuple[Any, ...]]] = []
 
     def spec_line(*path: Any) -> int | None:
-        return spec_doc.line_of((*base, *path)) if spec_doc else None
+        if not spec:  # read only when a finding points into the spec: a 10,000-entry spec is not parsed twice
+            spec.append(spec_entry(ctx))
+        located, base = spec[0]
+        return located.line_of((*base, *path)) if located else None
 
     groups = {name: (f.path, line) for f in files for name, line in f.groups}
     for group, (file, line) in groups.items():
-        if group not in expected:
+        if group not in expected_groups:
             ctx.finding(
-                f"group {group!r} is not in the spec (expected groups: {', '.join(expected)})", file=file, line=line
+                f"group {group!r} is not in the spec (expected groups: {', '.join(expected_groups)})",
+                file=file,
+                line=line,
             )
-    for group in expected:
+    for group in expected_groups:
         if group not in groups:
             ctx.finding(
                 f"group {group!r} named by the spec is missing from the rule files",
                 file=ctx.spec.relpath,
                 line=spec_line("groups", group),
             )
-    found = {rule.name: rule for rule in rules}
-    seen_names: set[str] = set()
+    seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+    by_key: dict[tuple[str, str], list[Rule]] = {}
     for rule in rules:
-        if rule.name in seen_names:
+        identity = (rule.kind, rule.name, tuple(sorted(rule.labels.items())))
+        if identity in seen:
             ctx.finding(f"rule {rule.name} is defined more than once", file=rule.file, line=rule.line)
-        seen_names.add(rule.name)
-    wanted = {e["alert"]: (group, i, e) for group, entries in expected.items() for i, e in enumerate(entries)}
-    for rule in rules:
-        if rule.name not in wanted:
+        seen.add(identity)
+        by_key.setdefault((rule.kind, rule.name), []).append(rule)
+    wanted: dict[tuple[str, str], list[_Expected]] = {}
+    for group, entries in expected_groups.items():
+        for index, entry in enumerate(entries):
+            item = _Expected(group, index, entry)
+            wanted.setdefault((item.kind, item.name), []).append(item)
+    leftover_rules: list[Rule] = []
+    leftover_entries: list[_Expected] = []
+    for key in {**by_key, **wanted}:
+        pairs, extra, missing = _pair(by_key.get(key, []), wanted.get(key, []))
+        leftover_rules += extra
+        leftover_entries += missing
+        for rule, entry in pairs:
+            _compare(ctx, rule, entry, len(wanted[key]) > 1, required)
+    other_kind = {(e.name, e.kind) for e in leftover_entries}
+    for rule in leftover_rules:
+        if (rule.name, "record" if rule.kind == "alert" else "alert") in other_kind:
+            expects = "an alert" if rule.kind == "record" else "a recording rule"
             ctx.finding(
-                f"{rule.kind} rule {rule.name} (group {rule.group}) is not in the spec's inventory",
-                file=rule.file,
-                line=rule.line,
+                f"{rule.name} is a {rule.kind} rule; the spec expects {expects}", file=rule.file, line=rule.line
             )
             continue
-        group, index, entry = wanted[rule.name]
-        if rule.kind != "alert":
-            ctx.finding(f"{rule.name} is a recording rule; the spec expects an alert", file=rule.file, line=rule.line)
-        if rule.group != group:
-            ctx.finding(
-                f"alert {rule.name} is in group {rule.group!r}, the spec puts it in {group!r}",
-                file=rule.file,
-                line=rule.line,
-            )
-        if rule.labels.get("severity") != entry["severity"]:
-            ctx.finding(
-                f"alert {rule.name} has severity {rule.labels.get('severity')!r}, the spec says {entry['severity']!r}",
-                file=rule.file,
-                line=rule.line,
-            )
-        if abs(rule.for_s - duration_s(entry["for"])) > 1e-6:
-            ctx.finding(
-                f"alert {rule.name} has `for` {rule.for_s:g}s, the spec says {entry['for']}",
-                file=rule.file,
-                line=rule.line,
-            )
-        for annotation in required:
-            if not rule.annotations.get(annotation, "").strip():
-                ctx.finding(f"alert {rule.name} has no {annotation!r} annotation", file=rule.file, line=rule.line)
-    for name, (group, index, _entry) in wanted.items():
-        if name not in found:
-            ctx.finding(
-                f"alert {name} (group {group}) named by the spec is missing from the rule files",
-                file=ctx.spec.relpath,
-                line=spec_line("groups", group, index),
-            )
+        ctx.finding(
+            f"{rule.kind} rule {rule.name} (group {rule.group}) is not in the spec's inventory",
+            file=rule.file,
+            line=rule.line,
+        )
+    for entry in leftover_entries:
+        ctx.finding(
+            f"{entry.kind} {entry.name} (group {entry.group}) named by the spec is missing from the rule files",
+            file=ctx.spec.relpath,
+            line=spec_line("groups", entry.group, entry.index),
+        )
+    names = {rule.name: rule for rule in rules}
     for name in ctx.params.get("removed", []):
-        if name in found:
-            rule = found[name]
+        if name in names:
+            rule = names[name]
             ctx.finding(
                 f"alert {name} must stay removed (the spec's technical decisions), but it is defined",
                 file=rule.file,
                 line=rule.line,
             )
-    ctx.record("groups", {g: sorted(r.name for r in rules if r.group == g) for g in groups})
+    names_by_group: dict[str, list[str]] = {group: [] for group in groups}
+    for rule in rules:
+        names_by_group.setdefault(rule.group, []).append(rule.name)
+    ctx.record("groups", {group: sorted(found) for group, found in names_by_group.items()})
     ctx.record("rule_count", len(rules))
     ctx.record("group_count", len(groups))
+
+
+def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required: list[str]) -> None:
+    """Findings for every way `rule` differs from the spec's `entry` (they share kind and name)."""
+    # One of several rules of a name (warning/critical) says which: "alert X (severity critical)".
+    name = f"{rule.kind} {rule.name}" + (f" (severity {entry.entry.get('severity')})" if paired else "")
+    where = {"file": rule.file, "line": rule.line}
+    if rule.group != entry.group:
+        ctx.finding(f"{name} is in group {rule.group!r}, the spec puts it in {entry.group!r}", **where)
+    if "severity" in entry.entry and rule.labels.get("severity") != entry.entry["severity"]:
+        ctx.finding(
+            f"{name} has severity {rule.labels.get('severity')!r}, the spec says {entry.entry['severity']!r}", **where
+        )
+    for key, value in (entry.entry.get("labels") or {}).items():
+        if rule.labels.get(key) != value:
+            ctx.finding(f"{name} has label {key}={rule.labels.get(key)!r}, the spec says {value!r}", **where)
+    if rule.kind == "alert":
+        if abs(rule.for_s - duration_s(entry.entry["for"])) > 1e-6:
+            ctx.finding(f"{name} has `for` {rule.for_s:g}s, the spec says {entry.entry['for']}", **where)
+        for annotation in required:
+            if not rule.annotations.get(annotation, "").strip():
+                ctx.finding(f"{name} has no {annotation!r} annotation", **where)
 
 
 # --- rules/metrics-exist ------------------------------------------------------------------------------------------
 
 
-def _fetch(url: str, timeout: float = HTTP_TIMEOUT) -> requests.Response:
-    response = requests.get(url, timeout=timeout)
-    response.raise_for_status()
-    return response
+DURATION = {"type": "string", "pattern": "^([0-9]+(ms|[smhdwy]))+$"}
+
+
+def recordings(rules: list[Rule]) -> list[parecer.Recording]:
+    """The recording rules of a rule set, for the parecer (a recorded series exists through its rule's inputs)."""
+    return [parecer.Recording(r.name, r.expr, r.labels, r.where()) for r in rules if r.kind == "record"]
+
+
+def judge_rules(judge: parecer.Parecer, rules: list[Rule]) -> list[tuple[Rule, parecer.Judged]]:
+    """Every rule's expression judged by the parecer (the one judgement `rules/metrics-exist` and `sealgate lint`
+    share)."""
+    return list(zip(rules, parecer.judge_all(judge, [rule.expr for rule in rules]), strict=True))
+
+
+def verdict_line(rule: Rule, verdict: parecer.Verdict) -> int:
+    return rule.metric_line(verdict.metric) if verdict.metric else rule.expr_line
 
 
 @check(
     "rules/metrics-exist",
-    stage=2,
-    title="Every metric every rule reads exists in the API's /metrics and in Prometheus",
+    title="Every metric and label every rule reads exists in the scraped target's metrics and in Prometheus",
     needs_stack=True,
     requires=("rules/promtool-check",),
     params={
@@ -627,76 +827,68 @@ def _fetch(url: str, timeout: float = HTTP_TIMEOUT) -> requests.Response:
         "additionalProperties": False,
         "properties": {
             "rules": STRING_LIST,
-            "target": {"type": "string", "description": "stack service whose /metrics the rules are about"},
-            "metrics_path": {"type": "string"},
+            "target": {
+                "type": "string",
+                "description": "stack service whose metrics the rules are about (default: the described main target)",
+            },
+            "metrics_path": {"type": "string", "description": "default: the target's described metrics_path"},
+            "min_age": {**DURATION, "description": "a metric gone from Prometheus for less is a warning (default 1h)"},
+            "lookback": {**DURATION, "description": "how far back Prometheus' history is read (default 7d)"},
         },
     },
 )
 def metrics_exist(ctx: Context) -> None:
+    """The parecer (checks/parecer.py) on every rule: metrics and labels against the target's /metrics and the
+    running Prometheus, recorded series through their rules' inputs, absent()/`or vector()`/`unless` by meaning."""
     rules = all_rules(load_rules(ctx, _patterns(ctx)))
-    target = str(ctx.params.get("target", "api"))
-    metrics_url = ctx.stack.url(target) + str(ctx.params.get("metrics_path", "/metrics"))
-    prometheus = ctx.stack.url("prometheus")
-    try:
-        exposition = _fetch(metrics_url).text
-    except requests.RequestException as exc:
-        ctx.error(f"GET {metrics_url}: {exc}")
+    decl = (
+        described_service(ctx, str(ctx.params["target"]), ("target",))
+        if ctx.params.get("target")
+        else ctx.description.main_target()
+    )
+    target = decl.name
+    metrics_url = ctx.stack.url(target) + str(ctx.params.get("metrics_path") or decl.metrics_path)
+    prom = prometheus(ctx)
+    answer = request("GET", metrics_url)
+    if not answer.ok or not isinstance(answer.body, str):
+        ctx.error(f"GET {metrics_url}: HTTP {answer.status}, not a text exposition")
+    exposition = answer.body
     ctx.attach(f"{target}-metrics.txt", exposition)
-    exported = promql.exposition_names(exposition)
-    # Only series with samples since this stack started count: persisted data can hold metrics that are gone.
-    since = ctx.stack.started_at or time.time() - 600
+    source = parecer.Prometheus(
+        prom.base,
+        scope="since the stack started",
+        min_age_s=duration_s(ctx.params.get("min_age", "1h")),
+        lookback_s=duration_s(ctx.params.get("lookback", "7d")),
+    )
     try:
-        held = promql.prometheus_metric_names(prometheus, since=since)
-    except (requests.RequestException, ValueError) as exc:
-        ctx.error(f"GET {prometheus}/api/v1/label/__name__/values: {exc}")
-    recorded = {rule.name for rule in rules if rule.kind == "record"}
+        exported = parecer.Exposition.parse(exposition, f"{target} (GET {metrics_url})")
+        judge = parecer.Parecer([exported], source, recordings(rules))
+        judged = judge_rules(judge, rules)
+    except parecer.SourceError as exc:
+        ctx.error(str(exc))
     per_rule: dict[str, list[str]] = {}
-    for rule in rules:
-        try:
-            refs = promql.selectors(rule.expr)
-        except promql.PromQLError as exc:
-            ctx.finding(f"rule {rule.name}: PromQL syntax error: {exc}", file=rule.file, line=rule.expr_line)
+    for rule, result in judged:
+        if result.syntax_error is not None:
+            ctx.finding(
+                f"rule {rule.name}: PromQL syntax error: {result.syntax_error}", file=rule.file, line=rule.expr_line
+            )
             continue
-        per_rule[rule.name] = [str(r) for r in refs]
-        names = {r.name for r in refs if r.name}
-        for name in promql.missing_metrics(names, exported | recorded):
-            in_prometheus = "but Prometheus holds series of it" if name in held else "and Prometheus holds no series"
+        assert result.analysis is not None
+        per_rule[rule.name] = list(dict.fromkeys(str(use.ref) for use in result.analysis.uses))
+        for verdict in result.verdicts:
             ctx.finding(
-                f"rule {rule.name}: metric {name} is not exported by {target} (GET {metrics_url}) {in_prometheus} "
-                "since the stack started",
+                f"rule {rule.name}: {verdict.message}",
                 file=rule.file,
-                line=rule.metric_line(name),
-            )
-        for name in promql.missing_metrics(names & (exported | recorded), held | recorded):
-            ctx.finding(
-                f"rule {rule.name}: metric {name} is exported by {target} but Prometheus holds no series of it since "
-                f"the stack started ({prometheus}/api/v1/label/__name__/values): is {target} scraped?",
-                file=rule.file,
-                line=rule.metric_line(name),
-            )
-        for ref in promql.missing_patterns(refs, exported | recorded | promql.GENERATED_METRICS):
-            ctx.finding(
-                f"rule {rule.name}: selector {ref} matches no metric exported by {target}",
-                file=rule.file,
-                line=rule.expr_line,
+                line=verdict_line(rule, verdict),
+                severity=Severity(verdict.severity),
             )
     ctx.record("metrics_url", metrics_url)
     ctx.record("metrics_by_rule", per_rule)
-    ctx.record("exported_count", len(exported))
-    ctx.record("prometheus_names_count", len(held))
+    ctx.record("exported_count", len(exported.names))
+    ctx.record("min_age_s", source.min_age_s)
 
 
 # --- rules/loaded-live --------------------------------------------------------------------------------------------
-
-
-def _prom_get(url: str, path: str, **params: str) -> Any:
-    response = _fetch(
-        f"{url}{path}" + ("?" + "&".join(f"{k}={requests.utils.quote(v)}" for k, v in params.items()) if params else "")
-    )
-    body = response.json()
-    if body.get("status") != "success":
-        raise ValueError(f"{path}: {body.get('error', body)}")
-    return body["data"]
 
 
 def _normalise(expr: str) -> str:
@@ -706,7 +898,7 @@ def _normalise(expr: str) -> str:
         return " ".join(expr.split())
 
 
-def _iso_to_epoch(text: str) -> float:
+def iso_to_epoch(text: str) -> float:
     """RFC 3339 (Prometheus/Alertmanager timestamps, nanoseconds allowed) to unix seconds; 0 when unset."""
     if not text or text.startswith("0001-01-01"):
         return 0.0
@@ -719,7 +911,6 @@ def _iso_to_epoch(text: str) -> float:
 
 @check(
     "rules/loaded-live",
-    stage=2,
     title="The running Prometheus loaded exactly the repository's rules, all healthy",
     needs_stack=True,
     requires=("rules/promtool-check",),
@@ -735,18 +926,18 @@ def _iso_to_epoch(text: str) -> float:
 )
 def loaded_live(ctx: Context) -> None:
     rules = all_rules(load_rules(ctx, _patterns(ctx)))
-    prometheus = ctx.stack.url("prometheus")
-    where = f"{prometheus}/api/v1/rules"
+    prom = prometheus(ctx)
+    where = f"{prom.base}/api/v1/rules"
     started = ctx.stack.started_at or 0.0
     deadline = time.monotonic() + 60
     wait_start = time.monotonic()
     while True:  # every rule evaluated at least once by this Prometheus, so `health` means something
         try:
-            groups = _prom_get(prometheus, "/api/v1/rules")["groups"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
+            groups = list((prom.api("rules") or {}).get("groups") or [])
+        except HttpAnswerError as exc:
             ctx.error(f"GET {where}: {exc}")
         live = [(g, r) for g in groups for r in g.get("rules", [])]
-        if live and all(_iso_to_epoch(r.get("lastEvaluation", "")) >= started for _g, r in live):
+        if live and all(iso_to_epoch(r.get("lastEvaluation", "")) >= started for _g, r in live):
             break
         if time.monotonic() > deadline:
             ctx.finding("not every rule was evaluated within 60 s of asking", json_path=f"{where} $.data.groups")
@@ -803,7 +994,8 @@ def loaded_live(ctx: Context) -> None:
 
 # --- rules/alertmanager-config ------------------------------------------------------------------------------------
 
-# Receiver integrations that deliver outside the stack: decision 5.3 allows none of them (console mode only).
+# Receiver integrations that deliver outside the stack: a stack whose alerts stay inside it (e.g. a console receiver
+# a human reads, no paging) allows none of them.
 EXTERNAL_INTEGRATIONS = (
     "email_configs",
     "pagerduty_configs",
@@ -821,6 +1013,65 @@ EXTERNAL_INTEGRATIONS = (
     "jira_configs",
     "rocketchat_configs",
 )
+
+
+# Fields of an integration (and of the global section) that hold a secret, and the field that reads it from a file
+# instead (Alertmanager 0.25+). An allowed integration must use the file: a secret written in the configuration is a
+# secret committed to the repository.
+SECRET_FIELDS: dict[str, dict[str, str]] = {
+    "slack_configs": {"api_url": "api_url_file"},
+    "pagerduty_configs": {"routing_key": "routing_key_file", "service_key": "service_key_file"},
+    "opsgenie_configs": {"api_key": "api_key_file"},
+    "victorops_configs": {"api_key": "api_key_file"},
+    "pushover_configs": {"user_key": "user_key_file", "token": "token_file"},
+    "telegram_configs": {"bot_token": "bot_token_file"},
+    "discord_configs": {"webhook_url": "webhook_url_file"},
+    "msteams_configs": {"webhook_url": "webhook_url_file"},
+    "email_configs": {"auth_password": "auth_password_file"},
+    "wechat_configs": {"api_secret": "api_secret_file"},
+}
+GLOBAL_SECRET_FIELDS = {
+    "slack_api_url": "slack_api_url_file",
+    "opsgenie_api_key": "opsgenie_api_key_file",
+    "victorops_api_key": "victorops_api_key_file",
+    "smtp_auth_password": "smtp_auth_password_file",
+    "wechat_api_secret": "wechat_api_secret_file",
+    "telegram_bot_token": "telegram_bot_token_file",
+}
+HTTP_SECRET_FIELDS = {("basic_auth", "password"): "password_file", ("authorization", "credentials"): "credentials_file"}
+
+
+def _file_fields(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, file) of every `*_file` setting in a configuration tree: what Alertmanager reads at run time."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).endswith("_file") and isinstance(item, str) and item:
+                yield (*path, key), item
+            else:
+                yield from _file_fields(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _file_fields(item, (*path, index))
+
+
+def _inline_secrets(config: dict[str, Any], allowed: list[str]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, the file field to use instead) of every secret written inline in the configuration."""
+    for name, file_field in GLOBAL_SECRET_FIELDS.items():
+        if (config.get("global") or {}).get(name):
+            yield ("global", name), file_field
+    for index, receiver in enumerate(config.get("receivers") or []):
+        for integration in [*allowed, "webhook_configs"]:
+            for ci, entry in enumerate(receiver.get(integration) or []):
+                if not isinstance(entry, dict):
+                    continue
+                at = ("receivers", index, integration, ci)
+                for name, file_field in SECRET_FIELDS.get(integration, {}).items():
+                    if entry.get(name):
+                        yield (*at, name), file_field
+                http = entry.get("http_config") or {}
+                for (section, name), file_field in HTTP_SECRET_FIELDS.items():
+                    if isinstance(http.get(section), dict) and http[section].get(name):
+                        yield (*at, "http_config", section, name), file_field
 
 
 def _walk_routes(route: dict[str, Any], path: tuple[Any, ...]) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:
@@ -875,16 +1126,26 @@ def _load_am(ctx: Context, relative: str) -> tuple[Located, dict[str, Any]]:
 
 @check(
     "rules/alertmanager-config",
-    stage=2,
-    title="amtool check-config passes; console mode only (no external receivers)",
+    title="amtool check-config passes; alerts go only to the stack's own receivers and the integrations allowed, "
+    "whose secrets are read from files the container is given",
     params={
         "type": "object",
         "additionalProperties": False,
-        "properties": {"config": {"type": "string"}, "webhook_hosts": STRING_LIST},
+        "properties": {
+            "config": {"type": "string", "description": "default: the file the described Alertmanager mounts"},
+            "webhook_hosts": {**STRING_LIST, "description": "default: the described services with role receiver"},
+            "integrations": {
+                "type": "array",
+                "items": {"enum": list(EXTERNAL_INTEGRATIONS)},
+                "uniqueItems": True,
+                "description": "external integrations allowed (default none); their secrets must come from files "
+                "(`api_url_file`, `routing_key_file`, ...) that a compose secret or bind mount gives the container",
+            },
+        },
     },
 )
 def alertmanager_config(ctx: Context) -> None:
-    relative = str(ctx.params.get("config", ALERTMANAGER_CONFIG))
+    relative = _alertmanager_config(ctx)
     located, config = _load_am(ctx, relative)
     version = ctx.run(["amtool", "--version"], timeout=30)
     ctx.tool_version("amtool", _first_line(version.output).replace("amtool, version ", ""))
@@ -907,13 +1168,25 @@ def alertmanager_config(ctx: Context) -> None:
                 file=relative,
                 line=located.line_of((*path, "receiver")),
             )
-    hosts = [str(h) for h in ctx.params.get("webhook_hosts", ["console-log"])]
+    hosts = [str(h) for h in ctx.params.get("webhook_hosts") or [s.name for s in ctx.description.with_role("receiver")]]
+    if not hosts:
+        ctx.error(
+            f"no `with.webhook_hosts` and no service with role receiver in {ctx.description.path}: "
+            "say where alerts may be delivered"
+        )
+    allowed = [str(i) for i in ctx.params.get("integrations") or []]
+    used: dict[str, list[str]] = {}
     for name, index in receivers.items():
         receiver = config["receivers"][index]
         for integration in EXTERNAL_INTEGRATIONS:
-            if receiver.get(integration):
+            if not receiver.get(integration):
+                continue
+            used.setdefault(name, []).append(integration)
+            if integration not in allowed:
                 ctx.finding(
-                    f"receiver {name} uses {integration}: console mode allows no external integration",
+                    f"receiver {name} uses {integration}: only webhooks to {', '.join(hosts)}"
+                    + (f" and {', '.join(allowed)}" if allowed else " (no external integration)")
+                    + " are allowed",
                     file=relative,
                     line=located.line_of(("receivers", index, integration)),
                 )
@@ -922,7 +1195,7 @@ def alertmanager_config(ctx: Context) -> None:
             host = re.sub(r"^[a-z]+://", "", url).split("/", 1)[0].split(":", 1)[0]
             if host not in hosts:
                 ctx.finding(
-                    f"receiver {name} posts to {url}, not to the console-log sink ({', '.join(hosts)})",
+                    f"receiver {name} posts to {url}, not to the stack's receivers ({', '.join(hosts)})",
                     file=relative,
                     line=located.line_of(("receivers", index, "webhook_configs", wi, "url")),
                 )
@@ -933,7 +1206,45 @@ def alertmanager_config(ctx: Context) -> None:
                     line=located.line_of(("receivers", index, "webhook_configs", wi)),
                     severity=Severity.WARNING,
                 )
+    for path, file_field in _inline_secrets(config, allowed):
+        ctx.finding(
+            f"{json_path(path)} holds a secret in the configuration (committed with it): read it from a file with "
+            f"`{file_field}`",
+            file=relative,
+            line=located.line_of(path),
+        )
     ctx.record("receivers", sorted(receivers))
+    ctx.record("integrations", used)
+    ctx.record("secret_files", _judge_secret_files(ctx, relative, located, config))
+
+
+def _judge_secret_files(ctx: Context, relative: str, located: Located, config: dict[str, Any]) -> dict[str, str]:
+    """Every `*_file` the configuration reads must be given to the Alertmanager container: a compose secret (the
+    place for a secret: never in the repository) or a bind mount. Returns file -> what provides it."""
+    files = list(_file_fields(config, ()))
+    if not files:
+        return {}
+    service_name = service_by_role(ctx, "alertmanager")
+    compose = load_compose(ctx)
+    service = compose.services.get(service_name)
+    if service is None:
+        ctx.error(f"{ctx.description.compose_file} has no service {service_name}")
+    secrets = {ref.target: ref.name for ref in service.secrets()}
+    mounts = service.mounts(compose.base)
+    provided: dict[str, str] = {}
+    for path, file in files:
+        if file in secrets:
+            provided[file] = f"compose secret {secrets[file]}"
+        elif map_path(file, mounts) is not None:
+            provided[file] = "bind mount"
+        else:
+            ctx.finding(
+                f"{json_path(path)}: {file} is given to service {service_name} by no compose secret or bind mount "
+                f"in {ctx.description.compose_file}, so Alertmanager cannot read it",
+                file=relative,
+                line=located.line_of(path),
+            )
+    return provided
 
 
 # --- rules/routing ------------------------------------------------------------------------------------------------
@@ -957,8 +1268,7 @@ def _routes_test(ctx: Context, relative: str, labels: dict[str, str]) -> list[st
 
 @check(
     "rules/routing",
-    stage=2,
-    title="Routing: critical and warning reach their receivers; every rule's labels are routed",
+    title="Routing: each given label set reaches its receiver; every rule's labels are routed",
     requires=("rules/alertmanager-config",),
     params={
         "type": "object",
@@ -981,7 +1291,7 @@ def _routes_test(ctx: Context, relative: str, labels: dict[str, str]) -> list[st
     },
 )
 def routing(ctx: Context) -> None:
-    relative = str(ctx.params.get("config", ALERTMANAGER_CONFIG))
+    relative = _alertmanager_config(ctx)
     located, config = _load_am(ctx, relative)
     default = str((config.get("route") or {}).get("receiver", ""))
     tree = ctx.run(["amtool", "config", "routes", f"--config.file={relative}"], timeout=60)
@@ -1041,450 +1351,3 @@ def routing(ctx: Context) -> None:
     ctx.record("verified_routes", proven)
     ctx.record("rules_routed", routed)
     ctx.record("unhandled_label_sets", unhandled)
-
-
-# --- rules/alert-drill --------------------------------------------------------------------------------------------
-
-_CONSOLE_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
-
-
-def console_events(text: str) -> list[dict[str, str]]:
-    """The console-log receiver's lines (`console-log: FIRING alertname=X ... starts_at=...`) as dicts."""
-    events = []
-    for line in text.splitlines():
-        match = re.search(r"console-log: (FIRING|RESOLVED) (.*)$", line)
-        if not match:
-            continue
-        fields: dict[str, str] = {"status": match[1]}
-        for key, value in _CONSOLE_FIELD.findall(match[2]):
-            if value.startswith('"'):
-                with contextlib.suppress(ValueError):
-                    value = json.loads(value)
-            fields[key] = value
-        events.append(fields)
-    return events
-
-
-@dataclass
-class Expectation:
-    """One thing the drill waits to see, and when it saw it (seconds since its phase began)."""
-
-    label: str
-    probe: Callable[[Observation], bool]
-    started: float  # time.monotonic() when its phase began
-    met_at: float | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        return None if self.met_at is None else round(self.met_at - self.started, 1)
-
-
-@dataclass
-class Observation:
-    """One poll of the three places an alert shows up."""
-
-    prometheus: list[dict[str, Any]]  # /api/v1/alerts
-    alertmanager: list[dict[str, Any]]  # /api/v2/alerts
-    console: list[dict[str, str]]  # console-log lines
-    errors: list[str]
-
-    def prom_state(self, alert: str) -> str:
-        states = [a.get("state") for a in self.prometheus if a.get("labels", {}).get("alertname") == alert]
-        return "firing" if "firing" in states else ("pending" if "pending" in states else "inactive")
-
-    def am_active(self, alert: str, since: float) -> bool:
-        return any(
-            a.get("labels", {}).get("alertname") == alert
-            and (a.get("status") or {}).get("state") == "active"
-            and _iso_to_epoch(a.get("endsAt", "")) > time.time()
-            and _iso_to_epoch(a.get("startsAt", "")) >= since - 2
-            for a in self.alertmanager
-        )
-
-    def am_cleared(self, alert: str) -> bool:
-        return not any(
-            a.get("labels", {}).get("alertname") == alert and _iso_to_epoch(a.get("endsAt", "")) > time.time()
-            for a in self.alertmanager
-        )
-
-    def console_seen(self, alert: str, status: str, since: float) -> bool:
-        stamp = "starts_at" if status == "FIRING" else "ends_at"
-        return any(
-            e.get("status") == status and e.get("alertname") == alert and _iso_to_epoch(e.get(stamp, "")) >= since - 2
-            for e in self.console
-        )
-
-
-class Drill:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.stack = ctx.stack
-        self.api = self.stack.url("api")
-        self.prometheus = self.stack.url("prometheus")
-        self.alertmanager = self.stack.url("alertmanager")
-        self.timeline: list[dict[str, Any]] = []
-        self.t0 = time.monotonic()
-        self.wall0 = time.time()
-
-    def say(self, text: str) -> None:
-        self.stack.progress(f"drill: {text}")
-
-    def event(self, what: str) -> float:
-        now = time.time()
-        self.timeline.append({"t_s": round(time.monotonic() - self.t0, 1), "event": what})
-        self.say(f"{what} (t+{time.monotonic() - self.t0:.0f}s)")
-        return now
-
-    def observe(self) -> Observation:
-        errors = []
-        try:
-            prom = _prom_get(self.prometheus, "/api/v1/alerts")["alerts"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            prom, errors = [], [*errors, f"{self.prometheus}/api/v1/alerts: {exc}"]
-        try:
-            am = _fetch(f"{self.alertmanager}/api/v2/alerts").json()
-        except (requests.RequestException, ValueError) as exc:
-            am, errors = [], [*errors, f"{self.alertmanager}/api/v2/alerts: {exc}"]
-        try:
-            console = console_events(self.stack.logs("console-log", tail=2000))
-        except Exception as exc:  # a backend error reading logs: keep polling, report if it lasts
-            console, errors = [], [*errors, f"console-log logs: {exc}"]
-        return Observation(prom, am, console, errors)
-
-    def api_post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        response = requests.post(f"{self.api}{path}", json=body, timeout=HTTP_TIMEOUT)
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, {}
-
-    def breaker(self) -> dict[str, Any]:
-        return dict(_fetch(f"{self.api}/admin/breaker").json())
-
-    def wait(self, what: str, expectations: list[Expectation], timeout: float, describe: Callable[[], str]) -> bool:
-        """Poll until every expectation is met or `timeout` passes; a progress line every 10 s."""
-        start = time.monotonic()
-        last_line = start
-        while True:
-            observation = self.observe()
-            now = time.monotonic()
-            for expectation in expectations:
-                if expectation.met_at is None and expectation.probe(observation):
-                    expectation.met_at = now
-                    self.event(f"{expectation.label} after {expectation.seconds}s")
-            if all(e.met_at is not None for e in expectations):
-                self.ctx.note_wait(what, now - start)
-                return True
-            if now - start > timeout:
-                self.ctx.note_wait(f"{what} (timed out)", now - start)
-                return False
-            if now - last_line >= 10:
-                self.say(
-                    f"waiting {now - start:.0f}/{timeout:.0f}s — {describe()}; still to see: "
-                    + _pending(expectations)
-                    + (f" (errors: {'; '.join(observation.errors)})" if observation.errors else "")
-                )
-                last_line = now
-            time.sleep(1.0)
-
-
-def _pending(expectations: list[Expectation]) -> str:
-    """`APIDown in Alertmanager, console-log; X in Prometheus` from the expectations not met yet."""
-    places: dict[str, list[str]] = {}
-    for expectation in expectations:
-        if expectation.met_at is None:
-            alert, _, rest = expectation.label.partition(" ")
-            where = next((w for w in ("Prometheus", "Alertmanager", "console-log") if w in rest), rest)
-            places.setdefault(alert, []).append(where)
-    return "; ".join(f"{alert} in {', '.join(where)}" for alert, where in places.items())
-
-
-def _durations(drill: Drill) -> tuple[dict[str, float], float, float]:
-    """Each alert's `for` (s), and the scrape and evaluation intervals, as the running Prometheus has them."""
-    groups = _prom_get(drill.prometheus, "/api/v1/rules")["groups"]
-    durations = {r["name"]: float(r.get("duration", 0)) for g in groups for r in g.get("rules", [])}
-    evaluation = max([float(g.get("interval", 15)) for g in groups] or [15.0])
-    config = yaml.safe_load(_prom_get(drill.prometheus, "/api/v1/status/config")["yaml"]) or {}
-    scrape = max(
-        [duration_s((config.get("global") or {}).get("scrape_interval", "15s"))]
-        + [duration_s(job.get("scrape_interval", "0s")) for job in config.get("scrape_configs") or []]
-    )
-    return durations, scrape, evaluation
-
-
-@check(
-    "rules/alert-drill",
-    stage=2,
-    title="Alert drill: provider failure and API down fire, reach Alertmanager and console-log, then resolve",
-    needs_stack=True,
-    # A rule on a metric that does not exist can never fire: the drill would only wait out its timeout.
-    requires=("rules/metrics-exist", "rules/loaded-live", "rules/routing"),
-    params={
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "provider_failure": STRING_LIST,
-            "api_down": STRING_LIST,
-            "request_interval_s": {"type": "number", "minimum": 0.2, "maximum": 10},
-            "max_requests": {"type": "integer", "minimum": 1, "maximum": 100},
-        },
-    },
-)
-def alert_drill(ctx: Context) -> None:
-    """Phases (the API must be up for the LLM alerts and down for APIDown, so those two cannot overlap):
-
-    A. provider fails; ~1 request/s until the breaker opens, then no more traffic: the errors stay in the rules'
-       5m window and an idle open breaker reads half_open after its timeout — both alerts stay true — while a
-       breaker kept busy would re-open at each failed trial and delay the recovery by up to a whole timeout.
-       Wait until LLMProviderDown and CircuitBreakerOpen fire in Prometheus, are active in Alertmanager and
-       printed by console-log.
-    B. provider restored; requests until the (by now half-open) breaker closes; wait until Prometheus has
-       resolved both alerts — from a fresh `llm_circuit_breaker_state` of 0, not from the API vanishing.
-    C. API stopped; APIDown must fire everywhere while, concurrently, the LLM alerts' resolution reaches
-       Alertmanager and console-log. Then the API is started and APIDown must resolve everywhere.
-    """
-    if ctx.options.no_drill:
-        ctx.skip("--no-drill: the alert drill was not run, so the criteria it proves cannot pass")
-    llm_alerts = [str(a) for a in ctx.params.get("provider_failure", ["LLMProviderDown", "CircuitBreakerOpen"])]
-    down_alerts = [str(a) for a in ctx.params.get("api_down", ["APIDown"])]
-    interval = float(ctx.params.get("request_interval_s", 1.0))
-    max_requests = int(ctx.params.get("max_requests", 20))
-    drill = Drill(ctx)
-    durations, scrape, evaluation = _durations(drill)
-    for alert in llm_alerts + down_alerts:
-        if alert not in durations:
-            ctx.fail(f"alert {alert} is not loaded by the running Prometheus ({drill.prometheus}/api/v1/rules)")
-    slack = 2 * scrape + 2 * evaluation + 30  # first scrape + evaluation to notice, one more of each, delivery
-    ctx.record("intervals", {"scrape_s": scrape, "evaluation_s": evaluation})
-    ctx.record("rule_for_s", {a: durations[a] for a in llm_alerts + down_alerts})
-    results: dict[str, dict[str, float | None]] = {a: {} for a in llm_alerts + down_alerts}
-    api_stopped = False
-    provider_failed = False
-
-    def describe(alerts: list[str]) -> Callable[[], str]:
-        def text() -> str:
-            observation = drill.observe()
-            return ", ".join(f"{a} {observation.prom_state(a)} in Prometheus" for a in alerts)
-
-        return text
-
-    try:
-        # Clean start: nothing of an earlier drill still active, breaker closed.
-        status, body = drill.api_post("/admin/provider", {"fail": False})
-        if status != 200:
-            ctx.error(f"POST {drill.api}/admin/provider: HTTP {status} {body}")
-        # A breaker left open by an earlier failure closes only through a successful call after its timeout.
-        breaker = drill.breaker()
-        close_by = time.monotonic() + float(breaker.get("timeout_s") or 60) + 15
-        while breaker.get("state") != "closed" and time.monotonic() < close_by:
-            drill.api_post("/v1/complete", {"prompt": "sealgate alert drill (pre-check)"})
-            time.sleep(interval)
-            breaker = drill.breaker()
-        if breaker.get("state") != "closed":
-            ctx.error(f"the breaker stays {breaker.get('state')} with a healthy provider ({drill.api}/admin/breaker)")
-        clear = [
-            Expectation(
-                f"{a} inactive before the drill", lambda o, a=a: o.prom_state(a) == "inactive", time.monotonic()
-            )
-            for a in llm_alerts + down_alerts
-        ]
-        if not drill.wait("earlier alerts cleared", clear, 120 + slack, describe(llm_alerts + down_alerts)):
-            ctx.error(
-                "alerts of an earlier drill are still active in Prometheus after waiting: "
-                + ", ".join(e.label for e in clear if e.met_at is None)
-            )
-        breaker = drill.breaker()
-        ctx.record("breaker", {k: breaker.get(k) for k in ("threshold", "timeout_s", "state")})
-
-        # --- A: provider failure -------------------------------------------------------------------------------
-        since_a = drill.event("provider set to fail")
-        status, body = drill.api_post("/admin/provider", {"fail": True})
-        provider_failed = True
-        if status != 200:
-            ctx.error(f'POST {drill.api}/admin/provider {{"fail": true}}: HTTP {status} {body}')
-        phase_a = time.monotonic()
-        outcomes: list[str] = []
-        for _ in range(max_requests):
-            code, answer = drill.api_post("/v1/complete", {"prompt": "sealgate alert drill"})
-            outcomes.append(f"{code}:{answer.get('error_type', 'ok')}")
-            if drill.breaker().get("state") in ("open", "half_open"):
-                break
-            time.sleep(interval)
-        ctx.record("requests_phase_a", outcomes)
-        if drill.breaker().get("state") == "closed":
-            ctx.fail(f"the breaker did not open after {len(outcomes)} failing requests ({outcomes[-3:]})")
-        drill.event(f"breaker open after {len(outcomes)} requests")
-        expectations_a = []
-        for alert in llm_alerts:
-            expectations_a += [
-                Expectation(f"{alert} firing in Prometheus", lambda o, a=alert: o.prom_state(a) == "firing", phase_a),
-                Expectation(f"{alert} active in Alertmanager", lambda o, a=alert: o.am_active(a, since_a), phase_a),
-                Expectation(
-                    f"{alert} printed by console-log", lambda o, a=alert: o.console_seen(a, "FIRING", since_a), phase_a
-                ),
-            ]
-        timeout_a = max(durations[a] for a in llm_alerts) + slack
-        fired_a = drill.wait("provider-failure alerts fire", expectations_a, timeout_a, describe(llm_alerts))
-        _collect(results, expectations_a, "fire")
-        if not fired_a:
-            for expectation in expectations_a:
-                if expectation.met_at is None:
-                    ctx.finding(
-                        f"{expectation.label}: not seen within {timeout_a:.0f}s of the provider failing",
-                        json_path=_where(drill, expectation.label),
-                    )
-            return
-
-        # --- B: provider restored --------------------------------------------------------------------------------
-        restored = drill.event("provider restored")
-        drill.api_post("/admin/provider", {"fail": False})
-        provider_failed = False
-        phase_b = time.monotonic()
-        close_deadline = phase_b + float(breaker.get("timeout_s") or 60) + 15
-        while drill.breaker().get("state") != "closed" and time.monotonic() < close_deadline:
-            drill.api_post("/v1/complete", {"prompt": "sealgate alert drill (recovery)"})
-            time.sleep(interval)
-        if drill.breaker().get("state") != "closed":
-            ctx.fail(
-                f"the breaker did not close within {close_deadline - phase_b:.0f}s of the provider recovering "
-                f"({drill.api}/admin/breaker)"
-            )
-        closed_at = drill.event("breaker closed")
-        expectations_b = [
-            Expectation(f"{alert} resolved in Prometheus", lambda o, a=alert: o.prom_state(a) == "inactive", phase_b)
-            for alert in llm_alerts
-        ]
-        expectations_b.append(
-            Expectation("breaker closed scraped by Prometheus", lambda o: _fresh_zero(drill, closed_at), phase_b)
-        )
-        if not drill.wait("provider-failure alerts resolve in Prometheus", expectations_b, slack, describe(llm_alerts)):
-            for expectation in expectations_b:
-                if expectation.met_at is None:
-                    ctx.finding(
-                        f"{expectation.label}: not seen within {slack:.0f}s of the breaker closing",
-                        json_path=_where(drill, expectation.label),
-                    )
-            _collect(results, expectations_b, "resolve")
-            return
-        _collect(results, expectations_b, "resolve")
-
-        # --- C: API down, LLM resolution delivered meanwhile -------------------------------------------------
-        since_c = drill.event("api stopped")
-        api_stopped = True  # before the call: a stop that fails halfway must still be undone below
-        ctx.stack.stop_service("api")
-        phase_c = time.monotonic()
-        expectations_c = []
-        for alert in down_alerts:
-            expectations_c += [
-                Expectation(f"{alert} firing in Prometheus", lambda o, a=alert: o.prom_state(a) == "firing", phase_c),
-                Expectation(f"{alert} active in Alertmanager", lambda o, a=alert: o.am_active(a, since_c), phase_c),
-                Expectation(
-                    f"{alert} printed by console-log", lambda o, a=alert: o.console_seen(a, "FIRING", since_c), phase_c
-                ),
-            ]
-        resolution = []
-        for alert in llm_alerts:
-            resolution += [
-                Expectation(f"{alert} resolved in Alertmanager", lambda o, a=alert: o.am_cleared(a), phase_b),
-                Expectation(
-                    f"{alert} RESOLVED printed by console-log",
-                    lambda o, a=alert: o.console_seen(a, "RESOLVED", restored),
-                    phase_b,
-                ),
-            ]
-        timeout_c = max(durations[a] for a in down_alerts) + slack
-        fired_c = drill.wait(
-            "APIDown fires (and the LLM resolution is delivered)",
-            expectations_c + resolution,
-            timeout_c,
-            describe(down_alerts),
-        )
-        _collect(results, expectations_c, "fire")
-        _collect(results, resolution, "resolve")
-        for expectation in expectations_c + resolution:
-            if expectation.met_at is None:
-                ctx.finding(
-                    f"{expectation.label}: not seen within {timeout_c:.0f}s", json_path=_where(drill, expectation.label)
-                )
-        if not fired_c:
-            return
-
-        restarted = drill.event("api started")
-        ctx.stack.start_service("api")
-        api_stopped = False
-        phase_d = time.monotonic()
-        expectations_d = []
-        for alert in down_alerts:
-            expectations_d += [
-                Expectation(
-                    f"{alert} resolved in Prometheus", lambda o, a=alert: o.prom_state(a) == "inactive", phase_d
-                ),
-                Expectation(f"{alert} resolved in Alertmanager", lambda o, a=alert: o.am_cleared(a), phase_d),
-                Expectation(
-                    f"{alert} RESOLVED printed by console-log",
-                    lambda o, a=alert: o.console_seen(a, "RESOLVED", restarted),
-                    phase_d,
-                ),
-            ]
-        resolved_d = drill.wait("APIDown resolves", expectations_d, slack, describe(down_alerts))
-        _collect(results, expectations_d, "resolve")
-        if not resolved_d:
-            for expectation in expectations_d:
-                if expectation.met_at is None:
-                    ctx.finding(
-                        f"{expectation.label}: not seen within {slack:.0f}s of the API starting",
-                        json_path=_where(drill, expectation.label),
-                    )
-    finally:
-        ctx.record("alerts", results)
-        # One scalar line for the SEAL report: each alert's time from its trigger to firing in Prometheus.
-        fired = {a: t.get("fire_prometheus_s") for a, t in results.items()}
-        ctx.record("time_to_fire", ", ".join(f"{a} {s}s" if s is not None else f"{a} never" for a, s in fired.items()))
-        ctx.record("timeline", drill.timeline)
-        ctx.record("total_s", round(time.monotonic() - drill.t0, 1))
-        ctx.attach("drill-console-log.txt", _console_tail(ctx))
-        # Leave the stack as it was found, whatever happened above (facts are recorded first: a failing restart
-        # errors the check but must not lose them).
-        if provider_failed:
-            with contextlib.suppress(requests.RequestException):
-                drill.api_post("/admin/provider", {"fail": False})
-        if api_stopped:
-            ctx.stack.start_service("api")
-
-
-def _collect(results: dict[str, dict[str, float | None]], expectations: list[Expectation], verb: str) -> None:
-    """results[alert]["<where> <verb>"] = seconds since its phase began (None: never seen)."""
-    for expectation in expectations:
-        alert, _, rest = expectation.label.partition(" ")
-        if alert in results:
-            where = next((w for w in ("Prometheus", "Alertmanager", "console-log") if w in rest), rest)
-            results[alert][f"{verb}_{where.lower().replace('-', '_')}_s"] = expectation.seconds
-
-
-def _where(drill: Drill, label: str) -> str:
-    if "Prometheus" in label:
-        return f"{drill.prometheus}/api/v1/alerts"
-    if "Alertmanager" in label:
-        return f"{drill.alertmanager}/api/v2/alerts"
-    return "console-log output"
-
-
-def _fresh_zero(drill: Drill, since: float) -> bool:
-    """Prometheus holds a `llm_circuit_breaker_state` sample of 0 taken after `since` (the breaker closed)."""
-    try:
-        stamps = _prom_get(drill.prometheus, "/api/v1/query", query="timestamp(llm_circuit_breaker_state)")["result"]
-        values = _prom_get(drill.prometheus, "/api/v1/query", query="llm_circuit_breaker_state")["result"]
-    except (requests.RequestException, ValueError, KeyError):
-        return False
-    return (
-        bool(stamps and values)
-        and all(float(s["value"][1]) >= since for s in stamps)
-        and all(float(v["value"][1]) == 0 for v in values)
-    )
-
-
-def _console_tail(ctx: Context) -> str:
-    try:
-        return ctx.stack.logs("console-log", tail=400)
-    except Exception as exc:  # evidence of a failure path must not raise
-        return f"(could not read console-log output: {exc})"

@@ -1,4 +1,4 @@
-"""EIXO 6 — the sprint's own stack test suite, run against the running stack, judged from its JUnit XML.
+"""The sprint's own stack test suite (F9.10's EIXO 6), run against the running stack, judged from its JUnit XML.
 
 The seed sealed "8/8" while its own pytest run said 2 failed, 4 skipped. Here the suite's result is read, not
 claimed: every test case of the JUnit XML is recorded with its outcome, and
@@ -8,8 +8,18 @@ claimed: every test case of the JUnit XML is recorded with its outcome, and
   expiry) — a waived skip is recorded as waived, never as passed;
 - every scenario the spec names must have run: deleting a test cannot shrink what "8 scenarios" means.
 
-The suite is the governed project's code, not sealgate's: it learns where the stack is from SEALGATE_STACK_* and
-runs in its own pytest configuration (stack/tests/pytest.ini), never sealgate's.
+The suite is the governed project's code, not sealgate's: it runs in its own pytest configuration (a `pytest.ini`
+next to it), never sealgate's, and learns where the stack is from these variables, the same for any stack:
+
+  SEALGATE_STACK_BACKEND            the backend's name (compose, local, ...)
+  SEALGATE_STACK_<SERVICE>_URL      the address of every described service that runs and has one (the service's name
+                                    upper-cased, `-` as `_`: console-log -> SEALGATE_STACK_CONSOLE_LOG_URL)
+  SEALGATE_STACK_UNAVAILABLE        JSON {service: why it has no URL} for every described service that has none
+  SEALGATE_STACK_CONTAINERS         JSON {service: {"id", "image"}} of a containerized stack's running containers
+  SEALGATE_STACK_SERVICES           JSON {service: {"running", "healthy", "container_id", "image", "pid"}}
+
+Every one of them is set (blank when it does not apply), and any other inherited SEALGATE_STACK_*_URL is blanked,
+so nothing from the caller's environment can describe a stack that is not the one under test.
 """
 
 from __future__ import annotations
@@ -25,24 +35,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sealgate.backends.base import StackBackend, StackError
 from sealgate.sprint.context import Context
 from sealgate.sprint.model import Severity
 from sealgate.sprint.registry import check
-from sealgate.stack.backends.base import StackBackend, StackError
 
-SUITE_TIMEOUT_S = 300.0  # the F9.10 suite takes seconds; a hung HTTP call or container inspect must not hang EIXO 6
+SUITE_TIMEOUT_S = 300.0  # the F9.10 suite takes seconds; a hung HTTP call or container inspect must not hang the stage
 MESSAGE_CHARS = 300  # of a failure or skip message kept per test in evidence (the full text is in the JUnit XML)
-URL_SERVICES = ("prometheus", "alertmanager", "api", "grafana")
-# Every variable the suite reads (stack/tests/conftest.py). All are set, blank when not applicable, so nothing
-# inherited from the caller's environment can describe a stack that is not the one under test.
+# The variables every run sets (blank when not applicable), besides one SEALGATE_STACK_<SERVICE>_URL per service.
 STACK_VARS = (
     "SEALGATE_STACK_BACKEND",
-    *(f"SEALGATE_STACK_{s.upper()}_URL" for s in URL_SERVICES),
-    "SEALGATE_STACK_GRAFANA_UNAVAILABLE",
     "SEALGATE_STACK_UNAVAILABLE",
     "SEALGATE_STACK_CONTAINERS",
     "SEALGATE_STACK_SERVICES",
 )
+_URL_VARIABLE = re.compile(r"^SEALGATE_STACK_\w+_URL$")
 
 PARAMS: dict[str, Any] = {
     "type": "object",
@@ -93,10 +100,16 @@ class JUnitCase:
 # --- the stack, described for the suite -----------------------------------------------------------------------------
 
 
+def url_variable(service: str) -> str:
+    """SEALGATE_STACK_<SERVICE>_URL: the service's name upper-cased, every character other than a letter or digit
+    as `_` (console-log -> SEALGATE_STACK_CONSOLE_LOG_URL)."""
+    return f"SEALGATE_STACK_{re.sub(r'[^A-Za-z0-9]', '_', service).upper()}_URL"
+
+
 def stack_urls(stack: StackBackend) -> tuple[dict[str, str], dict[str, str]]:
-    """(service -> URL, service -> why it has none) for the services the suite talks to."""
+    """(service -> URL, service -> why it has none) for every service of the stack description."""
     urls, unavailable = {}, {}
-    for service in URL_SERVICES:
+    for service in stack.description.services:
         try:
             urls[service] = stack.url(service)
         except StackError as exc:  # ServiceNotRunning included: the suite decides what a missing service means
@@ -105,17 +118,16 @@ def stack_urls(stack: StackBackend) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def stack_environment(stack: StackBackend) -> dict[str, str]:
-    """SEALGATE_STACK_* for the running stack: addresses, containers, processes (see stack/tests/conftest.py)."""
+    """SEALGATE_STACK_* for the running stack: addresses, containers, processes (see this module's docstring)."""
     urls, unavailable = stack_urls(stack)
-    env = dict.fromkeys(STACK_VARS, "")
+    inherited = {name: "" for name in os.environ if _URL_VARIABLE.match(name)}
+    env = {**inherited, **dict.fromkeys(STACK_VARS, "")}
+    env.update({url_variable(service): "" for service in stack.description.services})
     env["SEALGATE_STACK_BACKEND"] = stack.name
     if unavailable:
         env["SEALGATE_STACK_UNAVAILABLE"] = json.dumps(unavailable, sort_keys=True)
-    if "grafana" in unavailable:
-        env["SEALGATE_STACK_GRAFANA_UNAVAILABLE"] = unavailable["grafana"]
-    for service in URL_SERVICES:
-        if service not in unavailable:
-            env[f"SEALGATE_STACK_{service.upper()}_URL"] = urls[service]
+    for service, url in urls.items():
+        env[url_variable(service)] = url
     services = stack.services()
     env["SEALGATE_STACK_SERVICES"] = json.dumps(
         {
@@ -212,8 +224,7 @@ def _scenario_cases(scenario: str, cases: list[JUnitCase]) -> list[JUnitCase]:
 
 @check(
     "tests/stack-suite",
-    stage=6,
-    title="Suíte de testes da sprint contra a stack viva (JUnit; skip só com waiver)",
+    title="The sprint's test suite against the live stack (JUnit; a skip passes only with a waiver)",
     needs_stack=True,
     params=PARAMS,
 )

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from sealgate.errors import EvidenceError, Problem
+from sealgate.evidence.model import Statement
 from sealgate.evidence.store import DigestSource, EvidenceStore, freshness, working_tree_digests
+from sealgate.reports.catalog import check_title
 from sealgate.sprint.model import CheckResult, Status
 from sealgate.sprint.spec import Spec, Waiver
 
@@ -65,13 +67,13 @@ class StageVerdict:
     title: str
     verdict: Verdict
     evidence: str  # repository-relative path
-    document: dict[str, Any] | None = None
+    statement: Statement | None = None
     problems: list[Problem] = field(default_factory=list)  # why missing/stale
     checks: list[CheckVerdict] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float | None:
-        return self.document["predicate"]["run"]["duration_s"] if self.document else None
+        return self.statement.run.duration_s if self.statement else None
 
 
 @dataclass
@@ -120,9 +122,11 @@ def judge(
     head: str,
     stages: list[int] | None = None,
     digest_source: DigestSource | None = None,
+    store: EvidenceStore | None = None,
 ) -> Judgement:
-    """Verdicts for `stages` (default: all of the spec's) and every criterion, from the evidence on disk only."""
-    store = EvidenceStore(root, spec.slug)
+    """Verdicts for `stages` (default: all of the spec's) and every criterion, from the evidence on disk only
+    (`store`: evidence elsewhere than `artifacts/<slug>/`, e.g. a seal read back from git)."""
+    store = store or EvidenceStore(root, spec.slug)
     numbers = stages if stages is not None else list(spec.stages)
     judged: dict[int, StageVerdict] = {}
     for number in numbers:
@@ -131,23 +135,25 @@ def judge(
         display = store.display(path)
         verdict = StageVerdict(number, stage.name, stage.title, Verdict.MISSING, display)
         try:
-            document = store.read_stage(number)
+            statement = store.read_statement(number)
         except EvidenceError as exc:
             verdict.problems = exc.problems
             verdict.checks = [
-                CheckVerdict(r.id, _title(r), number, Verdict.MISSING, str(exc.problems[0])) for r in stage.checks
+                CheckVerdict(r.id, _title(spec, r), number, Verdict.MISSING, str(exc.problems[0])) for r in stage.checks
             ]
             judged[number] = verdict
             continue
-        verdict.document = document
-        fresh = freshness(document, head, display, digest_source or working_tree_digests(root))
-        recorded = {c["id"]: CheckResult.from_json(c) for c in document["predicate"]["checks"]}
+        verdict.statement = statement
+        fresh = freshness(statement, head, display, digest_source or working_tree_digests(root))
+        recorded = {c.check_id: c for c in statement.checks}
         for ref in stage.checks:
             result = recorded.get(ref.id)
             if not fresh:
-                cv = CheckVerdict(ref.id, _title(ref), number, Verdict.STALE, str(fresh.stale[0]), result)
+                cv = CheckVerdict(ref.id, _title(spec, ref), number, Verdict.STALE, str(fresh.stale[0]), result)
             elif result is None:
-                cv = CheckVerdict(ref.id, _title(ref), number, Verdict.MISSING, f"{display} has no result for {ref.id}")
+                cv = CheckVerdict(
+                    ref.id, _title(spec, ref), number, Verdict.MISSING, f"{display} has no result for {ref.id}"
+                )
             else:
                 cv = check_verdict(spec, ref.id, number, result)
             verdict.checks.append(cv)
@@ -189,14 +195,16 @@ def judge(
     return Judgement(spec, head, judged, criteria)
 
 
-def _title(ref: Any) -> str:
-    return ref.definition.title if ref.definition else ref.id
+def _title(spec: Spec, ref: Any) -> str:
+    return check_title(spec, ref.id)
 
 
 def check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -> CheckVerdict:
     """A check's verdict: its recorded status, then waivers. A passed check that applied waivers to parts of
     itself (a skipped stack test) is *waived*; each waiver it cites must still be in the spec, or it fails."""
-    cv = CheckVerdict(check_id, result.title, stage, _FROM_STATUS[result.status], result.reason, result)
+    # The title as the spec and the report's language give it now (evidence keeps the one of its run).
+    title = check_title(spec, check_id, result.title)
+    cv = CheckVerdict(check_id, title, stage, _FROM_STATUS[result.status], result.reason, result)
     for cited in result.waivers:
         waiver = spec.waiver_for(cited["kind"], cited["target"])
         if waiver is None:

@@ -12,9 +12,12 @@ from typing import Any
 
 REDACTED = "***REDACTED***"
 # TOKEN, but not the LLM's countable tokens (`llm_tokens_total`, `token_count`): those are metrics, not secrets.
+# WEBHOOK_URL and ROUTING_KEY: an incoming-webhook URL (Slack's carries its token in the path) and a PagerDuty
+# integration key page whoever holds them (`*_KEY` already covers ROUTING_KEY; it is named for the reader).
 SECRET_NAME = re.compile(
     r"(PASSWORD|PASSWD|TOKEN(?!S|_TOTAL|_COUNT|_TYPE|_USAGE)|SECRET|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL"
-    r"|_KEY$|^KEY$)",
+    # _PASS: DB_PASS, SMTP_PASS, postgres_exporter's DATA_SOURCE_PASS
+    r"|WEBHOOK_?URL|ROUTING_?KEY|_KEY$|^KEY$|_PASS$)",
     re.I,
 )
 # NAME=value / NAME: value / --name=value forms whose NAME looks secret.

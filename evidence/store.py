@@ -8,6 +8,7 @@ still has the digest it recorded.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,16 +20,14 @@ from typing import Any
 import jsonschema
 
 from sealgate.errors import EvidenceError, Problem
+from sealgate.evidence.model import Statement
 from sealgate.fsutil import atomic_write, pretty_json, sha256_bytes, sha256_file
 from sealgate.sprint.yamlsource import json_path
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 ARTIFACTS_DIR = "artifacts"
 MANIFEST = "manifest.json"
-
-
-def predicate_type(stage: int, name: str) -> str:
-    return f"urn:sealgate:eixo:{stage}:{name}:v1"
+# A stage's statement, its DSSE envelope, or one of its attachments (stages are numbered 0-99 by their spec).
+EVIDENCE_NAME = re.compile(r"eixo_(?:[0-9]|[1-9][0-9])(?:\.json|\.dsse\.json|/[^/.][^/]*)")
 
 
 @cache
@@ -50,13 +49,19 @@ def schema_problems(document: Any, schema_name: str, display: str) -> list[Probl
 class EvidenceStore:
     root: Path  # repository root
     slug: str
+    # Where the files are, relative to root: `artifacts/<slug>` for a run; `seals/<ID>` for a seal read back from git.
+    folder: str | None = None
 
     @property
     def directory(self) -> Path:
-        return self.root / ARTIFACTS_DIR / self.slug
+        return self.root / (self.folder or f"{ARTIFACTS_DIR}/{self.slug}")
 
     def stage_path(self, stage: int) -> Path:
         return self.directory / f"eixo_{stage}.json"
+
+    def envelope_path(self, stage: int) -> Path:
+        """The stage statement's DSSE envelope (sealed with --sign)."""
+        return self.directory / f"eixo_{stage}.dsse.json"
 
     def attachments_dir(self, stage: int) -> Path:
         return self.directory / f"eixo_{stage}"
@@ -72,6 +77,10 @@ class EvidenceStore:
             raise EvidenceError(*problems)
         atomic_write(path, pretty_json(document))
         return path
+
+    def read_statement(self, stage: int) -> Statement:
+        """The stage's evidence as a typed Statement (read_stage's checks first)."""
+        return Statement.from_json(self.read_stage(stage))
 
     def read_stage(self, stage: int) -> dict[str, Any]:
         """The stage's evidence, schema-validated and with its attachments' digests checked."""
@@ -130,6 +139,7 @@ class EvidenceStore:
             staging.rename(final)
         else:
             staging.rmdir()
+        self.envelope_path(stage).unlink(missing_ok=True)  # it signed the statement being replaced
         path = self.write_stage(stage, document)
         if retired.exists():
             shutil.rmtree(retired)
@@ -137,8 +147,10 @@ class EvidenceStore:
 
     # --- manifest -----------------------------------------------------------------------------------------
     def evidence_files(self) -> list[Path]:
-        files = [p for p in self.directory.glob("eixo_[0-6].json")]
-        files += [p for p in self.directory.glob("eixo_[0-6]/*") if p.is_file() and not p.name.startswith(".")]
+        candidates = [*self.directory.glob("eixo_*.json"), *self.directory.glob("eixo_*/*")]
+        files = [
+            p for p in candidates if p.is_file() and EVIDENCE_NAME.fullmatch(p.relative_to(self.directory).as_posix())
+        ]
         return sorted(files, key=lambda p: p.relative_to(self.directory).as_posix())
 
     def write_manifest(self, sprint: str, commit: str) -> tuple[Path, str]:
@@ -209,21 +221,19 @@ def working_tree_digests(root: Path) -> DigestSource:
     return digest
 
 
-def freshness(document: dict[str, Any], head: str, display: str, digest_of: DigestSource) -> Freshness:
+def freshness(statement: Statement, head: str, display: str, digest_of: DigestSource) -> Freshness:
     """Evidence is stale when made at another commit or when a judged file no longer has its recorded digest."""
     result = Freshness()
-    commit = document["predicate"]["run"]["commit"]
+    commit = statement.run.commit
     if commit != head:
         result.stale.append(
             Problem(display, f"made at commit {commit[:12]}, but HEAD is {head[:12]}", "re-run the stage")
         )
-    for index, subject in enumerate(document["subject"]):
-        actual = digest_of(subject["name"])
+    for index, subject in enumerate(statement.subjects):
+        actual = digest_of(subject.name)
         where = f"{display}: $.subject[{index}]"
         if actual is None:
-            result.stale.append(Problem(where, f"judged file {subject['name']} no longer exists"))
-        elif actual != subject["digest"]["sha256"]:
-            result.stale.append(
-                Problem(where, f"judged file {subject['name']} changed since the run", "re-run the stage")
-            )
+            result.stale.append(Problem(where, f"judged file {subject.name} no longer exists"))
+        elif actual != subject.sha256:
+            result.stale.append(Problem(where, f"judged file {subject.name} changed since the run", "re-run the stage"))
     return result

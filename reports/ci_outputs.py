@@ -4,6 +4,8 @@
   skipped/missing → skipped, waived → skipped with the waiver, passed → pass), so CI test views show the gate;
 - `reports/out/findings.sarif`: SARIF 2.1.0, one result per finding with its file and line (inline on a PR), and one
   per non-passed check without findings.
+
+`lint_sarif` is `sealgate lint --format sarif`: one result per lint finding, its rule the finding's kind.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealgate import __version__
 from sealgate.evidence.judge import Judgement, Verdict
 from sealgate.fsutil import atomic_write
 from sealgate.sprint.model import Severity
+
+if TYPE_CHECKING:
+    from sealgate.checks.lint import LintFinding
 
 OUT_DIR = "reports/out"
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -107,3 +112,33 @@ def write_ci_outputs(root: Path, judgement: Judgement) -> list[Path]:
     atomic_write(junit, criteria_junit(judgement))
     atomic_write(sarif, (json.dumps(findings_sarif(judgement), indent=2, sort_keys=True) + "\n").encode())
     return [junit, sarif]
+
+
+def lint_sarif(findings: list[LintFinding], kinds: dict[str, str]) -> dict[str, Any]:
+    """SARIF 2.1.0 for `sealgate lint`: a rule per kind of finding (described by `kinds`), a result per finding at
+    its file and line; the JSON path (dashboards) and the seal check that reports the same are result properties."""
+    used = sorted({f.kind for f in findings})
+    results = []
+    for finding in findings:
+        location: dict[str, Any] = {"artifactLocation": {"uri": finding.file}}
+        if finding.line is not None:
+            location["region"] = {"startLine": finding.line}
+        properties = {"check": finding.check, **({"json_path": finding.json_path} if finding.json_path else {})}
+        results.append(
+            {
+                "ruleId": finding.kind,
+                "ruleIndex": used.index(finding.kind),
+                "level": "error" if finding.severity == "error" else "warning",
+                "message": {"text": finding.message},
+                "locations": [{"physicalLocation": location}],
+                "properties": properties,
+            }
+        )
+    rules = [{"id": kind, "shortDescription": {"text": kinds.get(kind, kind)}} for kind in used]
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {"tool": {"driver": {"name": "sealgate lint", "version": __version__, "rules": rules}}, "results": results}
+        ],
+    }

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from sealgate import __version__
 from sealgate.evidence.judge import Judgement, Verdict
 from sealgate.evidence.store import EvidenceStore
 from sealgate.fsutil import atomic_write, sha256_file
+from sealgate.reports.catalog import catalog
+from sealgate.reports.drill import drill_view
 
 REPORTS_DIR = "reports"
 MERMAID_CLASS = {
@@ -56,12 +55,6 @@ def report_path(root: Path, sprint_id: str) -> Path:
     return root / REPORTS_DIR / f"SEAL_{sprint_id}.md"
 
 
-@cache
-def catalog(language: str) -> dict[str, Any]:
-    text = (resources.files("sealgate.reports") / "i18n" / f"{language}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("sealgate.reports", "templates"),
@@ -88,16 +81,25 @@ def build_view(
     base: BaseFacts,
     outcome: SealOutcome,
     manifest_digest: str | None,
+    evidence_folder: str | None = None,
 ) -> dict[str, Any]:
+    """`evidence_folder`: where the evidence is named in this copy of the report (the seal commit's copy sits beside
+    its evidence in `seals/<ID>/`; the run's copy names `artifacts/<slug>/`)."""
     spec = judgement.spec
     t = catalog(spec.language)
     verdict_text = t["verdict"]
     store = EvidenceStore(root, spec.slug)
+    run_folder = store.display(store.directory) + "/"
 
-    documents = [s.document for s in judgement.stages.values() if s.document]
-    starts = [d["predicate"]["run"]["started_at"] for d in documents]
-    ends = [d["predicate"]["run"]["finished_at"] for d in documents]
-    backends = sorted({d["predicate"]["run"]["backend"] for d in documents if d["predicate"]["run"]["backend"]})
+    def shown(path: str) -> str:
+        return (
+            f"{evidence_folder}/{path[len(run_folder) :]}" if evidence_folder and path.startswith(run_folder) else path
+        )
+
+    runs = [s.statement.run for s in judgement.stages.values() if s.statement]
+    starts = [run.started_at for run in runs]
+    ends = [run.finished_at for run in runs]
+    backends = sorted({run.backend for run in runs if run.backend})
 
     stages = []
     for stage in judgement.stages.values():
@@ -121,6 +123,7 @@ def build_view(
                         for f in (result.findings if result else [])
                     ],
                     "facts": [f"{k}: {v}" for k, v in sorted(facts.items())],
+                    "drill": drill_view(t, result.data) if result else None,
                 }
             )
         spec_stage = spec.stages[stage.number]
@@ -132,10 +135,12 @@ def build_view(
                 "objective": spec_stage.objective,
                 "verdict": verdict_text[stage.verdict.value],
                 "mermaid_class": MERMAID_CLASS[stage.verdict],
-                "mermaid_label": f"EIXO {stage.number} {stage.name}<br/>{stage.verdict.value}"
+                "mermaid_label": f"{t['stage']} {stage.number} {stage.name}<br/>{stage.verdict.value}"
                 + (f" · {stage.duration_s:.1f}s" if stage.duration_s is not None else ""),
                 "duration": f"{stage.duration_s:.1f} s" if stage.duration_s is not None else "—",
-                "evidence": stage.evidence if stage.document else f"{stage.evidence} ({t['no_evidence']})",
+                "evidence": shown(stage.evidence)
+                if stage.statement
+                else f"{shown(stage.evidence)} ({t['no_evidence']})",
                 "problems": [str(p) for p in stage.problems],
                 "checks": checks,
             }
@@ -143,7 +148,7 @@ def build_view(
 
     criteria = []
     for cv in judgement.criteria:
-        files = sorted({judgement.stages[c.stage].evidence for c in cv.checks})
+        files = sorted({shown(judgement.stages[c.stage].evidence) for c in cv.checks})
         criteria.append(
             {
                 "id": cv.id,
@@ -179,7 +184,7 @@ def build_view(
     if base.declared_commit:
         base_text += f"; {t['base_declared'].format(commit=base.declared_commit)}"
 
-    evidence_files = [{"name": store.display(p), "sha256": sha256_file(p)} for p in store.evidence_files()]
+    evidence_files = [{"name": shown(store.display(p)), "sha256": sha256_file(p)} for p in store.evidence_files()]
     outcome_text = t["tag_outcome"][outcome.kind].format(
         tag=outcome.tag, all=t["all_pass"] if judgement.all_ok else t["not_all_pass"]
     )

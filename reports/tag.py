@@ -8,10 +8,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import git
+
 from sealgate import __version__
 from sealgate.evidence.judge import Judgement
 from sealgate.gitrepo import Repo
 from sealgate.reports.render import BaseFacts
+from sealgate.reports.seals import in_history
 
 MESSAGE_KEYS = ("sprint", "commit", "manifest-sha256", "base", "sealed-by")
 
@@ -23,8 +26,16 @@ def base_facts(repo: Repo, judgement: Judgement, head: str) -> BaseFacts:
         return BaseFacts("first", None, declared_commit=declared)
     info = repo.tag(spec.base_tag)
     if info is None:
-        return BaseFacts("missing", spec.base_tag, declared_commit=declared)
-    if not repo.is_ancestor(info.commit, head):
+        # A tag-less clone still holds the base's seal commit in HEAD's history (seals/<ID>/seal.json names the tag):
+        # that is the base; verify re-checks it from there.
+        found = in_history(repo, spec.base_tag, rev=head)
+        if found is None:
+            return BaseFacts("missing", spec.base_tag, declared_commit=declared)
+        return BaseFacts("ok", spec.base_tag, found.seal_commit, declared)
+    # A sealgate base tag points at its seal commit; its judged commit (`commit:`) is an ancestor of HEAD even when
+    # the branch was not fast-forwarded to the seal commit.
+    judged = parse_message(info.message).get("commit") if info.annotated else None
+    if not repo.is_ancestor(info.commit, head) and not (judged and _is_ancestor(repo, judged, head)):
         return BaseFacts("not_ancestor", spec.base_tag, info.commit, declared)
     return BaseFacts("ok", spec.base_tag, info.commit, declared)
 
@@ -55,7 +66,8 @@ def decide(repo: Repo, judgement: Judgement, head: str, base: BaseFacts, manifes
         reasons.append(f"base tag {base.tag} ({base.commit[:12] if base.commit else '?'}) is not an ancestor of HEAD")
     existing = repo.tag(spec.tag)
     if existing is not None:
-        same = existing.commit == head and parse_message(existing.message).get("manifest-sha256") == manifest_digest
+        fields = parse_message(existing.message)
+        same = fields.get("commit") == head and fields.get("manifest-sha256") == manifest_digest
         if same and not reasons:
             return TagDecision(False, True, [])
         reasons.append(f"tag {spec.tag} already exists at {existing.commit[:12]} and is never moved")
@@ -85,6 +97,13 @@ def message(judgement: Judgement, head: str, manifest_digest: str, base: BaseFac
             for w in waivers
         ]
     return "\n".join(lines) + "\n"
+
+
+def _is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
+    try:
+        return repo.is_ancestor(ancestor, descendant)
+    except git.GitCommandError:  # a judged commit named by a hand-edited message, not in this repository
+        return False
 
 
 def _base_line(base: BaseFacts, external: dict[str, str] | None) -> str:

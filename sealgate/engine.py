@@ -6,6 +6,7 @@ Nox sessions and the `sealgate` console script are both thin wrappers around the
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import os
 import signal
@@ -16,19 +17,23 @@ from typing import Any
 
 import git
 
-from sealgate.errors import EXIT_OK, EXIT_REFUSED, SealgateError, SealRefused
+from sealgate.errors import EXIT_OK, EXIT_REFUSED, SealgateError
+from sealgate.evidence import integrity, signing
 from sealgate.evidence.judge import Judgement, judge
+from sealgate.evidence.reuse import reusable
 from sealgate.evidence.store import EvidenceStore
+from sealgate.fsutil import STATE_DIR, atomic_write
 from sealgate.gitrepo import Repo
+from sealgate.reports import publish as publishing
+from sealgate.reports import sealcommit, seals
 from sealgate.reports import tag as tagging
 from sealgate.reports.ci_outputs import write_ci_outputs
-from sealgate.reports.render import SealOutcome, build_view, render, write_report
-from sealgate.reports.verify import verify as verify_tag
+from sealgate.reports.render import SealOutcome, build_view, render, report_path, write_report
+from sealgate.reports.verify import verify as verify_seal
+from sealgate.sprint import lifecycle
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.runner import Runner, StackManager
 from sealgate.sprint.spec import Spec, load_spec
-
-STATE_DIR = ".sealgate"
 
 Printer = Callable[[str], None]
 
@@ -85,20 +90,37 @@ def _run_stages(
     reuse: bool = False,
 ) -> None:
     with _run_guard(repo.root, spec.slug) as run_dir:
-        stack = StackManager(repo.root, options.backend, run_dir, progress=out, factory=stack_factory)
+        stack = StackManager(
+            repo.root, options.backend, run_dir, progress=out, factory=stack_factory, description=spec.stack
+        )
         runner = Runner(repo.root, spec, options, stack, progress=out)
+        # The plan: which stages' evidence stands (decided here, from evidence and the judge), which run.
+        head = repo.head()
+        reused = {
+            n: found
+            for n in (numbers if reuse else [])
+            if (found := reusable(repo.root, spec, runner.store, spec.stages[n], runner.options_record(), head, out))
+        }
         current = None
         try:
+            runner.prepare([spec.stages[n] for n in numbers if n not in reused])
             for number in numbers:
                 current = number
-                runner.run_stage(spec.stages[number], reuse=reuse)
+                runner.run_stage(spec.stages[number], reused=reused.get(number), overlap=True)
+            current = None
+            runner.finish()  # concurrent checks (drills) that outlived their EIXO
         except (KeyboardInterrupt, Interrupted) as exc:
-            # The interrupted stage wrote nothing (its evidence is written atomically at its end); say which it was.
-            exc.args = (f"during EIXO {current} ({spec.stages[current].name})" if current is not None else "",)
+            # The interrupted stage, and any whose concurrent check still ran, wrote nothing (evidence is written
+            # atomically when a stage ends); say which they were.
+            running = [f"EIXO {n} ({spec.stages[n].name})" for n in sorted(runner.pending)]
+            where = [f"EIXO {current} ({spec.stages[current].name})"] if current is not None else []
+            exc.args = ("during " + " with ".join([*where, *running]) if where or running else "",)
+            runner.cancel()
             raise
         finally:
             stack.close()
-        EvidenceStore(repo.root, spec.slug).write_manifest(spec.id, repo.head())
+            runner.join()
+        integrity.finalize(repo.root, spec, repo.head(), numbers, sign=options.sign)  # envelopes, manifest, keys
 
 
 def seal(
@@ -108,23 +130,15 @@ def seal(
     out: Printer = print,
     stack_factory: Callable[..., Any] | None = None,
 ) -> int:
-    repo, spec = _open(root, sprint)
+    # A sprint already sealed on HEAD's history is never run again (said, and re-verified when named); without
+    # --sprint the newest *open* sprint is the one sealed.
+    picked = lifecycle.pick_for_seal(Repo(root), sprint, out, lambda tag, sid: _reverify(root, tag, sid, out))
+    if isinstance(picked, int):
+        return picked
+    repo, spec = _open(root, picked)
     head = repo.head()
-    existing = repo.tag(spec.tag)
-    if existing is not None and existing.commit == head:
-        # HEAD is already sealed: the tag is never moved, so only the evidence on disk matters. Identical → done;
-        # anything else (edited, deleted, re-run evidence) is refused, naming what differs.
-        try:
-            judgement, digest = _judge_disk(repo, spec, head)
-        except SealgateError as exc:
-            raise SealRefused(
-                *exc.problems, f"{spec.tag} already seals {head[:12]}: its evidence must not change"
-            ) from None
-        if tagging.parse_message(existing.message).get("manifest-sha256") != digest or not judgement.all_ok:
-            raise SealRefused(f"{spec.tag} already seals {head[:12]} with other evidence than artifacts/{spec.slug}/")
-        _write_report(repo, judgement, head, SealOutcome("already", spec.tag), digest, out)
-        out(f"already sealed: {spec.tag} at {head[:12]} with identical evidence")
-        return EXIT_OK
+    if options.sign:
+        signing.signer_for(repo)  # a missing signing setting is said now, not after the stages ran
     _run_stages(repo, spec, list(spec.stages), options, out, stack_factory, reuse=not options.force)
     judgement, digest = _judge_disk(repo, spec, head)
     assert digest is not None  # _run_stages just wrote the manifest
@@ -141,10 +155,14 @@ def seal(
         outcome, code = SealOutcome("refused", spec.tag, decision.reasons), EXIT_REFUSED
     report_text = _render_report(repo, judgement, head, outcome, digest)  # a template error must not follow a tag
     if outcome.kind == "created":
-        try:
-            repo.create_tag(spec.tag, tagging.message(judgement, head, digest, base), sign=options.sign)
-        except git.GitCommandError as exc:
-            outcome, code = SealOutcome("refused", spec.tag, [f"git tag failed: {exc.stderr.strip()}"]), EXIT_REFUSED
+        # The seal commit's copy of the report names the evidence beside it, in seals/<ID>/.
+        sealed_text = _render_report(repo, judgement, head, outcome, digest, seals.seal_folder(spec.id))
+        try:  # the seal commit (evidence + report in git objects), the tag on it, the branch fast-forwarded
+            for line in sealcommit.create(repo, judgement, head, digest, base, sealed_text, options.sign):
+                out(line)
+        except (git.GitCommandError, SealgateError) as exc:
+            why = exc.stderr.strip() if isinstance(exc, git.GitCommandError) else str(exc)
+            outcome, code = SealOutcome("refused", spec.tag, [f"the seal could not be made: {why}"]), EXIT_REFUSED
             report_text = _render_report(repo, judgement, head, outcome, digest)
     out(f"report: {write_report(repo.root, spec.id, report_text).relative_to(repo.root)}")
     write_ci_outputs(repo.root, judgement)
@@ -181,24 +199,85 @@ def eixo(
 
 def report(root: Path, sprint: str | None, out: Printer = print) -> int:
     repo, spec = _open(root, sprint)
+    sealed = lifecycle.sealed_report(repo, spec.id)
+    if sealed is not None:  # the report of record is the one in the seal commit
+        text, where = sealed
+        atomic_write(report_path(repo.root, spec.id), text)
+        out(f"report: {report_path(repo.root, spec.id).relative_to(repo.root)} (the sealed report, from {where})")
+        return EXIT_OK
     head = repo.head()
     judgement, digest = _judge_disk(repo, spec, head)
-    existing = repo.tag(spec.tag)
-    sealed = (
-        existing is not None
-        and existing.commit == head
-        and digest is not None
-        and tagging.parse_message(existing.message).get("manifest-sha256") == digest
-    )
-    _write_report(repo, judgement, head, SealOutcome("already" if sealed else "pending", spec.tag), digest, out)
+    _write_report(repo, judgement, head, SealOutcome("pending", spec.tag), digest, out)
     return EXIT_OK
 
 
-def verify(root: Path, tag_name: str, sprint: str | None, out: Printer = print) -> int:
-    repo = Repo(root)
-    ok = verify_tag(repo.root, tag_name, sprint, report=out)
-    out(f"verify {tag_name}: {'OK' if ok else 'FAILED'}")
-    return EXIT_OK if ok else EXIT_REFUSED
+def init(root: Path, sprint_id: str, compose: str | None, out: Printer = print) -> int:
+    from sealgate import scaffold
+
+    for name in scaffold.init(root.resolve(), sprint_id, compose):
+        out(f"wrote {name}")
+    out(f"next: review the stack description and sprint/{sprint_id}.yaml, then `nox -s seal` (or `sealgate seal`)")
+    return EXIT_OK
+
+
+def verify(
+    root: Path, tag_name: str, sprint: str | None, out: Printer = print, today: datetime.date | None = None
+) -> int:
+    """From git objects alone (the tag, its seal commit, the judged commit), then the chain of bases: 0, 1 or 3."""
+    return verify_seal(root, tag_name, sprint, report=out, today=today)
+
+
+def _reverify(root: Path, tag_name: str, sprint: str, out: Printer) -> int:
+    code = verify(root, tag_name, sprint, out)
+    if code == EXIT_OK:
+        out(f"already sealed: {tag_name} (verified)")
+    return code
+
+
+def status(root: Path, out: Printer = print, verify: bool = True, today: datetime.date | None = None) -> int:
+    return lifecycle.status(Repo(root), out, verify=verify, today=today)
+
+
+def publish(root: Path, remote: str = "origin", out: Printer = print) -> int:
+    return publishing.publish(Repo(root), remote, out)
+
+
+def new(root: Path, sprint: str, out: Printer = print) -> int:
+    lifecycle.new_sprint(Repo(root), sprint, out)
+    return EXIT_OK
+
+
+def lint(options: Any, fmt: str = "text", out: Printer = print, err: Printer | None = None) -> int:
+    """`sealgate lint`: the parecer on any repository's rule files and dashboards (checks/lint.py); exit 0 with no
+    error finding, 1 with some (warnings alone do not fail: a seal passes with them too), 2 for bad input."""
+    import json
+
+    from sealgate.checks import lint as linting
+    from sealgate.checks.parecer import KINDS
+    from sealgate.reports.ci_outputs import lint_sarif
+
+    def note(line: str) -> None:
+        (out if fmt == "text" else (err or (lambda text: print(text, file=sys.stderr))))(line)
+
+    report = linting.lint(options)
+    if fmt == "json":
+        out(json.dumps([f.to_json() for f in report.findings], indent=2))
+    elif fmt == "sarif":
+        out(json.dumps(lint_sarif(report.findings, {**KINDS, **linting.OTHER_KINDS}), indent=2))
+    else:
+        for finding in report.findings:
+            out(f"{finding.where()}: {finding.severity}: {finding.message} [{finding.check} {finding.kind}]")
+    for text in report.notes:
+        note(f"note: {text}")
+    other = ", ".join(f"{n} {kind}" for kind, n in sorted(report.other_queries.items()))
+    note(
+        f"sealgate lint: {report.errors} error(s), {report.warnings} warning(s) — {report.rules} rules in "
+        f"{report.rule_files} files, {report.dashboards} dashboards ({report.queries} PromQL queries"
+        + (f"; not PromQL, not judged: {other}" if other else "")
+        + ")"
+        + (f"; judged against {', '.join(report.sources)}" if report.sources else "")
+    )
+    return EXIT_REFUSED if report.errors else EXIT_OK
 
 
 def _judge_disk(repo: Repo, spec: Spec, head: str) -> tuple[Judgement, str | None]:
@@ -216,7 +295,14 @@ def _judge_disk(repo: Repo, spec: Spec, head: str) -> tuple[Judgement, str | Non
     return judgement, digest
 
 
-def _render_report(repo: Repo, judgement: Judgement, head: str, outcome: SealOutcome, digest: str | None) -> str:
+def _render_report(
+    repo: Repo,
+    judgement: Judgement,
+    head: str,
+    outcome: SealOutcome,
+    digest: str | None,
+    evidence_folder: str | None = None,
+) -> str:
     spec = judgement.spec
     base = tagging.base_facts(repo, judgement, head)
     view = build_view(
@@ -228,6 +314,7 @@ def _render_report(repo: Repo, judgement: Judgement, head: str, outcome: SealOut
         base=base,
         outcome=outcome,
         manifest_digest=digest,
+        evidence_folder=evidence_folder,
     )
     return render(view)
 

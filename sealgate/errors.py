@@ -11,6 +11,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_REFUSED = 1  # ran, but a stage/criterion did not pass or the seal was refused
 EXIT_USAGE = 2  # bad input: spec, waiver, arguments
+EXIT_WAIVER_EXPIRED = 3  # verify: sealed and intact, but a waiver it relied on has expired since (never silently fine)
 EXIT_INTERRUPTED_INT = 130
 EXIT_INTERRUPTED_TERM = 143
 

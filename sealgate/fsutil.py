@@ -9,6 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# Per-checkout state, git-ignored and never evidence: the run lock, the stack's run directories, the evidence key.
+STATE_DIR = ".sealgate"
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

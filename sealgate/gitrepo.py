@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
-from sealgate.errors import InputError, Problem
+from sealgate.errors import InputError, Problem, SealgateError
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,9 @@ class Repo:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self._repo.is_ancestor(ancestor, descendant)
 
-    def create_tag(self, name: str, message: str, sign: bool = False) -> None:
-        """An annotated tag on HEAD; `sign` makes git sign it with the user's configured GPG or SSH key."""
-        self._repo.git.tag("-s" if sign else "-a", name, "-m", message, "HEAD")
+    def create_tag(self, name: str, message: str, sign: bool = False, target: str = "HEAD") -> None:
+        """An annotated tag on `target`; `sign` makes git sign it with the user's configured GPG or SSH key."""
+        self._repo.git.tag("-s" if sign else "-a", name, "-m", message, target)
 
     def verify_tag_signature(self, name: str) -> tuple[bool, str]:
         try:
@@ -81,3 +83,45 @@ class Repo:
 
     def commit_time(self, sha: str) -> str:
         return self._repo.commit(sha).committed_datetime.isoformat()
+
+    # --- plumbing: exact bytes in and out, for the seal commit and for reading seals back from git objects ---------
+    def run(
+        self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """`git ARGS` in this repository; with `check`, a failure is one line naming the command and git's words."""
+        done = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            input=input,
+            capture_output=True,
+            env={**os.environ, **env} if env else None,
+        )
+        if check and done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip().splitlines()
+            raise SealgateError(f"git {' '.join(args[:3])} failed: {said[-1] if said else f'exit {done.returncode}'}")
+        return done
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.decode().strip()
+
+    def show(self, commit: str, path: str) -> bytes | None:
+        """A file's bytes as of `commit`, None when the commit or the file is not in this repository."""
+        done = self.run("cat-file", "blob", f"{commit}:{path}", check=False)
+        return done.stdout if done.returncode == 0 else None
+
+    def has_commit(self, sha: str) -> bool:
+        return self.run("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
+
+    def parents(self, commit: str) -> list[str]:
+        return self.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
+
+    def current_branch(self) -> str | None:
+        done = self.run("symbolic-ref", "-q", "--short", "HEAD", check=False)
+        return (done.stdout.decode().strip() or None) if done.returncode == 0 else None
+
+    def remotes(self) -> list[str]:
+        return self.out("remote").split()
+
+    def config(self, key: str) -> str | None:
+        done = self.run("config", "--get", key, check=False)
+        return (done.stdout.decode().strip() or None) if done.returncode == 0 else None

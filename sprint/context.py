@@ -6,9 +6,12 @@ external commands it ran (argv, exit code, digests of the output), attachments, 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +23,9 @@ from sealgate.fsutil import atomic_write, sha256_bytes
 from sealgate.sprint.model import Finding, Location, Severity
 
 if TYPE_CHECKING:
-    from sealgate.sprint.spec import Spec, Waiver
-    from sealgate.stack.backends.base import StackBackend
+    from sealgate.backends.base import StackBackend
+    from sealgate.backends.description import StackDescription
+    from sealgate.sprint.model import Spec, Waiver
 
 EXCERPT_CHARS = 600
 
@@ -43,6 +47,7 @@ class RunOptions:
     backend: str = "auto"
     no_tag: bool = False
     no_drill: bool = False
+    drill: str = "default"  # "all": also the drill phases a spec runs only on request (`on_request: true`)
     sign: bool = False
     force: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -77,7 +82,10 @@ class CommandRecord:
 
 @dataclass
 class StageRecorder:
-    """What one stage's checks observed, shared by the contexts of its checks; becomes the evidence."""
+    """What one stage's checks observed, shared by the contexts of its checks; becomes the evidence.
+
+    Thread-safe: a concurrent check (and the threads of one check, such as a drill's phases) records while the
+    stage's other checks do; every write goes through `lock`."""
 
     root: Path
     attachments_dir: Path  # where attachments are written during the stage (a staging folder)
@@ -87,6 +95,7 @@ class StageRecorder:
     attachments: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
     waits: list[dict[str, Any]] = field(default_factory=list)
     tool_versions: dict[str, str] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
 
 class Context:
@@ -103,6 +112,8 @@ class Context:
         options: RunOptions,
         stack_provider: Callable[[], StackBackend],
         run_dir: Path,
+        copy_provider: Callable[[str, list[str] | None, bool], StackBackend | None] | None = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
         self.spec = spec
         self.stage = stage
@@ -112,6 +123,8 @@ class Context:
         self.run_dir = run_dir  # scratch space for this run (not evidence)
         self._recorder = recorder
         self._stack_provider = stack_provider
+        self._copy_provider = copy_provider
+        self.cancelled = cancelled or threading.Event()  # set when the run stops: long waits end at their next poll
         self.findings: list[Finding] = []
         self.data: dict[str, Any] = {}
         self.waivers: list[Waiver] = []
@@ -121,17 +134,50 @@ class Context:
     def root(self) -> Path:
         return self._recorder.root
 
+    @functools.cached_property
+    def _resolved_root(self) -> Path:
+        return self.root.resolve()  # once per check: a stage judges hundreds of rule files
+
     def path(self, relative: str) -> Path:
         """A repository path, refusing anything that escapes the repository."""
         candidate = (self.root / relative).resolve()
-        if not candidate.is_relative_to(self.root.resolve()):
+        if not candidate.is_relative_to(self._resolved_root):
             self.error(f"path {relative!r} escapes the repository")
         return candidate
+
+    @property
+    def description(self) -> StackDescription:
+        """The project's stack description (services by role, compose file, backup procedure): what a check reads
+        instead of naming any service or path itself. Available without starting the stack."""
+        if self.spec.stack is None:
+            self.error(
+                f"{self.spec.relpath}: no stack description (set `stack:` in the spec, or write stack/stack.yaml)"
+            )
+        return self.spec.stack
 
     @property
     def stack(self) -> StackBackend:
         """The running stack, brought up on first use (only checks that use it pay for it)."""
         return self._stack_provider()
+
+    def stack_copy(self, name: str, services: list[str] | None = None) -> StackBackend:
+        """An isolated copy of the stack (its own project or processes, ports, volumes or data), ready; started now
+        or by start_stack_copy(). `services` limits it to those. It is removed, with its data, when the run ends."""
+        if self._copy_provider is None:
+            self.error("this run cannot make copies of the stack")
+        copy = self._copy_provider(name, services, True)
+        assert copy is not None
+        return copy
+
+    def start_stack_copy(self, name: str, services: list[str] | None = None) -> None:
+        """Start a copy in the background (a check's `prepare`), so it is ready when the check runs."""
+        if self._copy_provider is not None:
+            self._copy_provider(name, services, False)
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that ends the check (errored) as soon as the run is stopped (interrupt): loops use this."""
+        if self.cancelled.wait(timeout=max(0.0, seconds)):
+            self.error("the run was stopped while this check waited")
 
     # --- recording ---------------------------------------------------------------------------------------
     def judge(self, relative: str | Path) -> Path:
@@ -139,7 +185,8 @@ class Context:
         path = self.path(str(relative))
         if not path.is_file():
             self.fail(f"{relative}: file not found", Location(file=str(relative)))
-        self._recorder.subjects.add(path.relative_to(self.root.resolve()).as_posix())
+        with self._recorder.lock:
+            self._recorder.subjects.add(path.relative_to(self._resolved_root).as_posix())
         return path
 
     def run(
@@ -158,6 +205,8 @@ class Context:
         argv = [str(a) for a in argv]
         if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
             self.error(f"{argv[0]}: command not found")
+        if any("\0" in a for a in argv):
+            self.error(f"{argv[0]}: an argument taken from the judged input holds a NUL byte, which no command accepts")
         started = time.monotonic()
         try:
             proc = subprocess.run(
@@ -173,11 +222,27 @@ class Context:
             )
         except subprocess.TimeoutExpired as exc:
             record = CommandRecord(argv, -1, time.monotonic() - started, _text(exc.stdout), _text(exc.stderr))
-            self._recorder.commands.append(record)
+            self._add_command(record)
             self.error(f"{' '.join(redact_argv(argv))}: timed out after {timeout:g} s")
         record = CommandRecord(argv, proc.returncode, time.monotonic() - started, proc.stdout, proc.stderr)
-        self._recorder.commands.append(record)
+        self._add_command(record)
         return record
+
+    def _add_command(self, record: CommandRecord) -> None:
+        with self._recorder.lock:
+            self._recorder.commands.append(record)
+
+    def start(self, argv: Sequence[str], *, timeout: float = 120, cwd: Path | None = None) -> RunningCommand:
+        """Start an external command and return at once: the check goes on with its own work meanwhile (promtool
+        reads the rule files while the check parses them) and calls `.wait()` for the result, which is recorded
+        as `run` records it. stdout and stderr come interleaved, in the order the command wrote them."""
+        argv = [str(a) for a in argv]
+        if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+            self.error(f"{argv[0]}: command not found")
+        # A file, not a pipe: a command writing more than a pipe holds must not stall while nobody reads.
+        output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by RunningCommand.wait)
+        proc = subprocess.Popen(argv, cwd=cwd or self.root, stdout=output, stderr=subprocess.STDOUT)
+        return RunningCommand(self, argv, proc, output, time.monotonic(), timeout)
 
     def attach(self, name: str, content: str | bytes) -> str:
         """Store a larger attachment (log, JUnit XML) next to the evidence; its digest goes into the evidence."""
@@ -186,7 +251,8 @@ class Context:
             data = redact_text(content).encode()
         relative = f"{self._recorder.attachments_prefix}/{name}"
         atomic_write(self._recorder.attachments_dir / name, data)
-        self._recorder.attachments[relative] = sha256_bytes(data)
+        with self._recorder.lock:
+            self._recorder.attachments[relative] = sha256_bytes(data)
         return relative
 
     def apply_waiver(self, kind: str, target: str, verdict: str = "skipped") -> Waiver | None:
@@ -196,8 +262,9 @@ class Context:
         waiver = self.spec.waiver_for(kind, target)
         if waiver is not None and not waiver.covers(verdict):
             return None
-        if waiver is not None and waiver not in self.waivers:
-            self.waivers.append(waiver)
+        with self._recorder.lock:
+            if waiver is not None and waiver not in self.waivers:
+                self.waivers.append(waiver)
         return waiver
 
     def record_command(
@@ -205,19 +272,22 @@ class Context:
     ) -> CommandRecord:
         """Record a command the check ran itself (a long-running server it started and stopped) as evidence."""
         record = CommandRecord([str(a) for a in argv], exit_code, duration_s, stdout, stderr)
-        self._recorder.commands.append(record)
+        self._add_command(record)
         return record
 
     def record(self, key: str, value: Any) -> None:
         """A fact this check measured (a version, a mode, a count); lands in the check's `data`."""
-        self.data[key] = value
+        with self._recorder.lock:
+            self.data[key] = value
 
     def tool_version(self, tool: str, version: str) -> None:
-        self._recorder.tool_versions[tool] = version
+        with self._recorder.lock:
+            self._recorder.tool_versions[tool] = version
 
     def note_wait(self, what: str, seconds: float) -> None:
         """An irreducible wait (stack readiness, an alert's `for` window), kept apart from framework time."""
-        self._recorder.waits.append({"check": self.check_id, "what": what, "seconds": round(seconds, 3)})
+        with self._recorder.lock:
+            self._recorder.waits.append({"check": self.check_id, "what": what, "seconds": round(seconds, 3)})
 
     # --- verdicts ------------------------------------------------------------------------------------------
     def finding(
@@ -230,11 +300,13 @@ class Context:
         severity: Severity = Severity.ERROR,
     ) -> None:
         """Report a problem; any ERROR finding makes the check fail once it returns."""
-        self.findings.append(Finding(severity, summary, Location(file, line, json_path)))
+        with self._recorder.lock:
+            self.findings.append(Finding(severity, summary, Location(file, line, json_path)))
 
     def fail(self, reason: str, location: Location | None = None) -> NoReturn:
         if location is not None:
-            self.findings.append(Finding(Severity.ERROR, reason, location))
+            with self._recorder.lock:
+                self.findings.append(Finding(Severity.ERROR, reason, location))
         raise CheckFailed(reason)
 
     def error(self, reason: str) -> NoReturn:
@@ -242,6 +314,47 @@ class Context:
 
     def skip(self, reason: str) -> NoReturn:
         raise CheckSkipped(reason)
+
+
+@dataclass
+class RunningCommand:
+    """A command `Context.start` started; `wait()` gives its CommandRecord (recorded in evidence)."""
+
+    context: Context
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    output: Any
+    started: float
+    timeout: float
+
+    def wait(self) -> CommandRecord:
+        if self.output.closed:
+            raise RuntimeError(f"{self.argv[0]}: already waited for")
+        try:
+            self.proc.wait(timeout=max(0.0, self.started + self.timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.context._add_command(self._record(-1))
+            self.context.error(f"{' '.join(redact_argv(self.argv))}: timed out after {self.timeout:g} s")
+        record = self._record(self.proc.returncode)
+        self.context._add_command(record)
+        return record
+
+    def discard(self) -> None:
+        """Stop the command if nobody waited for it (the check ended early); nothing is recorded."""
+        if self.output.closed:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.output.close()
+
+    def _record(self, exit_code: int) -> CommandRecord:
+        self.output.seek(0)
+        text = self.output.read().decode(errors="replace")
+        self.output.close()
+        return CommandRecord(self.argv, exit_code, time.monotonic() - self.started, text, "")
 
 
 def _text(value: bytes | str | None) -> str:

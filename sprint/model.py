@@ -1,10 +1,23 @@
-"""Results of checks: statuses, findings and locations (the nox Status/Result and pint Problem pattern)."""
+"""The sprint's data model, plain data that imports nothing of the framework: results of checks (statuses,
+findings and locations — the nox Status/Result and pint Problem pattern), check definitions, and the spec as loaded
+(stages, check references, criteria, waivers). Loading and validating lives in spec.py, registering in registry.py,
+running in runner.py: they all import this, and it imports none of them, so data flows one way."""
 
 from __future__ import annotations
 
+import datetime
 import enum
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sealgate.backends.description import StackDescription
+
+# A check: a plain function taking the run's Context (sprint/context.py).
+CheckFunc = Callable[[Any], None]
 
 
 class Status(str, enum.Enum):
@@ -112,3 +125,128 @@ class CheckResult:
             duration_s=data.get("duration_s", 0.0),
             waivers=data.get("waivers", []),
         )
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    id: str
+    title: str
+    func: CheckFunc
+    needs_stack: bool = False
+    requires: tuple[str, ...] = ()  # checks that must have passed before it (the spec places them earlier)
+    params_schema: dict[str, Any] = field(default_factory=dict)  # JSON Schema for the spec's `with:` block
+    # Runs alongside the EIXOs after its own (a drill waiting out alert windows on its own copy of the stack); its
+    # EIXO's evidence is written when it ends.
+    concurrent: bool = False
+    # Called once when a run that includes the check begins (e.g. to start the stack copies it will use).
+    prepare: CheckFunc | None = None
+    # Judges the environment (free ports, a server that must not answer), not files: its evidence is never reused.
+    volatile: bool = False
+
+
+@dataclass(frozen=True)
+class CheckRef:
+    id: str
+    params: dict[str, Any]
+    definition: CheckDef | None  # None: declared in the spec, not implemented (the stage will be errored)
+    title: str | None = None  # the spec's own title for this check, when it gives one
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    number: int
+    name: str
+    title: str
+    objective: str
+    checks: tuple[CheckRef, ...]
+    requires: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    title: str
+    checks: tuple[str, ...]  # every check whose evidence proves it (stages expanded)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    target_kind: str  # "check" | "criterion" | "test" | "alert"
+    target: str
+    justification: str
+    approver: str
+    expires: datetime.date
+    source: str  # file:line
+    # Verdicts it may turn into "waived". Skipped only by default: a waiver written for "cannot run here" must not
+    # also hide the check failing where it can run.
+    accepts: tuple[str, ...] = ("skipped",)
+
+    def covers(self, verdict: str) -> bool:
+        return verdict in self.accepts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.target_kind,
+            "target": self.target,
+            "justification": self.justification,
+            "approver": self.approver,
+            "expires": self.expires.isoformat(),
+            "source": self.source,
+            "accepts": list(self.accepts),
+        }
+
+
+@dataclass
+class Spec:
+    id: str
+    path: Path  # absolute
+    relpath: str  # repository-relative, as shown to users
+    raw: dict[str, Any]
+    stages: dict[int, StageSpec]
+    criteria: list[Criterion]
+    waivers: list[Waiver] = field(default_factory=list)
+    waiver_file: str | None = None  # repository-relative, when a separate file exists
+    stack: StackDescription | None = None  # the stack its stages run against (`stack:`, or stack/stack.yaml)
+
+    @property
+    def slug(self) -> str:
+        return slug_of(self.id)
+
+    @property
+    def tag(self) -> str:
+        return str(self.raw["tag"])
+
+    @property
+    def base_tag(self) -> str | None:
+        return self.raw.get("base_tag")
+
+    @property
+    def language(self) -> str:
+        return str(self.raw["language"])
+
+    @property
+    def first_in_chain(self) -> bool:
+        return bool(self.raw.get("first_in_chain", False))
+
+    def stage_of(self, check_id: str) -> int:
+        for stage in self.stages.values():
+            if any(ref.id == check_id for ref in stage.checks):
+                return stage.number
+        raise KeyError(check_id)
+
+    def waiver_for(self, kind: str, target: str) -> Waiver | None:
+        return next((w for w in self.waivers if w.target_kind == kind and w.target == target), None)
+
+    @property
+    def judged_files(self) -> list[str]:
+        """Files every stage depends on: the spec, its waivers and the stack description decide what is checked and
+        how."""
+        return (
+            [self.relpath]
+            + ([self.waiver_file] if self.waiver_file else [])
+            + ([self.stack.path] if self.stack is not None else [])
+        )
+
+
+def slug_of(sprint_id: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", sprint_id.lower()).strip("_")

@@ -9,28 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sealgate import STAGES
-
-if TYPE_CHECKING:
-    from sealgate.sprint.context import Context
-
-CheckFunc = Callable[["Context"], None]
+from sealgate.sprint.model import CheckDef, CheckFunc
 
 CHECK_ID = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*/[a-z0-9_]+(?:-[a-z0-9_]+)*$")
-
-
-@dataclass(frozen=True)
-class CheckDef:
-    id: str
-    stage: int
-    title: str
-    func: CheckFunc
-    needs_stack: bool = False
-    requires: tuple[str, ...] = ()  # checks of the same stage that must pass first
-    params_schema: dict[str, Any] = field(default_factory=dict)  # JSON Schema for the spec's `with:` block
 
 
 REGISTRY: dict[str, CheckDef] = {}
@@ -39,21 +22,22 @@ REGISTRY: dict[str, CheckDef] = {}
 def check(
     check_id: str,
     *,
-    stage: int,
     title: str,
     needs_stack: bool = False,
     requires: tuple[str, ...] | list[str] = (),
     params: dict[str, Any] | None = None,
+    concurrent: bool = False,
+    prepare: CheckFunc | None = None,
+    volatile: bool = False,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register `func` as check `check_id` of stage `stage`.
+    """Register `func` as check `check_id`. A check belongs to no stage: the sprint spec places it in one of its
+    EIXOs, so the same library check serves any sprint's stage layout.
 
     `params` is a JSON Schema (object) for the parameters a spec passes under `with:`; the spec loader validates
     them, so a check can trust ctx.params.
     """
     if not CHECK_ID.match(check_id):
         raise ValueError(f"check id {check_id!r} must look like 'room/name' (lowercase, digits, '-', '_')")
-    if stage not in STAGES:
-        raise ValueError(f"check {check_id!r}: stage {stage} is not one of {sorted(STAGES)}")
 
     def register(func: CheckFunc) -> CheckFunc:
         existing = REGISTRY.get(check_id)
@@ -63,12 +47,14 @@ def check(
             )
         REGISTRY[check_id] = CheckDef(
             id=check_id,
-            stage=stage,
             title=title,
             func=func,
             needs_stack=needs_stack,
             requires=tuple(requires),
             params_schema=params or {"type": "object"},
+            concurrent=concurrent,
+            prepare=prepare,
+            volatile=volatile,
         )
         return func
 

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import re
 import sys
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,113 +18,16 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from sealgate import STAGES
+from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
+from sealgate.backends.description import StackDescription, load_description
 from sealgate.errors import InputError, Problem
-from sealgate.sprint.registry import REGISTRY, CheckDef, load_builtin_checks
-from sealgate.sprint.yamlsource import Located, json_path, load_yaml
+from sealgate.sprint.model import CheckRef, Criterion, Spec, StageSpec, Waiver, slug_of
+from sealgate.sprint.registry import REGISTRY, load_builtin_checks
+from sealgate.sprint.yamlsource import Located, json_path, load_yaml, schema_problems
 
 SPRINT_DIR = "sprint"
-
-
-@dataclass(frozen=True)
-class CheckRef:
-    id: str
-    params: dict[str, Any]
-    definition: CheckDef | None  # None: declared in the spec, not implemented (the stage will be errored)
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    number: int
-    name: str
-    title: str
-    objective: str
-    checks: tuple[CheckRef, ...]
-    requires: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Criterion:
-    id: str
-    title: str
-    checks: tuple[str, ...]  # every check whose evidence proves it (stages expanded)
-
-
-@dataclass(frozen=True)
-class Waiver:
-    target_kind: str  # "check" | "criterion" | "test"
-    target: str
-    justification: str
-    approver: str
-    expires: datetime.date
-    source: str  # file:line
-    # Verdicts it may turn into "waived". Skipped only by default: a waiver written for "cannot run here" must not
-    # also hide the check failing where it can run.
-    accepts: tuple[str, ...] = ("skipped",)
-
-    def covers(self, verdict: str) -> bool:
-        return verdict in self.accepts
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.target_kind,
-            "target": self.target,
-            "justification": self.justification,
-            "approver": self.approver,
-            "expires": self.expires.isoformat(),
-            "source": self.source,
-            "accepts": list(self.accepts),
-        }
-
-
-@dataclass
-class Spec:
-    id: str
-    path: Path  # absolute
-    relpath: str  # repository-relative, as shown to users
-    raw: dict[str, Any]
-    stages: dict[int, StageSpec]
-    criteria: list[Criterion]
-    waivers: list[Waiver] = field(default_factory=list)
-    waiver_file: str | None = None  # repository-relative, when a separate file exists
-
-    @property
-    def slug(self) -> str:
-        return slug_of(self.id)
-
-    @property
-    def tag(self) -> str:
-        return str(self.raw["tag"])
-
-    @property
-    def base_tag(self) -> str | None:
-        return self.raw.get("base_tag")
-
-    @property
-    def language(self) -> str:
-        return str(self.raw["language"])
-
-    @property
-    def first_in_chain(self) -> bool:
-        return bool(self.raw.get("first_in_chain", False))
-
-    def stage_of(self, check_id: str) -> int:
-        for stage in self.stages.values():
-            if any(ref.id == check_id for ref in stage.checks):
-                return stage.number
-        raise KeyError(check_id)
-
-    def waiver_for(self, kind: str, target: str) -> Waiver | None:
-        return next((w for w in self.waivers if w.target_kind == kind and w.target == target), None)
-
-    @property
-    def judged_files(self) -> list[str]:
-        """Files every stage depends on: the spec and its waivers decide what is checked and how."""
-        return [self.relpath] + ([self.waiver_file] if self.waiver_file else [])
-
-
-def slug_of(sprint_id: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", sprint_id.lower()).strip("_")
+# The spec's model lives in sprint/model.py (plain data, no imports of the framework); re-exported here.
+__all__ = ["SPRINT_DIR", "CheckRef", "Criterion", "Spec", "StageSpec", "Waiver", "find_spec", "load_spec", "slug_of"]
 
 
 def _natural_key(text: str) -> list[Any]:
@@ -169,29 +71,16 @@ def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
 
 
 def _schema_problems(doc: Located, schema: dict[str, Any]) -> list[Problem]:
-    problems = []
-    for error in sorted(_validator(schema).iter_errors(doc.value), key=lambda e: list(map(str, e.absolute_path))):
-        # anyOf/oneOf errors are vague; show the most relevant sub-error (python-jsonschema's best_match).
-        best = jsonschema.exceptions.best_match([error]) if error.context else error
-        path = list(best.absolute_path)
-        if best.validator == "additionalProperties" and isinstance(best.instance, dict):
-            known = best.schema.get("properties", {})
-            for key in (k for k in best.instance if k not in known):
-                hint = difflib.get_close_matches(str(key), known, n=1)
-                problems.append(
-                    doc.problem(
-                        [*path, key],
-                        f"{json_path(path)}: unknown key: {key!r}",
-                        f"did you mean {hint[0]!r}?" if hint else "",
-                    )
-                )
-            continue
-        problems.append(doc.problem(path, f"{json_path(path)}: {best.message}"))
-    return problems
+    return schema_problems(doc, _validator(schema))
 
 
-def load_spec(root: Path, sprint_id: str | None = None, today: datetime.date | None = None) -> Spec:
-    """Load, validate and resolve a sprint spec; raise InputError listing every problem found."""
+def load_spec(
+    root: Path, sprint_id: str | None = None, today: datetime.date | None = None, with_stack: bool = True
+) -> Spec:
+    """Load, validate and resolve a sprint spec; raise InputError listing every problem found.
+
+    `with_stack=False` leaves the stack description unread (`spec.stack` is None): what judges evidence already
+    recorded (verify) needs the criteria and waivers, not the stack the run brought up."""
     root = root.resolve()
     path = find_spec(root, sprint_id)
     relpath = path.relative_to(root).as_posix()
@@ -210,17 +99,18 @@ def load_spec(root: Path, sprint_id: str | None = None, today: datetime.date | N
     problems += _load_plugins(root, doc)
 
     stages: dict[int, StageSpec] = {}
+    names: dict[str, int] = {}
     seen_checks: dict[str, tuple[Any, ...]] = {}
+    placed: dict[str, tuple[int, int]] = {}  # check id -> (its stage, its index there): where the spec puts it
     for si, stage in enumerate(raw["stages"]):
         number = stage["number"]
         if number in stages:
             problems.append(doc.problem(["stages", si, "number"], f"stage {number} declared twice"))
             continue
-        name = stage.get("name", STAGES[number])
-        if name != STAGES[number]:
-            problems.append(
-                doc.problem(["stages", si, "name"], f"stage {number} is named {STAGES[number]!r}, not {name!r}")
-            )
+        name = stage["name"]
+        if name in names:
+            problems.append(doc.problem(["stages", si, "name"], f"stage name {name!r} used by EIXO {names[name]} too"))
+        names[name] = number
         refs = []
         for ci, entry in enumerate(stage["checks"]):
             where = ("stages", si, "checks", ci)
@@ -238,15 +128,12 @@ def load_spec(root: Path, sprint_id: str | None = None, today: datetime.date | N
                         f"did you mean {close[0]!r}?" if close else "mark it `planned: true` if it is not written yet"
                     )
                     problems.append(doc.problem([*where, "id"], f"unknown check id {check_id!r}", hint))
-            elif definition.stage != number:
-                problems.append(
-                    doc.problem([*where, "id"], f"check {check_id!r} belongs to stage {definition.stage}, not {number}")
-                )
             else:
                 for error in _validator(definition.params_schema).iter_errors(params):
                     sub = [*where, "with", *error.absolute_path]
                     problems.append(doc.problem(sub, f"{json_path(sub)}: {error.message}"))
-            refs.append(CheckRef(check_id, params, definition))
+            placed[check_id] = (number, ci)
+            refs.append(CheckRef(check_id, params, definition, entry.get("title")))
         requires = tuple(stage.get("requires", []))
         for ri, required in enumerate(requires):
             if required >= number:
@@ -254,6 +141,8 @@ def load_spec(root: Path, sprint_id: str | None = None, today: datetime.date | N
                     doc.problem(["stages", si, "requires", ri], f"stage {number} can only require earlier stages")
                 )
         stages[number] = StageSpec(number, name, stage["title"], stage.get("objective", ""), tuple(refs), requires)
+
+    problems += _prerequisite_problems(doc, raw["stages"], stages, placed)
 
     criteria = []
     seen_criteria: set[str] = set()
@@ -315,9 +204,47 @@ def load_spec(root: Path, sprint_id: str | None = None, today: datetime.date | N
         if not schema_problems:
             waivers += _waivers(wdoc, ("waivers",), wdoc.value["waivers"], today, seen_checks, seen_criteria, problems)
 
+    stack = _stack_description(root, doc, problems) if with_stack else None
     if problems:
         raise InputError(*problems)
-    return Spec(raw["id"], path, relpath, raw, dict(sorted(stages.items())), criteria, waivers, waiver_rel)
+    return Spec(raw["id"], path, relpath, raw, dict(sorted(stages.items())), criteria, waivers, waiver_rel, stack)
+
+
+def _stack_description(root: Path, doc: Located, problems: list[Problem]) -> StackDescription | None:
+    """The stack description the spec names (`stack:`), else the default one when the project has it."""
+    named = doc.value.get("stack")
+    relpath = named or DEFAULT_STACK_PATH
+    if not (root / relpath).is_file():
+        if named:
+            problems.append(doc.problem(["stack"], f"stack description {named!r} not found"))
+        return None
+    try:
+        return load_description(root, relpath)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _prerequisite_problems(
+    doc: Located, raw_stages: list[dict[str, Any]], stages: dict[int, StageSpec], placed: dict[str, tuple[int, int]]
+) -> list[Problem]:
+    """A check's `requires` must be placed before it: earlier in its EIXO, or in an earlier EIXO."""
+    problems = []
+    for si, raw_stage in enumerate(raw_stages):
+        stage = stages.get(raw_stage["number"])
+        if stage is None:
+            continue
+        for ci, ref in enumerate(stage.checks):
+            for required in ref.definition.requires if ref.definition else ():
+                if placed.get(required, (stage.number + 1, 0)) >= placed[ref.id]:
+                    problems.append(
+                        doc.problem(
+                            ["stages", si, "checks", ci, "id"],
+                            f"check {ref.id!r} requires {required!r}, which the spec must place before it "
+                            "(earlier in this EIXO or in an earlier one)",
+                        )
+                    )
+    return problems
 
 
 def _waivers(
@@ -333,7 +260,7 @@ def _waivers(
     seen: set[tuple[str, str]] = set()
     for wi, entry in enumerate(entries):
         where = (*base, wi)
-        kind = next(k for k in ("check", "criterion", "test") if k in entry)
+        kind = next(k for k in ("check", "criterion", "test", "alert") if k in entry)
         target = entry[kind]
         if kind == "check" and target not in checks:
             problems.append(doc.problem([*where, kind], f"waiver names check {target!r}, which no stage runs"))

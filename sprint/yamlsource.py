@@ -8,16 +8,18 @@ JSON-path → line map. Building it ourselves also bounds the work: aliases that
 from __future__ import annotations
 
 import datetime
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from sealgate.errors import InputError, Problem
 
-MAX_BYTES = 2 * 1024 * 1024
-MAX_NODES = 200_000
+MAX_BYTES = 2 * 1024 * 1024  # hand-written files (specs, waivers, configs); callers may lift it
+MAX_NODES = 200_000  # at least; more for a larger text (see parse_yaml)
 # libyaml's parser when PyYAML was built with it (10× faster on large rule sets); same nodes, same marks.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -45,13 +47,13 @@ class Located:
         return Problem(self.where(path), what, hint)
 
 
-def load_yaml(path: Path, display: str) -> Located:
+def load_yaml(path: Path, display: str, max_bytes: int | None = MAX_BYTES) -> Located:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise InputError(Problem(display, f"cannot read: {exc.strerror}")) from None
-    if size > MAX_BYTES:
-        raise InputError(Problem(display, f"file is {size} bytes, larger than the {MAX_BYTES} allowed")) from None
+    if max_bytes is not None and size > max_bytes:
+        raise InputError(Problem(display, f"file is {size} bytes, larger than the {max_bytes} allowed")) from None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -71,7 +73,10 @@ def parse_yaml(text: str, display: str) -> Located:
     located = Located(None, display)
     if node is None:
         return located
-    budget = [MAX_NODES]
+    # Without aliases a document holds at most about one value per character (`a:` is two, a key and its null): a
+    # budget that grows with the text never refuses a real file, however large, and still stops aliases that
+    # expand into millions of values.
+    budget = [max(MAX_NODES, 2 * len(text))] * 2  # [left, limit]
     located.value = _build(node, (), located, budget, yaml.SafeLoader(""))
     return located
 
@@ -82,7 +87,7 @@ def _build(
     budget[0] -= 1
     if budget[0] < 0:
         raise InputError(
-            Problem(located.display, f"document expands to more than {MAX_NODES} values (YAML alias bomb?)")
+            Problem(located.display, f"document expands to more than {budget[1]} values (YAML alias bomb?)")
         )
     located.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -130,3 +135,26 @@ def json_path(path: tuple[Any, ...] | list[Any]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text
+
+
+def schema_problems(doc: Located, validator: jsonschema.protocols.Validator) -> list[Problem]:
+    """Every schema error of a located document as `file:line: $.path: what`, unknown keys with a "did you mean"."""
+    problems = []
+    for error in sorted(validator.iter_errors(doc.value), key=lambda e: list(map(str, e.absolute_path))):
+        # anyOf/oneOf errors are vague; show the most relevant sub-error (python-jsonschema's best_match).
+        best = jsonschema.exceptions.best_match([error]) if error.context else error
+        path = list(best.absolute_path)
+        if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+            known = best.schema.get("properties", {})
+            for key in (k for k in best.instance if k not in known):
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                problems.append(
+                    doc.problem(
+                        [*path, key],
+                        f"{json_path(path)}: unknown key: {key!r}",
+                        f"did you mean {hint[0]!r}?" if hint else "",
+                    )
+                )
+            continue
+        problems.append(doc.problem(path, f"{json_path(path)}: {best.message}"))
+    return problems

@@ -1,1 +1,1 @@
-"""The governed F9.10 stack (compose file, configs, app) and the backends that bring it up."""
+"""The governed F9.10 stack of the reference project: compose file, configs, the API, its own test suite."""

@@ -2,20 +2,44 @@
 
 Under CI=true a skip for a missing tool or engine is turned into a failure: a missing install step in .ci/run must
 not hide behind a green run.
+
+A test leaves nothing behind: the session's leak guard (`pytest_sessionstart` / `pytest_sessionfinish` below, see
+tests/leaks.py) lists and removes every Docker container, volume and network and every local-backend process this
+session created and left, and fails the session. Tear a compose project down with `leaks.remove_compose_project`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from leaks import LeakGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["stack_fixtures"]
+
+# The stack's secrets (stack/docker-compose.yml `secrets:`, read from the environment): the stack refuses to start
+# without them. The tests run the stand-ins (integrations-standin for Slack and PagerDuty, moto for S3), which take any
+# well-formed value: random ones for this session, as `stack/scripts/standin_secrets.sh` makes, unless already set.
+STANDIN_SECRETS = {
+    "SLACK_WEBHOOK_URL": (
+        f"http://integrations-standin:5002/services/T{secrets.token_hex(4).upper()}/B{secrets.token_hex(4).upper()}/"
+        f"{secrets.token_hex(12)}"
+    ),
+    "PAGERDUTY_ROUTING_KEY": secrets.token_hex(16),
+    "OFFSITE_S3_ACCESS_KEY_ID": f"SG{secrets.token_hex(9).upper()}",
+    "OFFSITE_S3_SECRET_ACCESS_KEY": secrets.token_hex(20),
+}
+for _name, _value in STANDIN_SECRETS.items():
+    os.environ.setdefault(_name, _value)
+# Names of what this session creates carry its pid (compose projects, run directories): the leak guard tells this
+# session's objects from those of another session sharing the Docker engine by it.
+SESSION_TOKEN = str(os.getpid())
 
 
 def need(condition: bool, reason: str) -> None:
@@ -92,3 +116,32 @@ def make_project_copy(dest: Path) -> Path:
     git(dest, "tag", "-a", "F9.9-C-SEALED", "-m", "base")
     commit_all(dest, "sprint")
     return dest
+
+
+# --- leaving nothing behind ----------------------------------------------------------------------------------------
+
+
+_guard = LeakGuard(SESSION_TOKEN)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _guard.start()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Runs after every fixture, session ones included, is torn down: what is left now was leaked."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = factory.getbasetemp() if factory is not None else None
+    lines = _guard.finish(basetemp)
+    if not lines:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")  # after the progress dots, which end without one
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line, red=line.startswith("LEAK"))
+        else:
+            print(line)
+    if any(line.startswith("LEAK") and session.exitstatus == pytest.ExitCode.OK for line in lines):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

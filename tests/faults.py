@@ -6,17 +6,23 @@ for the code under test while the real part stays unharmed for the rest of the t
   machine's dockerd would take every other test's stack with it.)
 * `FaultyHTTPServer` — an HTTP server on 127.0.0.1 that answers every request with HTTP 500, or accepts it and never
   answers (hangs), standing where Prometheus should be.
+* `listening_on` — ports held by a listening socket, as another program would hold them; `TakenFirst` — a port
+  chooser for a stack backend whose first picks are such a held port: the race between choosing a free port and
+  binding it, lost on purpose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from sealgate.ports import free_ports
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -147,3 +153,47 @@ def faulty_http(mode: str) -> Iterator[FaultyHTTPServer]:
         server.stopping.set()
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def listening_on(*ports: int) -> Iterator[list[int]]:
+    """Hold a listening socket on 127.0.0.1 at each port (0: one the kernel hands out right now) until the block
+    ends; yields the ports taken. A port something else already holds is taken too: it is yielded, not held here."""
+    held: list[socket.socket] = []
+    taken: list[int] = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                taken.append(port)
+                continue
+            sock.listen()
+            held.append(sock)
+            taken.append(sock.getsockname()[1])
+        yield taken
+    finally:
+        for sock in held:
+            sock.close()
+
+
+class TakenFirst:
+    """A backend's `choose_ports`: the kernel's free ports, except that each of the first `times` calls puts `taken`
+    at position `at` (or last, for a shorter call). `calls` counts every call."""
+
+    def __init__(self, taken: int, times: int = 1, at: int = 0) -> None:
+        self.taken = taken
+        self.times = times
+        self.at = at
+        self.calls = 0
+
+    def __call__(self, count: int) -> list[int]:
+        self.calls += 1
+        ports = free_ports(count)
+        if self.calls <= self.times and ports:
+            ports[min(self.at, count - 1)] = self.taken
+        return ports

@@ -4,7 +4,8 @@ loads it). Owned by the stack backends.
 Fixtures
 --------
 ``compose_stack``  a ComposeBackend that is up: its own compose project (``sealgate-pytest-<pid>``) and free host
-                   ports on 127.0.0.1, so it never touches a stack the user runs. Needs a Docker engine and Compose
+                   ports on 127.0.0.1 chosen by the kernel at each ``up()`` (a port taken before Docker binds it is
+                   named and the start retried once), so it never touches a stack the user runs. Needs a Docker engine and Compose
                    (skipped with the reason locally, a failure under CI=true) and the images (official ones, or the
                    offline image from stack/scripts/build_offline_image.sh). Brought down with its volumes removed at
                    session end; projects left by a crashed earlier session are removed first.
@@ -14,7 +15,7 @@ Fixtures
                    deleted at session end.
 
 Both yield the backend object: use ``backend.url("prometheus")``, ``backend.services()``, ``backend.logs(...)``,
-``backend.backup_args()``, ``backend.timings``. The first test that asks for one pays its start (compose ≈ 20 s,
+``backend.script_args(...)``, ``backend.timings``. The first test that asks for one pays its start (compose ≈ 20 s,
 local ≈ 15 s: most of it is waiting for Prometheus' first scrape); later tests reuse it.
 
 Rules for tests that share them
@@ -46,8 +47,11 @@ from typing import Any
 import pytest
 import requests
 from conftest import PROJECT_ROOT, docker_answers, need, need_docker
+from leaks import remove_compose_project
 
 TEST_PROJECT_PREFIX = "sealgate-pytest-"
+# Compose projects the tests start, each named after its session's pid: sealgate-<kind>-<pid>[-suffix].
+TEST_PROJECT = re.compile(r"sealgate-(?:pytest|fault|stackbk|fullseal)-(\d+)(-[a-z0-9-]+)?")
 UP_TIMEOUT = 240.0  # generous for a cold CI machine; the measured start is ~20 s
 DRILL_TIMEOUT = 150.0  # LLMProviderDown: ~15 s to scrape the failures + `for: 30s` + evaluation cadence, ~60 s seen
 BACKUP_SCRIPT = PROJECT_ROOT / "stack" / "scripts" / "backup_observability.sh"
@@ -87,7 +91,9 @@ def complete(backend: Any, prompt: str = "ping") -> requests.Response:
 
 
 def reset_provider(backend: Any) -> None:
-    response = requests.post(f"{backend.url('api')}/admin/provider", json={"fail": False, "latency_s": 0.0}, timeout=5)
+    response = requests.post(
+        f"{backend.url('api')}/admin/provider", json={"fail": False, "latency_s": 0.0, "error_rate": 0.0}, timeout=5
+    )
     response.raise_for_status()
 
 
@@ -128,7 +134,8 @@ def provider_failure_drill(
 
 def run_backup(backend: Any, backup_dir: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     need(BACKUP_SCRIPT.is_file(), f"{BACKUP_SCRIPT.relative_to(PROJECT_ROOT)} is missing")
-    argv = ["bash", str(BACKUP_SCRIPT), *backend.backup_args(), "--dest", str(backup_dir)]
+    args = backend.script_args(backend.description.backup.args, "backup.args")
+    argv = ["bash", str(BACKUP_SCRIPT), *args, "--dest", str(backup_dir)]
     return subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -137,54 +144,51 @@ def run_backup(backend: Any, backup_dir: Path, timeout: float = 180) -> subproce
 
 def _need_compose() -> Any:
     need_docker()
-    from sealgate.stack.backends.compose import detect_compose
+    from sealgate.backends.compose import detect_compose
 
     compose = detect_compose()
     need(compose is not None, "Docker Compose is not installed (bash .ci/setup-system.sh installs v2)")
     return compose
 
 
-def _remove_stale_test_projects(compose: Any, run_dir: Path) -> None:
+def _remove_stale_test_projects() -> None:
     """Projects of earlier sessions whose pytest process is gone (a crash or a kill skipped their teardown)."""
     import docker
-
-    from sealgate.stack.backends.compose import ComposeBackend
 
     client = docker.from_env()
     labels = [c.labels for c in client.containers.list(all=True)]
     labels += [v.attrs.get("Labels") or {} for v in client.volumes.list()]
     projects = {lab.get("com.docker.compose.project", "") for lab in labels}
     for project in sorted(projects):
-        match = re.fullmatch(rf"{TEST_PROJECT_PREFIX}(\d+)(-[a-z0-9-]+)?", project)
+        match = TEST_PROJECT.fullmatch(project)
         if match and int(match.group(1)) != os.getpid() and not Path(f"/proc/{match.group(1)}").exists():
             with contextlib.suppress(Exception):
-                ComposeBackend(PROJECT_ROOT, run_dir, progress=lambda _m: None, project=project, compose=compose).down(
-                    remove_volumes=True
-                )
+                remove_compose_project(project)
 
 
 def new_compose_backend(run_dir: Path, suffix: str = "", **kwargs: Any) -> Any:
-    """A ComposeBackend on its own test project and free host ports (not started)."""
+    """A ComposeBackend on its own test project whose host ports the kernel chooses at each up() (not started);
+    `free_ports=False` with `ports=` pins them instead."""
     detected = _need_compose()
     compose = kwargs.pop("compose", None) or detected
-    from sealgate.stack.backends.compose import ComposeBackend
-    from sealgate.stack.backends.local import free_ports
+    kwargs.setdefault("free_ports", True)
+    from sealgate.backends.compose import ComposeBackend
 
-    ports = dict(zip(("api", "prometheus", "alertmanager", "grafana"), free_ports(4), strict=True))
     project = f"{TEST_PROJECT_PREFIX}{os.getpid()}{suffix}"
-    return ComposeBackend(PROJECT_ROOT, run_dir, project=project, ports=ports, compose=compose, **kwargs)
+    return ComposeBackend(PROJECT_ROOT, run_dir, project=project, compose=compose, **kwargs)
 
 
 def new_run_dir(prefix: str) -> Path:
-    """A run directory PostgreSQL's user can reach: pytest's own tmp base is 0700 to root."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A run directory PostgreSQL's user can reach: pytest's own tmp base is 0700 to root. Its name carries this
+    session's pid, which is how the leak guard (tests/leaks.py) knows processes started in it are this session's."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     path.chmod(0o755)
     return path
 
 
 def need_local_binaries() -> None:
-    from sealgate.stack.backends.local import LocalBackend
-    from sealgate.stack.backends.provision import find_binary
+    from sealgate.backends.local import LocalBackend
+    from sealgate.backends.provision import find_binary
 
     for name in ("prometheus", "alertmanager"):
         need(find_binary(name) is not None, f"{name} not installed (bash .ci/setup-system.sh installs it)")
@@ -198,7 +202,7 @@ def need_local_binaries() -> None:
 def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     run_dir = tmp_path_factory.mktemp("compose-stack")
     backend = new_compose_backend(run_dir)
-    _remove_stale_test_projects(backend.compose, run_dir)
+    _remove_stale_test_projects()
     try:
         backend.up(timeout=UP_TIMEOUT)
     except Exception as exc:
@@ -215,7 +219,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Any]:
     need_local_binaries()
-    from sealgate.stack.backends.local import LocalBackend
+    from sealgate.backends.local import LocalBackend
 
     run_dir = new_run_dir("sealgate-local-stack-")
     backend = LocalBackend(PROJECT_ROOT, run_dir, allow_download=False)
@@ -247,13 +251,13 @@ def assert_fresh_scrape(backend: Any) -> tuple[float, float]:
 
 
 EXPECTED_RULES = {
-    "api": {"APIDown"},
+    "api": {"APIDown", "APIHighErrorRate"},  # APIHighErrorRate: removed by F9.10, restored by F9.11
     "llm": {"LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"},
 }
 
 
 def assert_rules_loaded(backend: Any, evaluated_within: float = 40.0) -> dict[str, set[str]]:
-    """The 5 alert rules, in 2 groups, as Prometheus loaded them (/api/v1/rules), each with severity + annotations,
+    """The 6 alert rules, in 2 groups, as Prometheus loaded them (/api/v1/rules), each with severity + annotations,
     and each evaluated without error (health "ok"; "unknown" until the first evaluation, every 15 s)."""
 
     def groups() -> list[dict[str, Any]]:

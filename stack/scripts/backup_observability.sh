@@ -36,7 +36,7 @@ set -euo pipefail
 
 umask 077
 readonly NAMES=(postgres prometheus grafana)
-readonly OFFLINE_IMAGE="${SEALGATE_OFFLINE_IMAGE:-sealgate-offline:bookworm-1}"
+readonly OFFLINE_IMAGE="${SEALGATE_OFFLINE_IMAGE:-sealgate-offline:bookworm-3}"
 
 mode="" project="" compose_file="" helper_image="" data_dir="" prom_url="" pg_host="" pg_port="" pg_user="techno"
 dest="/opt/techno-os/backups/observability/"

@@ -1,19 +1,20 @@
 """Where the running stack is, for the F9.10 stack suite.
 
-This suite tests a *running* stack; it does not start one. Whoever started the stack (sealgate's EIXO 6, or a
-person with a stack of their own) describes it through environment variables:
+This suite tests a *running* stack; it does not start one. Whoever started the stack (sealgate's tests/stack-suite
+check, or a person with a stack of their own) describes it through the variables sealgate sets for any stack:
 
   SEALGATE_STACK_BACKEND            compose | local (required: without it every test is skipped, saying why)
-  SEALGATE_STACK_PROMETHEUS_URL     http://127.0.0.1:PORT of Prometheus
-  SEALGATE_STACK_ALERTMANAGER_URL   http://127.0.0.1:PORT of Alertmanager
-  SEALGATE_STACK_API_URL            http://127.0.0.1:PORT of techno-os-api
-  SEALGATE_STACK_GRAFANA_URL        http://127.0.0.1:PORT of Grafana; empty or unset where no Grafana runs
-  SEALGATE_STACK_GRAFANA_UNAVAILABLE  why no Grafana runs (shown in the skip reason)
-  SEALGATE_STACK_UNAVAILABLE        JSON {service: why it has no URL} for any service of the four that has none
-  SEALGATE_STACK_GRAFANA_USER / _PASSWORD  Grafana API credentials; default: the ones the stack gives Grafana
-                                    (GF_SECURITY_ADMIN_USER / GF_SECURITY_ADMIN_PASSWORD), else admin / admin
+  SEALGATE_STACK_<SERVICE>_URL      http://127.0.0.1:PORT of each service of stack/stack.yaml that runs, the name
+                                    upper-cased with `-` as `_`: SEALGATE_STACK_PROMETHEUS_URL,
+                                    SEALGATE_STACK_ALERTMANAGER_URL, SEALGATE_STACK_API_URL (techno-os-api),
+                                    SEALGATE_STACK_GRAFANA_URL (empty or unset where no Grafana runs), ...
+  SEALGATE_STACK_UNAVAILABLE        JSON {service: why it has no URL} (the Grafana scenario's skip reason)
   SEALGATE_STACK_CONTAINERS         JSON {service: {"id": container id, "image": image}} of a containerized stack
   SEALGATE_STACK_SERVICES           JSON {service: {"running": bool, "pid": int|null, ...}} of every service
+
+and, set by the person running it (this suite's own): SEALGATE_STACK_GRAFANA_USER / _PASSWORD, the Grafana API
+credentials; default: the ones the stack gives Grafana (GF_SECURITY_ADMIN_USER / GF_SECURITY_ADMIN_PASSWORD), else
+admin / admin.
 
 An empty value counts as unset, so a runner can blank a variable it inherited instead of leaking it.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,14 +54,14 @@ def _json_env(name: str) -> dict[str, Any]:
     return value
 
 
+def url_variable(service: str) -> str:
+    """The variable holding a service's address: SEALGATE_STACK_<NAME>_URL, `-` (any non-alphanumeric) as `_`."""
+    return f"SEALGATE_STACK_{re.sub(r'[^A-Za-z0-9]', '_', service).upper()}_URL"
+
+
 @dataclass(frozen=True)
 class Stack:
     backend: str
-    prometheus_url: str
-    alertmanager_url: str
-    api_url: str
-    grafana_url: str
-    grafana_unavailable: str
     grafana_auth: tuple[str, str]
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -69,12 +71,25 @@ class Stack:
     def containerized(self) -> bool:
         return bool(self.containers)
 
+    def address(self, service: str) -> str:
+        """The service's base URL, or "" where it has none (read when asked: any service of the stack)."""
+        return _env(url_variable(service)).rstrip("/")
+
     def url(self, service: str) -> str:
-        value = {"prometheus": self.prometheus_url, "alertmanager": self.alertmanager_url, "api": self.api_url}[service]
+        """The base URL of a service the scenario needs; the scenario fails, saying why, when it has none."""
+        value = self.address(service)
         if not value:
             why = self.unavailable.get(service, "not running on this stack")
-            pytest.fail(f"SEALGATE_STACK_{service.upper()}_URL is not set: {service}: {why}")
-        return value.rstrip("/")
+            pytest.fail(f"{url_variable(service)} is not set: {service}: {why}")
+        return value
+
+    @property
+    def grafana_url(self) -> str:
+        return self.address("grafana")
+
+    @property
+    def grafana_unavailable(self) -> str:
+        return self.unavailable.get("grafana", "")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,11 +106,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def stack() -> Stack:
     return Stack(
         backend=_env("SEALGATE_STACK_BACKEND"),
-        prometheus_url=_env("SEALGATE_STACK_PROMETHEUS_URL"),
-        alertmanager_url=_env("SEALGATE_STACK_ALERTMANAGER_URL"),
-        api_url=_env("SEALGATE_STACK_API_URL"),
-        grafana_url=_env("SEALGATE_STACK_GRAFANA_URL").rstrip("/"),
-        grafana_unavailable=_env("SEALGATE_STACK_GRAFANA_UNAVAILABLE"),
         grafana_auth=(
             _env("SEALGATE_STACK_GRAFANA_USER") or _env("GF_SECURITY_ADMIN_USER") or "admin",
             _env("SEALGATE_STACK_GRAFANA_PASSWORD") or _env("GF_SECURITY_ADMIN_PASSWORD") or "admin",

@@ -96,7 +96,10 @@ def test_reference_backup_stage_passes_on_compose(compose: Any) -> None:
     assert drill["postgres"]["rows_restored"] == drill["postgres"]["rows_seeded"] == 1234
     prom = drill["prometheus"]
     assert prom["answers"] == prom["live"] and all(a["result"] for a in prom["live"]), prom
-    assert drill["grafana"]["status"] == "skipped" and "no grafana.db" in drill["grafana"]["reason"]
+    # Grafana cannot run here: its volume holds no database to open, and the drill says so instead of passing it.
+    grafana = drill["grafana"]
+    assert grafana["status"] == "skipped", grafana
+    assert grafana["reason"].startswith("the archive holds no SQLite database: grafana has not written one"), grafana
 
 
 @pytest.mark.stack

@@ -4,16 +4,22 @@ containerized checks must fail: no containers)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import commit_all, need, need_tool
+from other_layout import make_other_layout, set_check
 
+from sealgate.errors import InputError
 from sealgate.sprint.model import Severity, Status
+from sealgate.sprint.spec import load_spec
 
 COMPOSE = "stack/docker-compose.yml"
+STACK = "stack/stack.yaml"
 STATIC = [
     "containerize/compose-services",
     "containerize/images-pinned",
@@ -27,7 +33,7 @@ STATIC = [
 
 def need_compose_v2() -> None:
     need_tool("docker")
-    from sealgate.stack.backends.compose import detect_compose
+    from sealgate.backends.compose import detect_compose
 
     compose = detect_compose()
     need(compose is not None and not compose.v1, "Docker Compose v2 is not installed (bash .ci/setup-system.sh)")
@@ -104,6 +110,11 @@ def test_missing_service_fails(project_copy: Path) -> None:
     start = text.index("  grafana:\n")
     end = text.index("\nnetworks:")
     (project_copy / COMPOSE).write_text(text[:start] + text[end + 1 :])
+    # The stack description must not describe what the compose file no longer has (the spec would not load).
+    described = (project_copy / STACK).read_text()
+    start = described.index("  grafana:\n")
+    described = described[:start] + described[described.index("\nbackup:", start) + 1 :]
+    (project_copy / STACK).write_text(described.replace("    grafana_data: grafana\n", ""))
     commit_all(project_copy, "no grafana")
     result = run_checks(project_copy, 1, ["containerize/compose-services"])["containerize/compose-services"]
     assert result.status is Status.FAILED
@@ -238,7 +249,10 @@ def test_live_checks_pass_on_the_compose_stack(project_copy: Path, compose_stack
     containers = results["containerize/containers-healthy"].data["containers"]
     assert containers["prometheus"]["healthy"] is True and containers["prometheus"]["image_id"].startswith("sha256:")
     assert "version" in containers["prometheus"]["version"]
-    assert results["containerize/prometheus-live"].data["targets"] == {"techno-os-api/api:8000": "up"}
+    assert results["containerize/prometheus-live"].data["targets"] == {
+        "techno-os-api/api:8000": "up",
+        "postgres/postgres-exporter:9187": "up",  # F9.11: PostgreSQL's exporter, scraped too
+    }
     assert results["containerize/alertmanager-live"].data["cluster"] == "disabled"
     grafana = results["containerize/grafana-live"]
     if grafana.status is Status.SKIPPED:  # no Grafana image here: skipped with the reason, never passed
@@ -269,3 +283,70 @@ def test_local_backend_fails_the_containerized_checks(project_copy: Path, local_
     assert results["containerize/containers-healthy"].data["containers"]["prometheus"]["running"] is True
     assert results["containerize/prometheus-live"].data["/-/ready"] == 200
     assert results["containerize/grafana-live"].status is Status.SKIPPED
+
+
+# --- another layout: compose file at the root, other service names, its own stack description ----------------------
+
+
+@pytest.mark.parametrize("compose_v2", [True, False], ids=["docker-compose-config", "parsed-here"])
+def test_static_checks_pass_on_another_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compose_v2: bool
+) -> None:
+    root = make_other_layout(tmp_path / "other")
+    if compose_v2:
+        need_compose_v2()
+    else:
+        from sealgate.checks import containerize
+
+        monkeypatch.setattr(containerize, "shutil", SimpleNamespace(which=lambda name: None))
+    results = run_checks(root, 1, STATIC, sprint="OTHER")
+    for check_id in STATIC:
+        assert results[check_id].status is Status.PASSED, (check_id, explain(results[check_id]))
+    # Services default to the described ones; each data directory is read from the service's own flags.
+    assert results["containerize/compose-services"].data["services"] == ["alerts", "dash", "metrics", "web"]
+    assert results["containerize/volumes"].data["data_volumes"] == {
+        "alerts": "alerts_data -> /alertmanager",
+        "dash": "dash_data -> /var/lib/grafana",
+        "metrics": "metrics_data -> /data",
+    }
+    assert results["containerize/hardening"].data["grafana_services"] == ["dash"]
+
+
+def test_a_data_directory_off_its_volume_fails_on_another_layout_at_its_line(tmp_path: Path) -> None:
+    need_compose_v2()
+    root = make_other_layout(tmp_path / "other")
+    edit(root, "docker-compose.yml", "      - --storage.path=/alertmanager\n", "      - --storage.path=/am\n")
+    lines = (root / "docker-compose.yml").read_text().splitlines()
+    volumes_line = next(i for i, text in enumerate(lines, 1) if text == "      - alerts_data:/alertmanager") - 1
+    result = run_checks(root, 1, ["containerize/volumes"], sprint="OTHER")["containerize/volumes"]
+    assert result.status is Status.FAILED, explain(result)
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line) == ("docker-compose.yml", volumes_line)
+    assert "service alerts: its data directory /am is not mounted: data is lost with the container" in finding.summary
+
+
+def test_volumes_of_a_service_whose_role_names_no_product_needs_its_path(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    set_check(root, "containerize/volumes", **{"with": {"volumes": {"web": "web_data"}}})
+    result = run_checks(root, 1, ["containerize/volumes"], sprint="OTHER")["containerize/volumes"]
+    assert result.status is Status.ERRORED
+    assert result.reason.startswith(
+        "sprint/OTHER.yaml: containerize/volumes: cannot tell where service web keeps its data"
+    ), result.reason
+    assert "give it as `web: {volume: web_data, path: /its/data/dir}`" in result.reason
+    set_check(root, "containerize/volumes", **{"with": {"volumes": {"web": {"volume": "web_data", "path": "/srv"}}}})
+    result = run_checks(root, 1, ["containerize/volumes"], sprint="OTHER")["containerize/volumes"]
+    assert result.status is Status.FAILED
+    assert "service web: its data directory /srv is not mounted" in result.reason
+
+
+def test_a_missing_or_misspelt_parameter_is_a_spec_error_with_its_line(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    set_check(root, "containerize/network", **{"with": {"netwrk": "obs"}})
+    set_check(root, "containerize/volumes", **{"with": {}})
+    with pytest.raises(InputError) as raised:
+        load_spec(root, "OTHER")
+    text = str(raised.value)
+    assert re.search(r"sprint/OTHER\.yaml:\d+: \$\.stages\[1\]\.checks\[2\]\.with: 'network' is a required", text), text
+    assert "('netwrk' was unexpected)" in text
+    assert re.search(r"sprint/OTHER\.yaml:\d+: \$\.stages\[1\]\.checks\[3\]\.with: 'volumes' is a required", text), text

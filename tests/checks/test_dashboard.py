@@ -1,5 +1,6 @@
-"""EIXO 5 — dashboard/*: provisioning and dashboard JSON judged with locations, panel queries against the live
-Prometheus, and the Grafana client.
+"""dashboard/*: provisioning and dashboard JSON judged with locations, panel queries against the live Prometheus, and
+the Grafana client — run as the current sprint places them (F9.11's EIXO 3: the dashboard as it is now, with the
+PostgreSQL and rate-limiting panels; F9.10's EIXO 5 judged the 4-panel dashboard it sealed).
 
 No Grafana can run on these machines, so `GrafanaStandIn` below — a small `http.server` on 127.0.0.1 — stands in
 for Grafana by speaking the four endpoints the client uses. It is not Grafana: it proves the client and the check's
@@ -19,13 +20,26 @@ from typing import Any
 
 import pytest
 from checkrun import explain, run_checks
-from conftest import PROJECT_ROOT, need_docker
+from conftest import PROJECT_ROOT, commit_all, need_docker
+from other_layout import make_other_layout, set_check
+from test_dashboard_sources import full_budget
 
 from sealgate.checks.grafana import GrafanaClient, GrafanaError, comparable, differences
+from sealgate.errors import InputError
 from sealgate.sprint.model import Status
+from sealgate.sprint.spec import load_spec
 
 DASHBOARD = "stack/grafana/dashboards/llm_metrics.json"
 STATIC = ["dashboard/provisioning", "dashboard/json-structure"]
+SPRINT, EIXO = "F9.11", 3  # the sprint whose spec judges the dashboard as it is now
+PANELS = [
+    "LLM Request Latency",
+    "LLM Token Usage",
+    "LLM Error Rate",
+    "Circuit Breaker State",
+    "PostgreSQL Transactions",
+    "API Rate Limiting (429/s)",
+]
 
 
 def load(root: Path) -> dict[str, Any]:
@@ -47,26 +61,21 @@ def edit(root: Path, relative: str, old: str, new: str) -> None:
 
 
 def test_reference_provisioning_and_dashboard_pass() -> None:
-    results = run_checks(PROJECT_ROOT, 5, STATIC)
+    results = run_checks(PROJECT_ROOT, EIXO, STATIC, sprint=SPRINT)
     for check_id in STATIC:
         assert results[check_id].status is Status.PASSED, f"{check_id}: {explain(results[check_id])}"
     panels = results["dashboard/json-structure"].data["panels"]
-    assert [p["title"] for p in panels] == [
-        "LLM Request Latency",
-        "LLM Token Usage",
-        "LLM Error Rate",
-        "Circuit Breaker State",
-    ]
+    assert [p["title"] for p in panels] == PANELS
 
 
-def test_three_panels_instead_of_four_fail_with_json_paths(project_copy: Path) -> None:
+def test_a_panel_missing_fails_with_json_paths(project_copy: Path) -> None:
     dashboard = load(project_copy)
     del dashboard["panels"][3]
     save(project_copy, dashboard)
-    result = run_checks(project_copy, 5, ["dashboard/json-structure"])["dashboard/json-structure"]
+    result = run_checks(project_copy, EIXO, ["dashboard/json-structure"], sprint=SPRINT)["dashboard/json-structure"]
     assert result.status is Status.FAILED, explain(result)
     found = {(f.summary, f.location.json_path) for f in result.findings}
-    assert ("3 panels, expected exactly 4", "$.panels") in found
+    assert ("5 panels, expected exactly 6", "$.panels") in found
     assert ("no panel titled 'Circuit Breaker State'", "$.panels") in found
     assert all(f.location.file == DASHBOARD for f in result.findings)
 
@@ -110,7 +119,7 @@ def test_dashboard_mistakes_fail_at_their_json_path(
     dashboard = load(project_copy)
     mutate(dashboard)
     save(project_copy, dashboard)
-    result = run_checks(project_copy, 5, ["dashboard/json-structure"])["dashboard/json-structure"]
+    result = run_checks(project_copy, EIXO, ["dashboard/json-structure"], sprint=SPRINT)["dashboard/json-structure"]
     assert result.status is Status.FAILED, explain(result)
     assert (summary, json_path) in {(f.summary, f.location.json_path) for f in result.findings}, explain(result)
 
@@ -143,7 +152,7 @@ def test_provisioning_mistakes_fail_with_the_file(
     project_copy: Path, relative: str, old: str, new: str, summary: str
 ) -> None:
     edit(project_copy, relative, old, new)
-    result = run_checks(project_copy, 5, ["dashboard/provisioning"])["dashboard/provisioning"]
+    result = run_checks(project_copy, EIXO, ["dashboard/provisioning"], sprint=SPRINT)["dashboard/provisioning"]
     assert result.status is Status.FAILED, explain(result)
     finding = next((f for f in result.findings if f.summary == summary), None)
     assert finding is not None, explain(result)
@@ -164,17 +173,13 @@ def stack(compose_stack: Any) -> Any:
 
 @pytest.mark.stack
 def test_reference_queries_exist_and_answer_and_grafana_is_skipped(stack: Any) -> None:
+    full_budget(stack)
     ids = ["dashboard/queries-metrics", "dashboard/queries-answer", "dashboard/grafana-live"]
-    results = run_checks(PROJECT_ROOT, 5, ids, stack=stack)
+    results = run_checks(PROJECT_ROOT, EIXO, ids, stack=stack, sprint=SPRINT)
     for check_id in ids[:2]:
         assert results[check_id].status is Status.PASSED, f"{check_id}: {explain(results[check_id])}"
     answered = results["dashboard/queries-answer"].data["queries"]
-    assert {q["panel"] for q in answered} == {
-        "LLM Request Latency",
-        "LLM Token Usage",
-        "LLM Error Rate",
-        "Circuit Breaker State",
-    }
+    assert {q["panel"] for q in answered} == set(PANELS)
     assert all(q["series"] > 0 for q in answered), answered
     grafana = results["dashboard/grafana-live"]
     # No Grafana image here: skipped with the backend's reason, never passed.
@@ -185,12 +190,15 @@ def test_reference_queries_exist_and_answer_and_grafana_is_skipped(stack: Any) -
 @pytest.mark.stack
 def test_panel_on_a_missing_metric_fails_queries_metrics(project_copy: Path, stack: Any) -> None:
     edit(project_copy, DASHBOARD, "rate(llm_tokens_total[1m])", "rate(llm_token_usage_total[1m])")
-    result = run_checks(project_copy, 5, ["dashboard/queries-metrics"], stack=stack)["dashboard/queries-metrics"]
+    result = run_checks(project_copy, EIXO, ["dashboard/queries-metrics"], stack=stack, sprint=SPRINT)[
+        "dashboard/queries-metrics"
+    ]
     assert result.status is Status.FAILED, explain(result)
     summaries = {(f.summary, f.location.json_path) for f in result.findings}
     path = "$.panels[1].targets[0].expr"
     assert (
-        "panel 'LLM Token Usage' (A): llm_token_usage_total is not exported by the API (/metrics)",
+        "panel 'LLM Token Usage' (A): llm_token_usage_total is not exported by api (/metrics), postgres-exporter "
+        "(/metrics)",
         path,
     ) in summaries
     assert any(
@@ -205,7 +213,10 @@ def test_panel_that_returns_nothing_fails_queries_answer_with_its_title(project_
     target = dashboard["panels"][1]["targets"][0]
     target["expr"] = target["expr"].replace("llm_tokens_total[1m]", 'llm_tokens_total{provider="none"}[1m]')
     save(project_copy, dashboard)
-    results = run_checks(project_copy, 5, ["dashboard/queries-metrics", "dashboard/queries-answer"], stack=stack)
+    full_budget(stack)
+    results = run_checks(
+        project_copy, EIXO, ["dashboard/queries-metrics", "dashboard/queries-answer"], stack=stack, sprint=SPRINT
+    )
     assert results["dashboard/queries-metrics"].status is Status.PASSED, explain(results["dashboard/queries-metrics"])
     answer = results["dashboard/queries-answer"]
     assert answer.status is Status.FAILED, explain(answer)
@@ -345,7 +356,7 @@ def test_client_errors_are_named(grafana: GrafanaStandIn) -> None:
         (
             lambda g: g.dashboard["panels"].pop(),
             Status.FAILED,
-            f"{DASHBOARD}: the dashboard Grafana serves differs from {DASHBOARD}: $.panels: 3 items, the file has 4",
+            f"{DASHBOARD}: the dashboard Grafana serves differs from {DASHBOARD}: $.panels: 5 items, the file has 6",
         ),
     ],
     ids=["equal", "not-provisioned", "datasource-down", "drifted"],
@@ -357,6 +368,57 @@ def test_grafana_live_check_against_the_stand_in(
     monkeypatch.setenv("SEALGATE_GRAFANA_URL", grafana.url)
     monkeypatch.setenv("SEALGATE_GRAFANA_PASSWORD", "s3cret")
     change(grafana)
-    result = run_checks(PROJECT_ROOT, 5, ["dashboard/grafana-live"], stack=stack)["dashboard/grafana-live"]
+    result = run_checks(PROJECT_ROOT, EIXO, ["dashboard/grafana-live"], stack=stack, sprint=SPRINT)[
+        "dashboard/grafana-live"
+    ]
     assert result.status is status, explain(result)
     assert result.reason.startswith(expected), explain(result)
+
+
+# --- another layout: files at other paths, a Grafana service of another name ---------------------------------------
+
+
+def test_static_checks_pass_on_another_layout(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    results = run_checks(root, 2, STATIC, sprint="OTHER")
+    for check_id in STATIC:
+        assert results[check_id].status is Status.PASSED, f"{check_id}: {explain(results[check_id])}"
+    mounts = {m["target"]: m["source"] for m in results["dashboard/provisioning"].data["grafana_mounts"]}
+    assert mounts["/var/lib/grafana/dashboards"] == "grafana/dashboards"
+
+
+def test_provisioning_on_another_layout_names_its_grafana_service(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    edit(root, "docker-compose.yml", "./grafana/provisioning:/etc/grafana/provisioning:ro", "./grafana:/etc/grafana:ro")
+    commit_all(root, "provisioning mounted elsewhere")
+    result = run_checks(root, 2, ["dashboard/provisioning"], sprint="OTHER")["dashboard/provisioning"]
+    assert result.status is Status.FAILED, explain(result)
+    (finding,) = result.findings
+    assert finding.summary == "service dash does not mount grafana/provisioning at /etc/grafana/provisioning"
+    assert finding.location.file == "docker-compose.yml"
+    assert (
+        finding.location.line
+        == next(
+            i
+            for i, line in enumerate((root / "docker-compose.yml").read_text().splitlines(), 1)
+            if "dash_data:" in line
+        )
+        - 1
+    )  # the service's `volumes:` key
+
+
+def test_a_dashboard_check_without_its_files_is_a_spec_error(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    set_check(
+        root,
+        "dashboard/json-structure",
+        **{"with": {"uid": "x", "tags": [], "panels": [{"title": "t", "type": "stat"}]}},
+    )
+    with pytest.raises(InputError) as raised:
+        load_spec(root, "OTHER")
+    problems = [str(p) for p in raised.value.problems]
+    assert any(p.endswith("$.stages[2].checks[1].with: 'dashboard' is a required property") for p in problems), problems
+    assert any(p.endswith("$.stages[2].checks[1].with: 'datasources' is a required property") for p in problems), (
+        problems
+    )
+    assert all(p.startswith("sprint/OTHER.yaml:") for p in problems), problems

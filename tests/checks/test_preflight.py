@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import commit_all, git, need_tool
+from other_layout import PORT_VARIABLES, make_other_layout, set_check
 from standalone import standalone_prometheus as start_standalone
 
+from sealgate.ports import free_ports
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.model import Severity, Status
 
@@ -22,9 +24,7 @@ SPEC = "sprint/F9.10.yaml"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def set_params(root: Path, check_id: str, params: dict) -> None:
@@ -126,10 +126,12 @@ def test_tools_missing_promtool_fails(project_copy: Path, tmp_path: Path, monkey
 
 @pytest.fixture
 def stack_ports(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Free host ports for the stack, through the overrides the compose file reads."""
-    ports = {name: free_port() for name in ("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")}
+    """Free host ports for the stack, through the overrides the compose file reads (fixed ports: the check judges
+    them now)."""
+    ports = dict(zip(("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA"), free_ports(4), strict=True))
     for name, port in ports.items():
         monkeypatch.setenv(f"SEALGATE_{name}_PORT", str(port))
+    monkeypatch.delenv("SEALGATE_PORTS", raising=False)
     return ports
 
 
@@ -157,6 +159,35 @@ def test_ports_free_fails_naming_the_holder(project_copy: Path, stack_ports: dic
         f"port 127.0.0.1:{stack_ports['API']} that service api publishes is already in use by process "
         f"{os.getpid()}" in finding.summary
     )
+
+
+def test_ports_free_under_free_ports_records_they_are_chosen_at_start_and_passes(
+    project_copy: Path, stack_ports: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEALGATE_PORTS=free: the compose backend asks the kernel for its ports when it starts, so a port the file or
+    the environment names being taken now (the case above, which fails) is no conflict."""
+    monkeypatch.setenv("SEALGATE_PORTS", "free")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", stack_ports["API"]))
+        holder.listen()
+        compose = RunOptions(backend="compose")
+        result = run_checks(project_copy, 0, ["preflight/ports-free"], options=compose)["preflight/ports-free"]
+    assert result.status is Status.PASSED, result.reason
+    assert not result.findings, result.findings
+    assert result.data["port_choice"] == "free: chosen by the kernel at start time (SEALGATE_PORTS=free)"
+    assert result.data["ports"] == {
+        s: "chosen free at start time" for s in ("api", "prometheus", "alertmanager", "grafana")
+    }
+
+
+def test_ports_free_with_an_unknown_port_mode_errors_saying_what_to_use(
+    project_copy: Path, stack_ports: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEALGATE_PORTS", "random")
+    compose = RunOptions(backend="compose")
+    result = run_checks(project_copy, 0, ["preflight/ports-free"], options=compose)["preflight/ports-free"]
+    assert result.status is Status.ERRORED
+    assert result.reason == "SEALGATE_PORTS: unknown value 'random' (use free or fixed, or leave it unset)"
 
 
 # --- preflight/worktree -------------------------------------------------------------------------------------------
@@ -243,10 +274,11 @@ def test_disk_space_too_little_fails(project_copy: Path) -> None:
 def test_own_compose_prometheus_is_recognised(compose_stack) -> None:
     from conftest import PROJECT_ROOT
 
-    from sealgate.checks.preflight import _docker_client, describe_owner, is_ours, port_owner
+    from sealgate.checks.preflight import is_ours
+    from sealgate.ports import describe_owner, docker_client, port_owner
 
     port = int(compose_stack.url("prometheus").rsplit(":", 1)[1])
-    owner = port_owner(port, _docker_client())
+    owner = port_owner(port, docker_client())
     assert owner is not None and owner["kind"] == "container", owner
     assert owner["compose_project"] == compose_stack.project and owner["compose_service"] == "prometheus"
     assert is_ours(owner, PROJECT_ROOT, "prometheus")  # a container of this checkout's compose file
@@ -256,7 +288,8 @@ def test_own_compose_prometheus_is_recognised(compose_stack) -> None:
 
 @pytest.mark.stack
 def test_own_local_prometheus_is_recognised(local_stack) -> None:
-    from sealgate.checks.preflight import is_ours, port_owner
+    from sealgate.checks.preflight import is_ours
+    from sealgate.ports import port_owner
 
     port = int(local_stack.url("prometheus").rsplit(":", 1)[1])
     owner = port_owner(port)
@@ -264,3 +297,55 @@ def test_own_local_prometheus_is_recognised(local_stack) -> None:
     # The local backend's processes point into their run directory; under the engine that lies in the repository.
     assert is_ours(owner, local_stack.run_dir)
     assert not is_ours(owner, Path("/nonexistent-checkout"))
+
+
+# --- another layout: compose file at the root, other service names, its own stack description ----------------------
+
+
+def test_ports_free_on_another_layout_names_its_own_services_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = {service: free_port() for service in PORT_VARIABLES}
+    for service, variable in PORT_VARIABLES.items():
+        monkeypatch.setenv(variable, str(ports[service]))
+    root = make_other_layout(tmp_path / "other")
+    result = run_checks(root, 0, ["preflight/ports-free"], sprint="OTHER")["preflight/ports-free"]
+    assert result.status is Status.PASSED, explain(result)
+    # Every described service that publishes a port, by default.
+    assert result.data["ports"] == {f"127.0.0.1:{ports[s]}": f"{s}: free" for s in ("alerts", "web", "metrics", "dash")}
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports["web"]))
+        holder.listen()
+        compose = RunOptions(backend="compose")
+        result = run_checks(root, 0, ["preflight/ports-free"], options=compose, sprint="OTHER")["preflight/ports-free"]
+    assert result.status is Status.FAILED, explain(result)
+    finding = next(f for f in result.findings if f.severity is Severity.ERROR)
+    assert finding.location.file == "docker-compose.yml"
+    assert "WEB_PORT" in (root / "docker-compose.yml").read_text().splitlines()[finding.location.line - 1]
+    assert f"port 127.0.0.1:{ports['web']} that service web publishes is already in use by process" in finding.summary
+
+
+def test_ports_free_naming_a_service_the_stack_does_not_describe_is_a_clear_error(tmp_path: Path) -> None:
+    root = make_other_layout(tmp_path / "other")
+    set_check(root, "preflight/ports-free", **{"with": {"services": ["web", "api"]}})
+    result = run_checks(root, 0, ["preflight/ports-free"], sprint="OTHER")["preflight/ports-free"]
+    assert result.status is Status.ERRORED
+    assert result.reason == (
+        "sprint/OTHER.yaml: preflight/ports-free: `services` names api, not in the stack description stack.yaml "
+        "(described: alerts, web, metrics, dash)"
+    )
+
+
+def test_the_backend_preflight_expects_is_the_frameworks_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """preflight copies no backend selection: it asks sealgate.backends, which select_backend also uses."""
+    from sealgate.backends import choose_backend
+    from sealgate.backends.compose import default_project
+
+    monkeypatch.setenv("SEALGATE_BACKEND", "local")
+    assert choose_backend("auto") == ("local", "local", "asked for explicitly")
+    assert choose_backend("compose") == ("compose", "compose", "asked for explicitly")
+    monkeypatch.delenv("SEALGATE_COMPOSE_PROJECT", raising=False)
+    assert default_project(Path("/srv/My Checkout")) == "sealgate-my-checkout"
+    monkeypatch.setenv("SEALGATE_COMPOSE_PROJECT", "Team_Stack")
+    assert default_project(Path("/srv/x")) == "team_stack"

@@ -1,31 +1,88 @@
-"""EIXO 2 checks: promtool, inventory, routing and Alertmanager config on the reference files and on broken copies
+"""rules/* checks: promtool, inventory, routing and Alertmanager config on the reference files and on broken copies
 (failing at the right file:line); metrics-exist and loaded-live against the live stacks; the alert drill once per
-backend (slow: real `for` durations)."""
+backend (slow: real `for` durations).
+
+The rule files are judged as the current sprint's spec places the checks (F9.11's EIXO 1: six rules, APIHighErrorRate
+restored); routing, the Alertmanager config and the drill as F9.10's EIXO 2 does (F9.11 adds no such check here). The
+drill's prerequisite loaded-live counts the rules loaded now (see `f9_10_drill_on_todays_rules`)."""
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import requests
 from checkrun import run_checks
 from conftest import commit_all, need_tool
 
 from sealgate.checks import promql
+from sealgate.errors import InputError
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.model import Severity, Status
+from sealgate.sprint.spec import load_spec
 
 API_RULES = "stack/prometheus/alerts/api.yml"
 LLM_RULES = "stack/prometheus/alerts/llm.yml"
 AM_CONFIG = "stack/prometheus/alertmanager.yml"
+# The console-mode Alertmanager configuration sprint F9.10 sealed (F9.11 pages on-call for critical alerts): the
+# rules checks as F9.10's spec runs them judge it, so these tests write it into each project copy.
+F9_10_ALERTMANAGER = """\
+# Alertmanager for the F9.10 stack: console mode only (human-in-the-loop). Every route ends at the console-log
+# service, which prints each alert as one line on its stdout. No external webhooks (Slack/PagerDuty are F9.11+).
+#
+# The severity routes use receivers named after console-log so `amtool config routes test` can prove where a
+# critical or a warning alert goes; all three deliver to the same sink.
+global:
+  resolve_timeout: 5m
+
+route:
+  receiver: console-log
+  group_by: ['alertname', 'severity']
+  # Short waits so a drill sees its alert (and its resolution) within seconds, not minutes.
+  group_wait: 1s
+  group_interval: 5s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: console-log-critical
+    - matchers: ['severity="warning"']
+      receiver: console-log-warning
+
+receivers:
+  - name: console-log
+    webhook_configs:
+      - url: 'http://console-log:5001/alerts'
+        send_resolved: true
+  - name: console-log-critical
+    webhook_configs:
+      - url: 'http://console-log:5001/alerts'
+        send_resolved: true
+  - name: console-log-warning
+    webhook_configs:
+      - url: 'http://console-log:5001/alerts'
+        send_resolved: true
+"""
+
+
+@pytest.fixture
+def project_copy(project_copy: Path) -> Path:
+    """This project's copy with F9.10's console-mode Alertmanager configuration, committed."""
+    (project_copy / AM_CONFIG).write_text(F9_10_ALERTMANAGER)
+    commit_all(project_copy, "F9.10's console-mode Alertmanager")
+    return project_copy
+
+
 RULE_TESTS = "stack/prometheus/tests/alerts_test.yml"
 
-# The rule the seed's "parecer de executabilidade" removed: it reads a metric the API never exported.
-API_HIGH_ERROR_RATE = """
-      - alert: APIHighErrorRate
+RULES_SPRINT, RULES_EIXO = "F9.11", 1  # the sprint whose spec judges the rule files as they are now
+# A rule in the seed's style whose metric has a typo: what the parecer exists to refuse.
+MISSPELT_RULE = """
+      - alert: APIHighErrorRateTypo
         expr: |
-          sum(rate(http_requests_total{job="techno-os-api", status=~"5.."}[5m]))
-            / sum(rate(http_requests_total{job="techno-os-api"}[5m])) > 0.05
+          sum(rate(http_request_total{job="techno-os-api", status=~"5.."}[5m]))
+            / sum(rate(http_request_total{job="techno-os-api"}[5m])) > 0.05
         for: 5m
         labels:
           severity: warning
@@ -63,6 +120,18 @@ def line_of(root: Path, relative: str, needle: str) -> int:
 
 def errors(result) -> list:
     return [f for f in result.findings if f.severity is Severity.ERROR]
+
+
+def rules_checks(root: Path, ids: list[str], **kwargs) -> dict:
+    """The rules checks as the current sprint places them (F9.11's EIXO 1)."""
+    return run_checks(root, RULES_EIXO, ids, sprint=RULES_SPRINT, **kwargs)
+
+
+def f9_10_drill_on_todays_rules(root: Path) -> None:
+    """F9.10's EIXO 2 drives the alert drill, whose prerequisite loaded-live expects the 5 rules F9.10 sealed; the
+    stack loads 6 since F9.11 restored APIHighErrorRate. The drill tests are about the drill: the copy's F9.10 spec
+    counts today's rules."""
+    edit(root, "sprint/F9.10.yaml", "rule_count: 5", "rule_count: 6")
 
 
 # --- the PromQL helpers (checks/promql.py) -------------------------------------------------------------------------
@@ -106,11 +175,12 @@ STATIC = [
 
 def test_static_checks_pass_on_the_reference_rules(project_copy: Path) -> None:
     need_tool("promtool", "amtool")
-    results = run_checks(project_copy, 2, STATIC)
+    results = rules_checks(project_copy, STATIC[:3])
+    results.update(run_checks(project_copy, 2, STATIC[3:]))  # routing: F9.10's EIXO 2
     for check_id in STATIC:
         assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
     assert results["rules/promtool-check"].data["rule_files_loaded"] == [API_RULES, LLM_RULES]
-    assert results["rules/inventory"].data["rule_count"] == 5
+    assert results["rules/inventory"].data["rule_count"] == 6
     assert results["rules/inventory"].data["group_count"] == 2
     routing = results["rules/routing"]
     assert routing.data["verified_routes"] == {
@@ -118,10 +188,11 @@ def test_static_checks_pass_on_the_reference_rules(project_copy: Path) -> None:
         "severity=warning": "console-log-warning",
     }
     assert routing.data["unhandled_label_sets"] == ["severity=info"]  # reported, not failed
-    junit = project_copy / "artifacts" / "f9_10" / "eixo_2" / "promtool-junit.xml"
-    suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("failures") == "0"
-    assert len(suite.findall("testcase")) == results["rules/promtool-test"].data["tests"] >= 8
+    junit = project_copy / "artifacts" / "f9_11" / "eixo_1" / "promtool-junit.xml"
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert suites and all(suite.get("failures") == "0" for suite in suites)
+    cases = sum(len(suite.findall("testcase")) for suite in suites)
+    assert cases == results["rules/promtool-test"].data["tests"] >= 8 + 5  # F9.10's and APIHighErrorRate's
 
 
 # --- rules/promtool-check -----------------------------------------------------------------------------------------
@@ -170,8 +241,15 @@ def test_failing_rule_unit_test_fails_with_junit(project_copy: Path) -> None:
 
 def test_extra_rule_fails_and_removed_rule_must_stay_removed(project_copy: Path) -> None:
     need_tool("promtool")
-    line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
-    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    # F9.10's claim (APIHighErrorRate removed) made against today's rule files, where F9.11 restored it.
+    edit(
+        project_copy,
+        "sprint/F9.11.yaml",
+        "              - {alert: APIHighErrorRate, severity: warning, for: 5m}\n          annotations: [summary, description]",
+        "          annotations: [summary, description]\n          removed: [APIHighErrorRate]",
+    )
+    line = line_of(project_copy, API_RULES, "- alert: APIHighErrorRate")
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
     assert result.status is Status.FAILED
     summaries = {str(f) for f in errors(result)}
     assert f"{API_RULES}:{line}: alert rule APIHighErrorRate (group api) is not in the spec's inventory" in summaries
@@ -186,7 +264,7 @@ def test_changed_for_severity_and_missing_annotation_fail(project_copy: Path) ->
     edit(project_copy, LLM_RULES, "for: 30s", "for: 15s")
     edit(project_copy, LLM_RULES, "severity: warning", "severity: info")
     edit(project_copy, API_RULES, '          summary: "techno-os-api down on {{ $labels.instance }}"\n', "")
-    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
     assert result.status is Status.FAILED
     summaries = [str(f) for f in errors(result)]
     provider_down = line_of(project_copy, LLM_RULES, "- alert: LLMProviderDown")
@@ -204,11 +282,11 @@ def test_missing_rule_fails_pointing_at_the_spec(project_copy: Path) -> None:
     end = text.index("      - alert: LLMErrorRateHigh")
     (project_copy / LLM_RULES).write_text(text[:start] + text[end:])
     commit_all(project_copy, "drop a rule")
-    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
     assert result.status is Status.FAILED
     (finding,) = errors(result)
-    assert finding.location.file == "sprint/F9.10.yaml"
-    spec_line = (project_copy / "sprint/F9.10.yaml").read_text().splitlines()[finding.location.line - 1]
+    assert finding.location.file == "sprint/F9.11.yaml"
+    spec_line = (project_copy / "sprint/F9.11.yaml").read_text().splitlines()[finding.location.line - 1]
     assert "LLMHighLatency" in spec_line
     assert finding.summary == "alert LLMHighLatency (group llm) named by the spec is missing from the rule files"
 
@@ -272,48 +350,55 @@ def live_stack(request: pytest.FixtureRequest):
 
 @pytest.mark.stack
 def test_metrics_exist_and_rules_loaded_on_the_live_stack(project_copy: Path, live_stack) -> None:
-    results = run_checks(
-        project_copy, 2, ["rules/promtool-check", "rules/metrics-exist", "rules/loaded-live"], stack=live_stack
+    results = rules_checks(
+        project_copy, ["rules/promtool-check", "rules/metrics-exist", "rules/loaded-live"], stack=live_stack
     )
     for check_id in ("rules/metrics-exist", "rules/loaded-live"):
         assert results[check_id].status is Status.PASSED, (check_id, results[check_id].reason)
     by_rule = results["rules/metrics-exist"].data["metrics_by_rule"]
     assert by_rule["APIDown"] == ["up"]
     assert set(by_rule["LLMErrorRateHigh"]) == {"llm_errors_total", "llm_request_latency_seconds_count"}
+    assert by_rule["APIHighErrorRate"] == ["http_requests_total"]  # F9.10 removed it: the metric did not exist
     assert results["rules/loaded-live"].data["health"] == dict.fromkeys(
-        ["APIDown", "LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"], "ok"
+        ["APIDown", "APIHighErrorRate", "LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"],
+        "ok",
     )
 
 
 @pytest.mark.stack
 def test_rule_on_a_metric_the_api_does_not_export_fails(project_copy: Path, live_stack) -> None:
-    """The seed's APIHighErrorRate on http_requests_total, caught the way the hand-made parecer should have."""
-    line = append(project_copy, API_RULES, API_HIGH_ERROR_RATE)
-    metric_line = line + 2  # the first line of the `expr: |` block naming http_requests_total
-    results = run_checks(
-        project_copy, 2, ["rules/promtool-check", "rules/metrics-exist", "rules/alert-drill"], stack=live_stack
-    )
-    # A rule that can never fire is not drilled: minutes of waiting would prove nothing more.
-    drill = results["rules/alert-drill"]
-    assert (drill.status, drill.reason) == (
-        Status.ERRORED,
-        "prerequisite rules/metrics-exist did not pass (failed)",
-    )
+    """A rule on a misspelt metric (http_request_total), caught the way the seed's hand-made parecer should have
+    caught APIHighErrorRate before the API exported http_requests_total."""
+    line = append(project_copy, API_RULES, MISSPELT_RULE)
+    metric_line = line + 2  # the first line of the `expr: |` block naming the metric
+    results = rules_checks(project_copy, ["rules/promtool-check", "rules/metrics-exist"], stack=live_stack)
     result = results["rules/metrics-exist"]
     assert result.status is Status.FAILED
     (finding,) = errors(result)
     assert (finding.location.file, finding.location.line) == (API_RULES, metric_line)
     assert finding.summary.startswith(
-        "rule APIHighErrorRate: metric http_requests_total is not exported by api (GET http://127.0.0.1:"
+        "rule APIHighErrorRateTypo: metric http_request_total is not exported by api (GET http://127.0.0.1:"
     )
     assert "and Prometheus holds no series since the stack started" in finding.summary
+
+
+@pytest.mark.stack
+def test_a_rule_whose_metric_is_missing_is_not_drilled(project_copy: Path, live_stack) -> None:
+    """A rule that can never fire is not drilled: minutes of waiting would prove nothing more."""
+    append(project_copy, API_RULES, MISSPELT_RULE)
+    results = run_checks(
+        project_copy, 2, ["rules/promtool-check", "rules/metrics-exist", "rules/alert-drill"], stack=live_stack
+    )
+    assert results["rules/metrics-exist"].status is Status.FAILED
+    drill = results["rules/alert-drill"]
+    assert (drill.status, drill.reason) == (Status.ERRORED, "prerequisite rules/metrics-exist did not pass (failed)")
 
 
 @pytest.mark.stack
 def test_loaded_live_fails_when_the_running_rules_differ(project_copy: Path, live_stack) -> None:
     """The stack runs the project's rules; a copy whose APIDown waits 2m is not what Prometheus evaluates."""
     edit(project_copy, API_RULES, "for: 1m", "for: 2m")
-    result = run_checks(project_copy, 2, ["rules/promtool-check", "rules/loaded-live"], stack=live_stack)
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/loaded-live"], stack=live_stack)
     result = result["rules/loaded-live"]
     assert result.status is Status.FAILED
     assert f"{API_RULES}:" in result.reason
@@ -323,8 +408,23 @@ def test_loaded_live_fails_when_the_running_rules_differ(project_copy: Path, liv
 # --- the alert drill ----------------------------------------------------------------------------------------------
 
 
+def test_drill_phase_that_breaks_the_parameter_schema_is_a_spec_error(project_copy: Path) -> None:
+    """A fault is exactly one primitive, traffic has a floor: the spec loader says where, before anything runs."""
+    fault = edit(project_copy, "sprint/F9.10.yaml", "fault: {stop: api}", "fault: {stop: api, start: api}")
+    every = edit(project_copy, "sprint/F9.10.yaml", "traffic: {every_s: 1,", "traffic: {every_s: 0,")
+    with pytest.raises(InputError) as raised:
+        load_spec(project_copy, "F9.10")
+    assert [str(p) for p in raised.value.problems] == [
+        f"sprint/F9.10.yaml:{every}: $.stages[2].checks[7].with.phases[0].traffic.every_s: 0 is less than the "
+        "minimum of 0.2",
+        f"sprint/F9.10.yaml:{fault}: $.stages[2].checks[7].with.phases[1].fault: {{'stop': 'api', 'start': 'api'}} "
+        "has too many properties",
+    ]
+
+
 @pytest.mark.stack
 def test_drill_skipped_with_no_drill(project_copy: Path, local_stack) -> None:
+    f9_10_drill_on_todays_rules(project_copy)
     results = run_checks(
         project_copy,
         2,
@@ -344,41 +444,85 @@ def test_drill_skipped_with_no_drill(project_copy: Path, local_stack) -> None:
     assert result.reason == "--no-drill: the alert drill was not run, so the criteria it proves cannot pass"
 
 
+DRILL_CHECKS = [
+    "rules/promtool-check",
+    "rules/loaded-live",
+    "rules/metrics-exist",
+    "rules/alertmanager-config",
+    "rules/routing",
+    "rules/alert-drill",
+]
+
+
 @pytest.mark.slow
 @pytest.mark.drill
 @pytest.mark.stack
-def test_alert_drill_fires_and_resolves(project_copy: Path, live_stack) -> None:
-    """Once per backend: LLMProviderDown and CircuitBreakerOpen fire from a failing provider, APIDown from a stopped
-    API; each reaches Alertmanager and console-log, then resolves. Real `for` durations: about three minutes."""
-    results = run_checks(
-        project_copy,
-        2,
-        [
-            "rules/promtool-check",
-            "rules/loaded-live",
-            "rules/metrics-exist",
-            "rules/alertmanager-config",
-            "rules/routing",
-            "rules/alert-drill",
-        ],
-        stack=live_stack,
-    )
+def test_alert_drill_fires_and_resolves(project_copy: Path, live_stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """Once per backend, the spec's two default phases, each on its own copy of the stack, at the same time:
+    LLMProviderDown and CircuitBreakerOpen fire from a failing provider, APIDown from a stopped API; each reaches
+    Alertmanager and console-log, then resolves. Real `for` durations: about two minutes. The main stack is not
+    touched, and every alerting rule is covered (the two `on_request` phases by their unit tests)."""
+    f9_10_drill_on_todays_rules(project_copy)
+    started = time.monotonic()
+    results = run_checks(project_copy, 2, DRILL_CHECKS, stack=live_stack)
     result = results["rules/alert-drill"]
     assert result.status is Status.PASSED, (result.reason, result.data.get("timeline"))
     alerts = result.data["alerts"]
     for alert in ("LLMProviderDown", "CircuitBreakerOpen", "APIDown"):
         timings = alerts[alert]
         for key in (
+            "pending_prometheus_s",
             "fire_prometheus_s",
             "fire_alertmanager_s",
-            "fire_console_log_s",
+            "fire_receiver_s",
             "resolve_prometheus_s",
             "resolve_alertmanager_s",
-            "resolve_console_log_s",
+            "resolve_receiver_s",
         ):
             assert timings.get(key) is not None, (alert, key, timings)
+        # The order an alert travels: pending, firing, Alertmanager, the receiver.
+        assert timings["pending_prometheus_s"] <= timings["fire_prometheus_s"] <= timings["fire_alertmanager_s"]
     # Real durations: nothing fires before its `for` has elapsed.
     assert alerts["CircuitBreakerOpen"]["fire_prometheus_s"] >= 60
     assert alerts["LLMProviderDown"]["fire_prometheus_s"] >= 30
     assert alerts["APIDown"]["fire_prometheus_s"] >= 60
+    # Per phase, with wall-clock times (what the timeline is drawn from), each on its own copy of the stack.
+    phases = {p["name"]: p for p in result.data["phases"]}
+    assert list(phases) == ["provider_failure", "api_down"]
+    assert result.data["phases_on_request"] == ["high_latency", "error_rate"]
+    for phase in phases.values():
+        assert phase["status"] == "passed", phase
+        assert phase["fault_at"] < phase["restored_at"] < phase["finished_at"], phase
+        assert phase["checks"]["target_scraped_up"]["at"] is not None, phase
+        assert phase["copy"]["services"] == ["alertmanager", "api", "console-log", "prometheus"], phase["copy"]
+    assert phases["provider_failure"]["copy"]["name"] == "drill-provider-failure"
+    # Side by side: each phase's fault was injected before the other phase finished.
+    first, second = phases["provider_failure"], phases["api_down"]
+    assert first["fault_at"] < second["finished_at"] and second["fault_at"] < first["finished_at"], phases
+    longest = result.data["longest_phase_s"]
+    assert longest == max(p["duration_s"] for p in phases.values())
+    assert time.monotonic() - started < sum(p["duration_s"] for p in phases.values()) + 60
+    provider = phases["provider_failure"]
+    assert provider["events"]["LLMProviderDown"]["fire_receiver"]["at"] > provider["fault_at"]
+    assert provider["traffic"]["during_fault"]["statuses"].get("503", 0) >= 3, provider["traffic"]
+    # Progress lines (the stack's own, here the session fixture's) say which copy they come from.
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("[drill-api-down] drill: api_down: fault injected: stop api") for line in printed)
+    # Coverage: every rule by its unit test; the three drilled ones by the drill too, with their times.
+    coverage = {row["alert"]: row for row in result.data["coverage"]}
+    assert set(coverage) == {"APIDown", "LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"}
+    for alert, row in coverage.items():
+        assert row["unit_tests"] == [RULE_TESTS], row
+        drilled = alert in ("APIDown", "CircuitBreakerOpen", "LLMProviderDown")
+        assert row["covered_by"] == (["unit_test", "drill"] if drilled else ["unit_test"]), row
+    assert coverage["LLMHighLatency"]["drill"] == {
+        "phase": "high_latency",
+        "status": "on request",
+        "fire_prometheus_s": None,
+        "fire_receiver_s": None,
+        "resolve_receiver_s": None,
+    }
+    assert coverage["APIDown"]["drill"]["resolve_receiver_s"] is not None
+    # The main stack was never the drill's: its API still runs, its provider untouched.
     assert live_stack.services()["api"].running
+    assert requests.get(live_stack.url("api") + "/admin/provider", timeout=5).json()["fail"] is False

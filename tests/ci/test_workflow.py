@@ -55,22 +55,38 @@ def test_workflow_steps_call_only_what_exists() -> None:
     for text in _run_steps():
         scripts |= set(re.findall(r"(\.ci/[\w./-]+|stack/scripts/[\w./-]+)", text))
         used_sessions |= set(re.findall(r"nox -s (\w+)", text))
-    assert used_sessions == {"seal", "verify"}
+    assert used_sessions == {"seal", "status", "publish"}
     assert used_sessions <= sessions
     assert scripts == {".ci/setup-system.sh"}
     for script in scripts:
         assert (PROJECT_ROOT / script).is_file(), script
 
 
-def test_pull_requests_do_not_tag_and_the_default_branch_does() -> None:
-    steps = {s.get("name"): s for s in yaml.safe_load(WORKFLOW.read_text())["jobs"]["seal"]["steps"]}
+def test_pull_requests_do_not_tag_and_the_default_branch_seals_verifies_and_publishes() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = {s.get("name"): s for s in workflow["jobs"]["seal"]["steps"]}
     assert steps["Seal (pull request, no tag)"]["run"] == "nox -s seal -- --no-tag"
     assert steps["Seal (pull request, no tag)"]["if"] == "github.event_name == 'pull_request'"
-    assert steps["Seal and tag (default branch)"]["if"] == "github.event_name != 'pull_request'"
+    default_branch = [
+        s for s in workflow["jobs"]["seal"]["steps"] if s.get("if") == "github.event_name != 'pull_request'"
+    ]
+    assert [s["run"] for s in default_branch] == ["nox -s seal", "nox -s status", "nox -s publish"]
+    assert workflow["permissions"]["contents"] == "write"  # publish pushes the tag and the seal commit
+    assert not any("--force" in text or " -f " in text for text in _run_steps())  # never forced
 
 
 def test_nox_lists_every_contract_session_with_a_description() -> None:
     sessions = nox_sessions()
-    expected = {"seal", "report", "verify", "tests", "lint", *(f"eixo_{n}" for n in range(7))}
+    expected = {
+        "seal",
+        "report",
+        "verify",
+        "status",
+        "publish",
+        "new",
+        "tests",
+        "lint",
+        *(f"eixo_{n}" for n in range(7)),
+    }
     assert expected <= set(sessions)
     assert all(len(sessions[name]) > 20 for name in expected)

@@ -75,6 +75,11 @@ def test_deleted_attachment_is_named(tmp_path: Path) -> None:
         ("postgres://app:pa55word@db:5432/x", "pa55word"),
         ("AWS_SECRET_ACCESS_KEY: AKIAXYZ", "AKIAXYZ"),
         ("private_key=-----BEGIN", "-----BEGIN"),
+        ("DATA_SOURCE_PASS=pg-s3cret", "pg-s3cret"),  # postgres_exporter's password variable
+        ("SLACK_WEBHOOK_URL=https://hooks.example.invalid/services/T1/B2/tok3n", "tok3n"),
+        ("PAGERDUTY_ROUTING_KEY: 0123456789abcdef0123456789abcdef", "0123456789abcdef"),
+        ("routing_key=0123456789abcdef0123456789abcdef", "0123456789abcdef"),
+        ("OFFSITE_S3_SECRET_ACCESS_KEY=wJalr/K7MDENG", "wJalr/K7MDENG"),
     ],
 )
 def test_secret_values_are_redacted(text: str, secret: str) -> None:
@@ -84,7 +89,10 @@ def test_secret_values_are_redacted(text: str, secret: str) -> None:
 
 def test_ordinary_values_are_kept_and_argv_flags_redacted() -> None:
     assert redact_text("VERITTA_CB_THRESHOLD=3 severity=critical") == "VERITTA_CB_THRESHOLD=3 severity=critical"
+    assert redact_text("PASS_RATE=0.9 BYPASS=1") == "PASS_RATE=0.9 BYPASS=1"  # only a name *ending* in _PASS
     assert redact_argv(["psql", "--password", "hunter2", "-h", "db"]) == ["psql", "--password", REDACTED, "-h", "db"]
+    hook = "https://hooks.example.invalid/services/T1/B2/tok3n"
+    assert redact_argv(["notify", "--slack-webhook-url", hook]) == ["notify", "--slack-webhook-url", REDACTED]
 
 
 def test_metric_names_about_llm_tokens_are_not_secrets() -> None:

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, git
 from demo import make_demo_repo, set_switch, tags
+from seals import edit_json, forge_seal, sealed_file, tag_message
 
 from sealgate import engine
 from sealgate.errors import SealgateError
 from sealgate.evidence.judge import Verdict, judge
+from sealgate.evidence.store import EvidenceStore
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.spec import load_spec
 
@@ -37,10 +39,33 @@ def report_text(root: Path) -> str:
 
 def test_all_passed_seals_and_verifies(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
+    judged = git(root, "rev-parse", "HEAD")
     code, lines = seal(root)
     assert code == 0 and lines[-1] == "SEALED DEMO-SEALED"
     assert tags(root) == ["DEMO-BASE", "DEMO-SEALED"]
+    # The tag points at the seal commit: the judged commit plus seals/DEMO/, nothing else; main fast-forwarded to it.
+    seal_commit = git(root, "rev-parse", "DEMO-SEALED^{commit}")
+    assert git(root, "rev-list", "--parents", "-n", "1", seal_commit).split()[1:] == [judged]
+    assert git(root, "diff-tree", "-r", "--name-status", "--no-commit-id", judged, seal_commit).splitlines() == [
+        f"A\tseals/DEMO/{name}"
+        for name in ("SEAL_DEMO.md", "eixo_0.json", "eixo_1.json", "eixo_1/gamma.log", "manifest.json", "seal.json")
+    ]
+    assert git(root, "rev-parse", "HEAD") == seal_commit and git(root, "status", "--porcelain") == ""
+    assert (root / "seals" / "DEMO" / "eixo_0.json").read_bytes() == (root / "artifacts/demo/eixo_0.json").read_bytes()
+    # The seal's copy of the report names the evidence beside it; the run's copy names artifacts/.
+    sealed_report = (root / "seals" / "DEMO" / "SEAL_DEMO.md").read_text()
+    assert "`seals/DEMO/eixo_0.json`" in sealed_report and "artifacts/" not in sealed_report
+    assert "`artifacts/demo/eixo_0.json`" in report_text(root)
+    record = json.loads((root / "seals" / "DEMO" / "seal.json").read_text())
+    assert record["commit"] == judged and record["tag"] == "DEMO-SEALED" and record["signed"] is False
+    assert record["base"] == {
+        "tag": "DEMO-BASE",
+        "commit": git(root, "rev-parse", "DEMO-BASE^{commit}"),
+        "sprint": None,
+    }
+    assert [(c["id"], c["verdict"]) for c in record["criteria"]] == [("C1", "passed"), ("C2", "passed")]
     message = git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED")
+    assert f"commit: {judged}" in message
     manifest = (root / "artifacts" / "demo" / "manifest.json").read_bytes()
     import hashlib
 
@@ -49,7 +74,27 @@ def test_all_passed_seals_and_verifies(tmp_path: Path) -> None:
     text = report_text(root)
     assert "✅ SEALED — tag `DEMO-SEALED` created" in text
     assert "| C1 — Alpha and beta hold | ✅ passed |" in text
-    assert "```mermaid" in text and 'E0["EIXO 0 preflight<br/>passed' in text
+    assert "```mermaid" in text and 'E0["Stage 0 preflight<br/>passed' in text  # an `en` spec: English
+    out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 0, out
+
+
+def test_a_sprint_with_its_own_stage_numbers_seals_and_verifies(tmp_path: Path) -> None:
+    """Nothing fixes the EIXOs: stages 3 and 12, named by the spec, write eixo_3/eixo_12 evidence and seal."""
+    root = make_demo_repo(tmp_path)
+    spec = root / "sprint" / "DEMO.yaml"
+    text = spec.read_text().replace("number: 0\n    name: preflight", "number: 3\n    name: checks_first")
+    spec.write_text(
+        text.replace("number: 1\n    name: containerize", "number: 12\n    name: then_more").replace(
+            "stages: [1]", "stages: [12]"
+        )
+    )
+    commit_all(root, "renumber the EIXOs")
+    code, lines = seal(root)
+    assert code == 0 and lines[-1] == "SEALED DEMO-SEALED", lines
+    assert "EIXO 12 (then_more): Containerize" in lines
+    names = git(root, "ls-tree", "-r", "--name-only", "DEMO-SEALED", "seals/DEMO").splitlines()
+    assert {"seals/DEMO/eixo_3.json", "seals/DEMO/eixo_12.json", "seals/DEMO/eixo_12/gamma.log"} <= set(names)
     out: list[str] = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 0, out
 
@@ -138,69 +183,83 @@ def test_stale_evidence_is_not_accepted(tmp_path: Path) -> None:
     )
 
 
-def test_evidence_edited_after_the_run_is_refused_by_seal_and_verify(tmp_path: Path) -> None:
+def test_evidence_edited_in_the_seal_fails_verify_naming_the_file(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert seal(root)[0] == 0
-    evidence = root / "artifacts" / "demo" / "eixo_0.json"
-    document = json.loads(evidence.read_text())
-    document["predicate"]["checks"][0]["status"] = "passed"
-    document["predicate"]["checks"][0]["reason"] = "edited"
-    evidence.write_text(json.dumps(document))
+    # artifacts/ is only the run's working copy: editing it after the seal changes nothing the seal holds.
+    (root / "artifacts" / "demo" / "eixo_0.json").write_text("{}")
     out: list[str] = []
+    assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 0, out
+    # The seal's own evidence, edited in a seal commit made by hand and the tag moved onto it: named.
+    edited = edit_json(sealed_file(root, "DEMO-SEALED", "eixo_0.json"), {"reason": "edited"})
+    forge_seal(root, "DEMO-SEALED", {"eixo_0.json": edited})
+    out = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
     assert "FAILED  evidence files match the manifest" in out
-    assert any("artifacts/demo/eixo_0.json was changed after the run (sha256 differs)" in line for line in out), out
-    with pytest.raises(SealgateError, match=r"artifacts/demo/eixo_0\.json was changed after the run"):
+    assert (
+        "        seals/DEMO/manifest.json: $.files[0]: seals/DEMO/eixo_0.json was changed after the run (sha256 differs)"
+        in out
+    ), out
+    assert out[-1] == "verify DEMO-SEALED: FAILED"
+
+
+def test_evidence_edited_or_deleted_before_the_seal_is_refused_by_report_and_rerun_by_seal(tmp_path: Path) -> None:
+    root = make_demo_repo(tmp_path)
+    assert seal(root, no_tag=True)[0] == 0
+    evidence = root / "artifacts" / "demo" / "eixo_1.json"
+    evidence.write_text(evidence.read_text().replace('"passed"', '"passed" '))
+    with pytest.raises(SealgateError, match=r"artifacts/demo/eixo_1\.json was changed after the run"):
         engine.report(root, "DEMO", out=lambda _: None)
-    # seal never moves the existing tag: it refuses, naming the edited file.
-    with pytest.raises(SealgateError, match=r"artifacts/demo/eixo_0\.json was changed after the run"):
-        seal(root)
-    assert git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED").startswith("SEAL DEMO")
+    evidence.unlink()
+    missing = "artifacts/demo/manifest.json: $.files[1]: artifacts/demo/eixo_1.json is missing"
+    with pytest.raises(SealgateError, match=re.escape(missing)):
+        engine.report(root, "DEMO", out=lambda _: None)
+    # seal never takes such evidence: it re-runs the stage, then seals what it ran.
+    code, lines = seal(root)
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
 
 
-def test_evidence_deleted_after_the_run_is_refused_by_seal_report_and_verify(tmp_path: Path) -> None:
+def test_evidence_deleted_from_the_seal_fails_verify_naming_the_file(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert seal(root)[0] == 0
-    (root / "artifacts" / "demo" / "eixo_1.json").unlink()
-    missing = "artifacts/demo/manifest.json: $.files[1]: artifacts/demo/eixo_1.json is missing"
+    forge_seal(root, "DEMO-SEALED", {"eixo_1.json": None})
     out: list[str] = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
+    missing = "seals/DEMO/manifest.json: $.files[1]: seals/DEMO/eixo_1.json is missing"
     assert "FAILED  evidence files match the manifest" in out and f"        {missing}" in out, out
-    with pytest.raises(SealgateError, match=re.escape(missing)):
-        engine.report(root, "DEMO", out=lambda _: None)
-    with pytest.raises(SealgateError, match=re.escape(missing)):
-        seal(root)
 
 
 def test_manifest_or_tag_message_edited_is_refused_by_verify(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert seal(root)[0] == 0
-    manifest = root / "artifacts" / "demo" / "manifest.json"
-    original = manifest.read_text()
-    manifest.write_text(original.replace('"sprint": "DEMO"', '"sprint": "DEMO" '))
+    original = sealed_file(root, "DEMO-SEALED", "manifest.json")
+    forge_seal(root, "DEMO-SEALED", {"manifest.json": original.replace(b'"sprint": "DEMO"', b'"sprint": "DEMO" ')})
     out: list[str] = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
-    assert out[2] == "FAILED  manifest digest matches the tag", out
-    manifest.write_text(original)
-    # Re-tagged by hand with another message on another commit.
-    message = git(root, "tag", "-l", "--format=%(contents)", "DEMO-SEALED")
+    assert "FAILED  manifest digest matches the tag" in out, out
+    assert any(line.startswith("        seals/DEMO/manifest.json: sha256 ") for line in out), out
+    # Re-tagged by hand with the seal's message on another commit.
+    message = tag_message(root, "DEMO-SEALED")
     commit_all(root, "later")
     git(root, "tag", "-f", "-a", "DEMO-SEALED", "-m", message)
     out = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
-    assert "re-tagged by hand?" in out[1], out
+    assert "FAILED  tag is annotated and names the judged commit" in out
+    assert any("(re-tagged by hand?)" in line for line in out), out
 
 
 def test_evidence_from_another_commit_is_refused_by_verify(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert seal(root)[0] == 0
-    saved = (root / "artifacts" / "demo" / "eixo_1.json").read_bytes()
     commit_all(root, "next")
-    assert engine.eixo(root, "DEMO", 1, OPTS, out=lambda _: None) == 0  # evidence and manifest of the new HEAD
+    assert engine.eixo(root, "DEMO", 1, OPTS, out=lambda _: None) == 0  # evidence of a later commit
+    later = (root / "artifacts" / "demo" / "eixo_1.json").read_bytes()
+    # Swapped into the seal with every digest made consistent: only the commit it was made at gives it away.
+    forge_seal(root, "DEMO-SEALED", {"eixo_1.json": later}, consistent=True)
     out: list[str] = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 1
-    assert "FAILED" in "\n".join(out)
-    assert saved != (root / "artifacts" / "demo" / "eixo_1.json").read_bytes()
+    assert "FAILED  evidence was made at the judged commit" in out, out
+    assert any("seals/DEMO/eixo_1.json: made at " in line and "(evidence from another commit)" in line for line in out)
 
 
 def test_dirty_tree_refuses_the_tag(tmp_path: Path) -> None:
@@ -370,8 +429,35 @@ def test_tampered_evidence_is_never_reused(tmp_path: Path) -> None:
     evidence.write_text(json.dumps(document, indent=2))
     code, lines = seal(root, no_tag=True)
     assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
-    assert any("artifacts/demo/eixo_1.json does not match the manifest (edited?)" in line for line in lines)
+    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
     assert json.loads(evidence.read_text())["predicate"]["checks"][1]["data"]["ran"] is True
+
+
+def test_evidence_and_manifest_edited_together_are_rerun_not_reused(tmp_path: Path) -> None:
+    """The manifest proves nothing against someone who rewrites it too: the keyed digest (HMAC with a per-checkout
+    key under .sealgate/, outside artifacts/) does."""
+    root = make_demo_repo(tmp_path)
+    assert seal(root, no_tag=True)[0] == 0
+    assert (root / ".sealgate" / "evidence.key").stat().st_mode & 0o077 == 0
+    evidence = root / "artifacts" / "demo" / "eixo_1.json"
+    evidence.write_bytes(edit_json(evidence.read_bytes(), {"reason": "edited"}))
+    EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))  # the manifest agrees again
+    code, lines = seal(root, no_tag=True)
+    assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
+    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
+    # A run of another stage does not launder it: EIXO 0 alone, then the edited EIXO 1 is still re-run.
+    evidence.write_bytes(edit_json(evidence.read_bytes(), {"reason": "edited again"}))
+    EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))
+    assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
+    code, lines = seal(root, no_tag=True)
+    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
+    # Evidence this checkout never recorded (another checkout's, or from before keyed digests) is re-run too.
+    (root / ".sealgate" / "keyed" / "demo.json").unlink()
+    code, lines = seal(root, no_tag=True)
+    assert stage_runs(lines) == {0: "ran", 1: "ran"}
+    assert any("carries no keyed digest of this checkout" in line for line in lines), lines
+    code, lines = seal(root, no_tag=True)
+    assert stage_runs(lines) == {0: "ran", 1: "reused"}
 
 
 def test_ci_outputs_name_each_criterion_and_finding(tmp_path: Path) -> None:

@@ -24,12 +24,14 @@ objective: Exercise every status.
 plugins: [sprint/plugins/demo_checks.py]
 stages:
   - number: 0
+    name: first
     title: Preflight
     checks:
       - id: demo/alpha
         with: {expect: ok}
       - id: demo/beta
   - number: 1
+    name: second
     title: Containerize
     checks:
       - id: demo/gamma
@@ -56,6 +58,25 @@ def problems_for(
     return [str(p) for p in info.value.problems]
 
 
+def test_the_spec_places_checks_and_numbers_its_stages(tmp_path: Path) -> None:
+    """No stage list is fixed by the framework: any numbers and names, and a library check in any EIXO (its
+    prerequisite placed before it, here in an earlier EIXO)."""
+    root = make_demo_repo(tmp_path)
+    text = (
+        GOOD.replace("number: 0", "number: 3")
+        .replace("number: 1", "number: 7")
+        .replace("stages: [1]", "stages: [7]")
+        .replace("      - id: demo/gamma\n", "")
+        .replace("      - id: demo/beta\n", "      - id: demo/beta\n      - id: demo/gamma\n")
+    )
+    (root / "sprint" / "DEMO.yaml").write_text(text)
+    spec = load_spec(root, "DEMO")
+    assert {n: (s.name, [c.id for c in s.checks]) for n, s in spec.stages.items()} == {
+        3: ("first", ["demo/alpha", "demo/beta", "demo/gamma"]),
+        7: ("second", ["demo/delta"]),
+    }
+
+
 def test_good_spec_loads(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     (root / "sprint" / "DEMO.yaml").write_text(GOOD)
@@ -70,7 +91,7 @@ MISTAKES = [
     (
         "yaml syntax",
         lambda s: s.replace("title: Preflight", "title: [Preflight"),
-        "sprint/DEMO.yaml:12: YAML syntax error",
+        "sprint/DEMO.yaml:13: YAML syntax error",
     ),
     (
         "unknown key",
@@ -80,32 +101,32 @@ MISTAKES = [
     (
         "wrong type",
         lambda s: s.replace("  - number: 1", "  - number: one"),
-        "sprint/DEMO.yaml:16: $.stages[1].number: 'one' is not of type 'integer'",
+        "sprint/DEMO.yaml:17: $.stages[1].number: 'one' is not of type 'integer'",
     ),
     (
         "unknown check id",
         lambda s: s.replace("- id: demo/beta", "- id: demo/betta"),
-        "sprint/DEMO.yaml:15: unknown check id 'demo/betta' (did you mean 'demo/beta'?)",
+        "sprint/DEMO.yaml:16: unknown check id 'demo/betta' (did you mean 'demo/beta'?)",
     ),
     (
         "duplicate check",
         lambda s: s.replace("- id: demo/delta", "- id: demo/gamma"),
-        "sprint/DEMO.yaml:20: check 'demo/gamma' listed twice",
+        "sprint/DEMO.yaml:22: check 'demo/gamma' listed twice",
     ),
     (
         "criterion names missing check",
         lambda s: s.replace("checks: [demo/alpha, demo/beta]", "checks: [demo/alpha, demo/omega]"),
-        "sprint/DEMO.yaml:24: criterion C1 names check 'demo/omega', which no stage runs",
+        "sprint/DEMO.yaml:26: criterion C1 names check 'demo/omega', which no stage runs",
     ),
     (
         "criterion names missing stage",
         lambda s: s.replace("stages: [1]", "stages: [5]"),
-        "sprint/DEMO.yaml:27: criterion C2 names stage 5, which the spec does not declare",
+        "sprint/DEMO.yaml:29: criterion C2 names stage 5, which the spec does not declare",
     ),
     (
         "duplicate criterion",
         lambda s: s.replace("- id: C2", "- id: C1"),
-        "sprint/DEMO.yaml:25: criterion 'C1' declared twice",
+        "sprint/DEMO.yaml:27: criterion 'C1' declared twice",
     ),
     (
         "duplicate key",
@@ -115,14 +136,24 @@ MISTAKES = [
     (
         "bad check params",
         lambda s: s.replace("with: {expect: ok}", "with: {expect: 3}"),
-        "sprint/DEMO.yaml:14: $.stages[0].checks[0].with.expect: 3 is not of type 'string'",
+        "sprint/DEMO.yaml:15: $.stages[0].checks[0].with.expect: 3 is not of type 'string'",
     ),
     (
-        "check in wrong stage",
-        lambda s: s.replace("      - id: demo/gamma\n", "").replace(
-            "      - id: demo/beta\n", "      - id: demo/beta\n      - id: demo/gamma\n"
+        "prerequisite placed after the check",
+        lambda s: s.replace(
+            "      - id: demo/gamma\n      - id: demo/delta\n", "      - id: demo/delta\n      - id: demo/gamma\n"
         ),
-        "check 'demo/gamma' belongs to stage 1, not 0",
+        "sprint/DEMO.yaml:21: check 'demo/delta' requires 'demo/gamma', which the spec must place before it (earlier in this EIXO or in an earlier one)",
+    ),
+    (
+        "stage without a name",
+        lambda s: s.replace("    name: second\n", ""),
+        "sprint/DEMO.yaml:17: $.stages[1]: 'name' is a required property",
+    ),
+    (
+        "two stages with one name",
+        lambda s: s.replace("name: second", "name: first"),
+        "sprint/DEMO.yaml:18: stage name 'first' used by EIXO 0 too",
     ),
     (
         "id does not match file",
@@ -148,9 +179,9 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     text = GOOD.replace("- id: demo/beta", "- id: demo/betta").replace("stages: [1]", "stages: [5]")
     problems = problems_for(tmp_path, text)
     assert [p.split(": ", 1)[0] for p in problems] == [
-        "sprint/DEMO.yaml:15",
-        "sprint/DEMO.yaml:24",
-        "sprint/DEMO.yaml:27",
+        "sprint/DEMO.yaml:16",
+        "sprint/DEMO.yaml:26",
+        "sprint/DEMO.yaml:29",
     ]
 
 
@@ -231,7 +262,7 @@ def test_cli_reports_spec_error_without_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "sealgate: sprint/DEMO.yaml:15: unknown check id 'demo/betta' (did you mean 'demo/beta'?)",
-        "sealgate: sprint/DEMO.yaml:24: criterion C1 names check 'demo/beta', which no stage runs",
+        "sealgate: sprint/DEMO.yaml:16: unknown check id 'demo/betta' (did you mean 'demo/beta'?)",
+        "sealgate: sprint/DEMO.yaml:26: criterion C1 names check 'demo/beta', which no stage runs",
     ]
     assert "Traceback" not in done.stderr

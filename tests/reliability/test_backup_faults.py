@@ -40,8 +40,9 @@ from checkrun import explain, run_checks
 from conftest import need, need_docker
 from stack_fixtures import run_backup
 
-from sealgate.checks.backup import archive_facts, reports_of, sha256_of
+from sealgate.checks.backup import archive_facts, reports_of
 from sealgate.evidence.store import EvidenceStore
+from sealgate.fsutil import sha256_file as sha256_of
 from sealgate.sprint.model import CheckResult, Status
 from sealgate.sprint.spec import load_spec
 

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import node_paths, replaced, values
 
+from sealgate.backends.base import StackError
+from sealgate.backends.composefile import ComposeFile
 from sealgate.errors import SealgateError
 from sealgate.sprint.model import CheckResult, Severity, Status
-from sealgate.stack.backends.base import StackError
-from sealgate.stack.backends.composefile import ComposeFile
 
 RULE_FILES = ("stack/prometheus/alerts/api.yml", "stack/prometheus/alerts/llm.yml")
 ALERTMANAGER = "stack/prometheus/alertmanager.yml"
@@ -340,8 +340,8 @@ def test_tool_output_that_is_not_utf8_is_recorded_not_a_crash(project: Path) -> 
             "$.receivers[0].webhook_configs: 'x' is not of type 'array', 'null'",
         ),
         (
-            "  - name: console-log-critical\n    webhook_configs:\n",
-            "  - name: console-log-critical\n    webhook_configs:\n      - null\n",
+            "  - name: oncall-critical\n    webhook_configs:\n",
+            "  - name: oncall-critical\n    webhook_configs:\n      - null\n",
             "$.receivers[1].webhook_configs[0]: None is not of type 'object'",
         ),
     ],

@@ -2,7 +2,9 @@
 the cause, no tag, no half-written evidence, and the stack stopped or left as it was.
 
 * the Docker engine not answering when the seal starts, and going away mid-stage (`faults.DockerSocketProxy`);
-* SIGINT / SIGTERM during the alert drill of a real seal;
+* SIGINT / SIGTERM during the alert drill of a real seal (its phases on their own copies of the stack, while the
+  later EIXOs run on the main stack): every copy removed, nothing of the drill's EIXO written;
+* a copy of the stack that cannot start: the drill errored, naming the phase and the copy;
 * one container killed mid-stage (for real, with the engine, between two checks of the stage);
 * Prometheus answering HTTP 500 to everything, or accepting requests and never answering (`faults.FaultyHTTPServer`
   standing at Prometheus's address for the stage's checks).
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +26,20 @@ from typing import Any
 
 import pytest
 from checkrun import run_checks
-from conftest import PROJECT_ROOT, git, make_project_copy, need_docker
+from conftest import PROJECT_ROOT, git, make_project_copy, need_docker, need_tool
 from faults import docker_socket_proxy, faulty_http
+from leaks import marked_processes, remove_compose_project, remove_compose_projects
 from stack_fixtures import new_compose_backend, new_run_dir
 
 from sealgate.evidence.store import EvidenceStore
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.model import CheckResult, Status
-from sealgate.stack.backends.local import free_ports
 
 pytestmark = pytest.mark.stack
 
-SLUG = "f9_10"
+# The seals these tests run are of the open sprint, F9.11 (F9.10 is sealed in the history they copy).
+SLUG = "f9_11"
+SEALED_TAG = "F9.11-SEALED"
 
 
 def sealgate(root: Path, env: dict[str, str], *args: str, on_line: Any = None) -> tuple[int, str, str]:
@@ -57,12 +63,8 @@ def sealgate(root: Path, env: dict[str, str], *args: str, on_line: Any = None) -
 
 
 def stack_env(project: str) -> dict[str, str]:
-    ports = dict(zip(("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA"), free_ports(4), strict=True))
-    return {
-        "SEALGATE_BACKEND": "compose",
-        "SEALGATE_COMPOSE_PROJECT": project,
-        **{f"SEALGATE_{name}_PORT": str(port) for name, port in ports.items()},
-    }
+    """A seal on its own compose project, its host ports chosen by the kernel when the stack starts."""
+    return {"SEALGATE_BACKEND": "compose", "SEALGATE_COMPOSE_PROJECT": project, "SEALGATE_PORTS": "free"}
 
 
 def assert_evidence_whole(root: Path) -> list[int]:
@@ -80,16 +82,12 @@ def assert_clean_refusal(code: int, out: str, err: str, root: Path) -> None:
     assert "NOT SEALED" in out, out[-3000:]
     assert "Traceback" not in out + err, err[-3000:]
     assert "check crashed" not in out, out[-3000:]
-    assert git(root, "tag", "-l", "F9.10-SEALED") == ""
+    assert git(root, "tag", "-l", SEALED_TAG) == ""
 
 
-def compose_down(root: Path, project: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", "compose", "-p", project, "-f", str(root / "stack/docker-compose.yml"), "down", "-v"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def stop_line(project: str) -> subprocess.CompletedProcess[str]:
+    """The line the run prints for stopping the stack by hand, run as a user would (from anywhere, no files)."""
+    return subprocess.run(["docker", "compose", "-p", project, "down"], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -110,10 +108,16 @@ def test_engine_not_answering_at_start_refuses_naming_the_engine(clone: Path, tm
     assert "stack could not start (compose): docker: no Docker engine answers" in out
     assert "start dockerd (bash .ci/setup-system.sh)" in out
     # every stage whose checks need the stack is refused for that reason; the static checks still ran
-    for stage, name in ((1, "containerize"), (2, "rules"), (3, "backup"), (6, "tests")):
+    for stage, name in (
+        (1, "http_metrics"),
+        (2, "integrations"),
+        (3, "dashboards"),
+        (4, "offsite_backup"),
+        (5, "tests"),
+    ):
         assert f"EIXO {stage} ({name}): errored" in out, out[-3000:]
     assert "passed  containerize/images-pinned" in out
-    assert assert_evidence_whole(clone) == list(range(7))
+    assert assert_evidence_whole(clone) == list(range(6))
 
 
 def test_engine_going_away_mid_stage_refuses_and_says_how_to_stop_the_stack(clone: Path, tmp_path: Path) -> None:
@@ -131,45 +135,145 @@ def test_engine_going_away_mid_stage_refuses_and_says_how_to_stop_the_stack(clon
         assert_clean_refusal(code, out, err, clone)
         assert f"the Docker engine stopped answering ({proxy.docker_host})" in out, out[-3000:]
         assert "is dockerd running? (`docker info`)" in out
-        assert "EIXO 1 (containerize): errored" in out, out[-3000:]
+        assert "EIXO 1 (http_metrics): errored" in out, out[-3000:]
         # The stack outlived its engine connection: the run says so and how to stop it, and that works.
         assert "stack: could not stop cleanly" in out and f"docker compose -p {project} down" in out, out[-3000:]
         assert_evidence_whole(clone)
+        stopped = stop_line(project)
+        assert stopped.returncode == 0, stopped.stderr
     finally:
-        stopped = compose_down(clone, project)
-    assert stopped.returncode == 0, stopped.stderr
+        remove_compose_project(project)
 
 
 # --- SIGINT / SIGTERM during the drill ------------------------------------------------------------------------------
 
 
+def compose_projects(prefix: str) -> dict[str, list[str]]:
+    """Compose project -> its containers and volumes, for every project named `prefix` or `prefix-…` (the main
+    stack and its copies)."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    found: dict[str, list[str]] = {}
+    for container in client.containers.list(all=True):
+        project = (container.labels or {}).get("com.docker.compose.project", "")
+        if project == prefix or project.startswith(prefix + "-"):
+            found.setdefault(project, []).append(f"container {container.name} ({container.status})")
+    for volume in client.volumes.list():
+        project = (volume.attrs.get("Labels") or {}).get("com.docker.compose.project", "")
+        if project.startswith(prefix + "-"):  # the main stack keeps its data; a copy never does
+            found.setdefault(project, []).append(f"volume {volume.name}")
+    return found
+
+
 @pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
-def test_signal_during_the_drill_stops_the_stack_and_writes_nothing_partial(
+def test_signal_during_the_parallel_drill_stops_every_copy_and_writes_nothing_of_its_eixo(
     clone: Path, signum: int, code: int, name: str
 ) -> None:
+    """The drill's phases run on their own copies of the stack while the later EIXOs run on the main stack: an
+    interrupt once both phases injected their faults stops the main stack and removes every copy (containers and
+    volumes), and nothing of EIXO 2 is on disk."""
     project = f"sealgate-fault-{os.getpid()}-{name.lower()}"
+    injected: set[str] = set()
+    seen_copies: dict[str, list[str]] = {}
 
     def interrupt_the_drill(line: str, process: subprocess.Popen[str]) -> None:
-        if "drill: provider set to fail" in line:
-            process.send_signal(signum)
+        match = re.search(r"drill: (\w+): fault injected", line)
+        if match:
+            injected.add(match.group(1))
+            if injected == {"provider_failure", "api_down"}:
+                seen_copies.update(compose_projects(project))  # the copies run at this moment
+                process.send_signal(signum)
 
     try:
         returned, out, err = sealgate(clone, stack_env(project), "seal", on_line=interrupt_the_drill)
-        assert "drill: provider set to fail" in out, out[-3000:]
+        assert injected == {"provider_failure", "api_down"}, out[-3000:]
+        assert {f"{project}-drill-provider-failure", f"{project}-drill-api-down"} <= set(seen_copies), seen_copies
         assert returned == code, out[-3000:] + err[-2000:]
-        assert f"sealgate: interrupted ({name}) during EIXO 2 (rules): stack stopped, no tag created" in err, err
+        (line,) = [line for line in err.splitlines() if line.startswith(f"sealgate: interrupted ({name}) during ")]
+        assert "EIXO 2 (integrations)" in line and line.endswith(": stack stopped, no tag created"), err
         assert "Traceback" not in err
-        running = subprocess.run(
-            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert running.stdout.strip() == "", "the stack was left running"
-        assert git(clone, "tag", "-l", "F9.10-SEALED") == ""
-        assert assert_evidence_whole(clone) == [0, 1]  # EIXO 2 was interrupted: nothing of it on disk
+        assert compose_projects(project) == {}, "a container of the stack or a copy, or a copy's volume, was left"
+        assert git(clone, "tag", "-l", SEALED_TAG) == ""
+        written = assert_evidence_whole(clone)
+        assert 2 not in written and {0, 1} <= set(written), written  # EIXO 2 was interrupted: nothing of it on disk
     finally:
-        compose_down(clone, project)
+        remove_compose_projects(project)
+
+
+@pytest.fixture
+def traversable_clone() -> Iterator[Path]:
+    """A clone under a directory other users can enter: the local backend runs PostgreSQL as user postgres."""
+    base = Path(tempfile.mkdtemp(prefix=f"sealgate-localfault-{os.getpid()}-"))
+    base.chmod(0o755)
+    try:
+        yield make_project_copy(base / "project")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_sigterm_during_the_parallel_drill_on_the_local_backend_stops_every_copy_process(
+    traversable_clone: Path,
+) -> None:
+    """The same on the local backend: the copies are process sets of their own (run directories under the run's),
+    and none of their processes, nor their data, outlives the interrupt."""
+    need_tool("prometheus", "prometheus-alertmanager")  # and PostgreSQL, which the local backend finds itself
+    clone = traversable_clone
+    injected: set[str] = set()
+
+    def interrupt_the_drill(line: str, process: subprocess.Popen[str]) -> None:
+        match = re.search(r"drill: (\w+): fault injected", line)
+        if match:
+            injected.add(match.group(1))
+            if injected == {"provider_failure", "api_down"}:
+                process.send_signal(signal.SIGTERM)
+
+    returned, out, err = sealgate(clone, {"SEALGATE_BACKEND": "local"}, "seal", on_line=interrupt_the_drill)
+    assert injected == {"provider_failure", "api_down"}, out[-3000:]
+    assert returned == 143, out[-3000:] + err[-2000:]
+    assert "EIXO 2 (integrations)" in err and "Traceback" not in err, err
+    copies = clone / ".sealgate" / SLUG / "copies"
+    assert sorted(p.name for p in copies.iterdir()) == ["drill-api-down", "drill-provider-failure"]
+    left = [t.describe() for t in marked_processes().values() if Path(t.run_dir).is_relative_to(clone)]
+    assert left == [], left
+    assert not any((copy / "data").exists() for copy in copies.iterdir()), "a copy's data outlived the run"
+    assert 2 not in assert_evidence_whole(clone)
+
+
+def test_a_stack_copy_that_cannot_start_errors_the_drill_naming_it(
+    project_copy: Path, compose_stack: Any, tmp_path: Path
+) -> None:
+    """A Docker network of the copy's name that Compose did not create (no Compose labels) makes the copy's
+    `compose up` fail for real: the drill is errored naming the phase and its copy, with Compose's reason, and the
+    copy's partial project is removed."""
+    import docker
+
+    spec = project_copy / "sprint" / "F9.10.yaml"
+    text = spec.read_text()
+    start = text.index("            - name: api_down\n")
+    spec.write_text(text[:start] + text[text.index("            # --drill all", start) :])  # one phase: no waiting
+    git(project_copy, "commit", "-qam", "one drill phase")
+    copy_project = f"{compose_stack.project}-drill-provider-failure"
+    client = docker.from_env(timeout=30)
+    squatter = client.networks.create(f"{copy_project}_techno-network")
+    try:
+        ids = ["rules/promtool-check", "rules/loaded-live", "rules/metrics-exist", "rules/alertmanager-config"]
+        results = run_checks(project_copy, 2, [*ids, "rules/routing", "rules/alert-drill"], stack=compose_stack)
+        drill = results["rules/alert-drill"]
+        assert drill.status is Status.ERRORED, drill.reason
+        assert drill.reason.startswith(
+            "provider_failure: copy drill-provider-failure of the stack could not start: compose: `up -d"
+        ), drill.reason
+        assert "techno-network" in drill.reason, drill.reason
+        left = [
+            c.name
+            for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={copy_project}"})
+        ]
+        assert left == [], left
+        assert client.volumes.list(filters={"label": f"com.docker.compose.project={copy_project}"}) == []
+    finally:
+        squatter.remove()
+        remove_compose_project(copy_project)
 
 
 # --- one container killed mid-stage -------------------------------------------------------------------------------

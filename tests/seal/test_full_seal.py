@@ -1,13 +1,19 @@
-"""The whole seal of sprint F9.10 on a clone of this project, against the real compose stack (offline image):
+"""The chain, sealed on a clone of this repository the way a newcomer gets it — its history, no tags — against the
+real compose stack (offline image):
 
-1. one full run (every EIXO, the real alert drill) judges every criterion passed or visibly waived;
-2. one injected defect per stage makes the seal refuse, naming that stage, with no tag — each run re-runs only the
-   stages that judge the edited file (the others' fresh evidence is reused), so the module stays affordable;
-3. the clean tree then seals for real with `nox -s seal`, reusing the first run's evidence (the tree is again exactly
-   what it judged): an annotated F9.10-SEALED tag, its message, the report, and verify;
-4. known secrets planted in every run's environment appear in no output.
+1. F9.10 is sealed at its own seal commit in the history (its evidence and report travel in `seals/F9.10/`): the
+   clone knows it without its tag, and verifies it from git objects alone;
+2. one full run of the newest open sprint, F9.11 (every EIXO, the real alert drill on its stack copies), judges every
+   criterion passed or visibly waived;
+3. one injected defect per F9.11 EIXO makes the seal refuse, naming that EIXO, with no tag — each run re-runs only
+   the stages that judge the edited file (the others' fresh evidence is reused), so the module stays affordable;
+4. the clean tree then seals for real with `nox -s seal` (the README's main command), reusing the first run's
+   evidence: the F9.11-SEALED seal commit on the clone's branch, its base F9.10's seal commit, and
+   `nox -s verify -- F9.11-SEALED` walks the chain oldest first;
+5. known secrets planted in every run's environment appear in no output.
 
-Slow by nature (the drill waits real `for` durations): one module, one stack project, run in `nox -s tests`.
+No host port is pinned: every run uses SEALGATE_PORTS=free. The first seal starts while this test holds 49090 (a
+port this module used to pin) and a port the kernel has just handed out, and must pass regardless.
 """
 
 from __future__ import annotations
@@ -16,24 +22,23 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git, make_project_copy, need_docker, need_tool
-from standalone import standalone_prometheus
+from conftest import PROJECT_ROOT, git, need_docker, need_tool
+from faults import listening_on
+from leaks import remove_compose_projects
 
-PORTS = {
-    "SEALGATE_API_PORT": 48000,
-    "SEALGATE_PROMETHEUS_PORT": 49090,
-    "SEALGATE_ALERTMANAGER_PORT": 49093,
-    "SEALGATE_GRAFANA_PORT": 43000,
-}
+SPRINT, SLUG, TAG, BASE_TAG = "F9.11", "f9_11", "F9.11-SEALED", "F9.10-SEALED"
+HELD_WHILE_STARTING = (49090, 0)
 # Known secrets in the environment of every run (POSTGRES_PASSWORD and GF_SECURITY_ADMIN_PASSWORD reach the stack
-# through the compose file); the last test searches every output for them.
+# through the compose file; so do the integrations' and the offsite storage's, as Compose secrets: the Slack webhook
+# URL, whose token is its secret part, read by Alertmanager and posted to by it; the PagerDuty routing key, sent in
+# every event; the S3 keys, used by the backup script's client and by the offsite checks); the last test searches
+# every output for them.
 PLANTED = {
     "POSTGRES_PASSWORD": "pg-planted-7f3a9c",
     "GF_SECURITY_ADMIN_PASSWORD": "gf-planted-51be02",
@@ -41,15 +46,25 @@ PLANTED = {
     "DEPLOY_SECRET": "sec-planted-9d8e7f",
     "SIGNING_KEY": "key-planted-4b3c2d",
     "UPSTREAM_URL": "https://deployer:url-planted-a1b2c3@upstream.invalid/v1",
+    "SLACK_WEBHOOK_URL": "http://integrations-standin:5002/services/TPLANTED/BPLANTED/slack-planted-5e6f7a",
+    "PAGERDUTY_ROUTING_KEY": "pd-planted-0a1b2c3d4e5f6a7b8c9d0",  # 32 characters, as an integration key
+    "OFFSITE_S3_ACCESS_KEY_ID": "SGPLANTEDS3ACCESS0042",
+    "OFFSITE_S3_SECRET_ACCESS_KEY": "s3-planted-secret-6d5c4b3a2f1e",
 }
-SECRET_VALUES = [*(v for k, v in PLANTED.items() if k != "UPSTREAM_URL"), "url-planted-a1b2c3"]
+SECRET_VALUES = [
+    *(v for k, v in PLANTED.items() if k not in ("UPSTREAM_URL", "SLACK_WEBHOOK_URL")),
+    "url-planted-a1b2c3",
+    "slack-planted-5e6f7a",
+]
+assert len(PLANTED["PAGERDUTY_ROUTING_KEY"]) == 32
 ENV = {
     "SEALGATE_BACKEND": "compose",
-    "SEALGATE_COMPOSE_PROJECT": "sealgate-fullseal-test",
-    **{k: str(v) for k, v in PORTS.items()},
+    "SEALGATE_COMPOSE_PROJECT": f"sealgate-fullseal-{os.getpid()}",
+    "SEALGATE_PORTS": "free",
     **PLANTED,
 }
 OUTPUTS: list[str] = []  # stdout and stderr of every run in this module
+STAGE_NAMES = {0: "preflight", 1: "http_metrics", 2: "integrations", 3: "dashboards", 4: "offsite_backup", 5: "tests"}
 
 
 def run_here(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -59,7 +74,7 @@ def run_here(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env={**os.environ, **ENV},
-        timeout=900,
+        timeout=1200,
     )
     OUTPUTS.extend([done.stdout, done.stderr])
     return done
@@ -69,53 +84,76 @@ def sealgate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_here(root, "sealgate.cli", *args)
 
 
-@pytest.fixture(scope="module")
-def sealed_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    need_docker()
-    need_tool("promtool", "amtool", "prometheus")
-    root = make_project_copy(tmp_path_factory.mktemp("fullseal", numbered=True) / "project")
-    root.chmod(0o755)
-    try:
-        first = sealgate(root, "seal", "--no-tag")
-        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-        shutil.copytree(root / "artifacts", root.parent / CLEAN_EVIDENCE)
-        yield root
-    finally:
-        project = ENV["SEALGATE_COMPOSE_PROJECT"]
-        subprocess.run(
-            [
-                "docker",
-                "compose",
-                "-p",
-                project,
-                "-f",
-                str(root / "stack/docker-compose.yml"),
-                "down",
-                "-v",
-                "--remove-orphans",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        subprocess.run(
-            [
-                "sh",
-                "-c",
-                f"docker volume ls -q --filter label=com.docker.compose.project={project} | xargs -r docker volume rm",
-            ],
-            capture_output=True,
-            check=False,
-        )
+def nox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_here(root, "nox", *args)
+
+
+def clone_as_a_newcomer(dest: Path) -> Path:
+    """This repository's history, no tags (what a CI checkout or a newcomer's clone holds), plus whatever the working
+    tree has that HEAD does not (a developer's uncommitted edits), committed."""
+    subprocess.run(["git", "clone", "--quiet", "--no-local", str(PROJECT_ROOT), str(dest)], check=True)
+    for key, value in (("user.name", "Sealgate Tester"), ("user.email", "tester@example.invalid"),
+                       ("commit.gpgsign", "false"), ("tag.gpgsign", "false")):  # fmt: skip
+        git(dest, "config", key, value)
+    for tag in git(dest, "tag", "-l").split():
+        git(dest, "tag", "-d", tag)
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, names.split("\0")):
+        src, target = PROJECT_ROOT / name, dest / name
+        if src.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+        elif target.exists():
+            target.unlink()
+    if git(dest, "status", "--porcelain"):
+        git(dest, "add", "-A")
+        git(dest, "commit", "-q", "-m", "the working tree's edits")
+    dest.chmod(0o755)
+    return dest
+
+
+def stack_description(root: Path, stage: int) -> dict:
+    evidence = json.loads((root / "artifacts" / SLUG / f"eixo_{stage}.json").read_text())
+    return evidence["predicate"]["run"]["stack"]
 
 
 CLEAN_EVIDENCE = "evidence-of-the-clean-tree"
+CLEAN_KEYED = "keyed-digests-of-the-clean-tree"
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    need_docker()
+    need_tool("promtool", "amtool", "prometheus")
+    root = clone_as_a_newcomer(tmp_path_factory.mktemp("fullseal", numbered=True) / "project")
+    try:
+        with listening_on(*HELD_WHILE_STARTING) as taken:
+            first = sealgate(root, "seal", "--no-tag")
+        assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
+        assert f"EIXO 1 ({STAGE_NAMES[1]})" in first.stdout  # the newest open sprint: F9.11
+        stack = next(stack_description(root, n) for n in range(6) if stack_description(root, n))
+        assert stack["port_choice"] == "free", stack
+        assert not set(stack["ports"].values()) & set(taken), f"held {taken}, the stack used {stack['ports']}"
+        shutil.copytree(root / "artifacts", root.parent / CLEAN_EVIDENCE)
+        # The checkout's keyed digests of that evidence: without them, put-back evidence is (rightly) re-run.
+        shutil.copytree(root / ".sealgate" / "keyed", root.parent / CLEAN_KEYED)
+        yield root
+    finally:
+        remove_compose_projects(ENV["SEALGATE_COMPOSE_PROJECT"])  # the stack and any drill copy
 
 
 def restore_clean_evidence(root: Path) -> None:
     """Put back the first run's evidence once a defect is reverted: the tree is again exactly what it judged, so
-    the final seal reuses it (and must say so) instead of re-running the three-minute drill."""
+    the final seal reuses it (and must say so) instead of re-running the drill."""
     shutil.rmtree(root / "artifacts")
     shutil.copytree(root.parent / CLEAN_EVIDENCE, root / "artifacts")
+    shutil.rmtree(root / ".sealgate" / "keyed")
+    shutil.copytree(root.parent / CLEAN_KEYED, root / ".sealgate" / "keyed")
 
 
 def edit(root: Path, relative: str, change: Callable[[str], str]) -> None:
@@ -126,146 +164,98 @@ def edit(root: Path, relative: str, change: Callable[[str], str]) -> None:
     path.write_text(after)
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+def test_the_base_is_sealed_in_the_history_and_verifies_without_its_tag(clone: Path) -> None:
+    status = sealgate(clone, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = {line.split()[0]: line for line in status.stdout.splitlines() if line.strip()}
+    assert lines["F9.10"].split()[1] == "verified" and "(not in this clone)" in lines["F9.10"], status.stdout
+    assert lines[SPRINT].split()[1] == "open", status.stdout
+    # Without its tag here, verify fetches it from origin when it can, else verifies the seal commit in the history.
+    verified = sealgate(clone, "verify", BASE_TAG)
+    assert verified.returncode == 0, verified.stdout[-3000:]
+    assert f"verify {BASE_TAG}: OK" in verified.stdout
 
-
-def _without_third_panel(text: str) -> str:
-    board = json.loads(text)
-    del board["panels"][2]
-    return json.dumps(board, indent=2)
-
-
-API_HIGH_ERROR_RATE = """
-      - alert: APIHighErrorRate
-        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05
-        for: 5m
-        labels:
-          severity: warning
-        annotations:
-          summary: API error rate above 5%
-          description: speculative rule on a metric the API does not export
-"""
 
 DEFECTS = [
-    (
-        1,
-        "stack/docker-compose.yml",
-        lambda t: t.replace("prom/prometheus:v2.51.0", "prom/prometheus:latest"),
-        "containerize/images-pinned",
-    ),
-    (
-        2,
-        "stack/prometheus/alerts/api.yml",
-        lambda t: t.rstrip("\n") + "\n" + API_HIGH_ERROR_RATE,
-        "rules/metrics-exist",
-    ),
-    (
-        3,
-        "stack/scripts/backup_observability.sh",
-        lambda t: t.replace("set -euo pipefail", "set -eu", 1),
-        "backup/script-static",
-    ),
-    (4, "stack/.env.example", lambda t: re.sub(r"(?m)^VERITTA_CB_TIMEOUT=.*\n", "", t), "env_config/env-example"),
-    (5, "stack/grafana/dashboards/llm_metrics.json", _without_third_panel, "dashboard/json-structure"),
-    (
-        6,
-        "stack/tests/test_f9_10_observability.py",
-        lambda t: t.replace("def test_backup_script_exists(", "def _not_a_test_backup_script_exists("),
-        "tests/stack-suite",
-    ),
-]
-STAGE_NAMES = {0: "preflight", 1: "containerize", 2: "rules", 3: "backup", 4: "env_config", 5: "dashboard", 6: "tests"}
+    # The seed's speculative rule, again: APIHighErrorRate on a metric nobody exports (a misspelt name).
+    (1, "stack/prometheus/alerts/api.yml", lambda t: t.replace("http_requests_total", "http_request_total"),
+     "rules/metrics-exist"),
+    # The PagerDuty/Slack route sent to the console: critical alerts no longer reach on-call.
+    (2, "stack/prometheus/alertmanager.yml", lambda t: t.replace("receiver: oncall-critical", "receiver: console-log", 1),
+     "rules/routing"),
+    # The 429 panel on a metric nobody exports.
+    (3, "stack/grafana/dashboards/llm_metrics.json",
+     lambda t: t.replace('http_requests_total{status=\\"429\\"}', 'http_requests_throttled_total'), "dashboard/queries-metrics"),
+    # The offsite upload silently skipped.
+    (4, "stack/scripts/backup_observability.sh",
+     lambda t: t.replace('do offsite_upload "$name"; done', "do :; done"), "backup/offsite-copy"),
+    # A scenario of the sprint's suite deleted.
+    (5, "stack/tests/test_f9_11_next_steps.py",
+     lambda t: t.replace("def test_postgres_exporter_scraped(", "def _not_a_test_postgres_exporter_scraped("),
+     "tests/stack-suite"),
+]  # fmt: skip
 
 
 def assert_refused_naming(done: subprocess.CompletedProcess[str], root: Path, stage: int, check_id: str) -> None:
     out = done.stdout
-    assert done.returncode == 1, out[-3000:] + done.stderr[-2000:]
-    assert f"EIXO {stage}: failed" in out, out[-3000:]
+    assert done.returncode == 1, out[-4000:] + done.stderr[-2000:]
+    assert f"EIXO {stage}: failed" in out, out[-4000:]
     assert f"EIXO {stage} ({STAGE_NAMES[stage]}): failed" in out  # the refusal reasons name the stage
-    assert re.search(rf"^\s+failed\s+{re.escape(check_id)}\b", out, re.M), out[-3000:]
+    assert re.search(rf"^\s+failed\s+{re.escape(check_id)}\b", out, re.M), out[-4000:]
     assert "NOT SEALED" in out
-    assert git(root, "tag", "-l", "F9.10-SEALED") == ""
-    assert f"| `{check_id}` " in (root / "reports" / "SEAL_F9.10.md").read_text()
-
-
-def test_standalone_prometheus_with_history_refuses_at_eixo_0(sealed_clone: Path, tmp_path: Path) -> None:
-    if not port_free(9090):
-        pytest.skip("port 9090 (the spec's probed standalone address) is taken on this machine")
-    try:
-        with standalone_prometheus(tmp_path / "standalone", 9090):
-            done = sealgate(sealed_clone, "seal")
-    finally:
-        restore_clean_evidence(sealed_clone)
-    assert_refused_naming(done, sealed_clone, 0, "preflight/standalone-prometheus")
-    assert "MIGRATION_MODE" in (sealed_clone / "reports" / "SEAL_F9.10.md").read_text()
+    assert git(root, "tag", "-l", TAG) == ""
+    assert f"| `{check_id}` " in (root / "reports" / f"SEAL_{SPRINT}.md").read_text()
 
 
 @pytest.mark.parametrize(("stage", "relative", "change", "check_id"), DEFECTS, ids=[f"eixo_{d[0]}" for d in DEFECTS])
-def test_one_defect_refuses_naming_its_stage(
-    sealed_clone: Path, stage: int, relative: str, change, check_id: str
-) -> None:
-    edit(sealed_clone, relative, change)
+def test_one_defect_refuses_naming_its_stage(clone: Path, stage: int, relative: str, change, check_id: str) -> None:
+    edit(clone, relative, change)
     try:
-        done = sealgate(sealed_clone, "seal")
-        assert_refused_naming(done, sealed_clone, stage, check_id)
+        done = sealgate(clone, "seal", "--no-tag")  # a defect that is not refused must not seal the clone
+        assert_refused_naming(done, clone, stage, check_id)
         reused = {int(m) for m in re.findall(r"^EIXO (\d) \(\w+\): reusing fresh evidence", done.stdout, re.M)}
         assert stage not in reused and reused, "untouched stages' evidence should have been reused"
-        if stage == 2:  # a rule file: EIXO 2 and EIXO 6 (its suite finds the rules loaded) re-run, EIXO 3 does not
-            assert 6 not in reused and 3 in reused, reused
     finally:
-        git(sealed_clone, "checkout", "--", relative)
-        restore_clean_evidence(sealed_clone)
+        git(clone, "checkout", "--", relative)
+        restore_clean_evidence(clone)
 
 
-def nox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_here(root, "nox", *args)
-
-
-def test_clean_tree_seals_and_verifies(sealed_clone: Path) -> None:
-    """The README's main command on the clone: `nox -s seal`, then `nox -s verify -- F9.10-SEALED`."""
-    done = nox(sealed_clone, "-s", "seal")
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "SEALED F9.10-SEALED" in done.stdout
-    # Nothing changed since the first run: its evidence stands (EIXO 0 always re-runs: it judges the environment).
+def test_clean_tree_seals_on_its_base_and_verifies_the_chain(clone: Path) -> None:
+    """The README's main command on the clone: `nox -s seal` (the newest open sprint), then verify the chain."""
+    judged = git(clone, "rev-parse", "HEAD")
+    done = nox(clone, "-s", "seal")
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    assert f"SEALED {TAG}" in done.stdout
+    # Nothing changed since the first run: its evidence stands (preflight always re-runs: it judges the environment).
     reused = set(re.findall(r"^EIXO (\d) \(\w+\): reusing fresh evidence", done.stdout, re.M))
-    assert reused == {"1", "2", "3", "4", "5", "6"}, done.stdout[-3000:]
-    head = git(sealed_clone, "rev-parse", "HEAD")
-    assert git(sealed_clone, "rev-parse", "F9.10-SEALED^{commit}") == head
-    assert git(sealed_clone, "cat-file", "-t", "F9.10-SEALED") == "tag"  # annotated
-    message = git(sealed_clone, "tag", "-l", "--format=%(contents)", "F9.10-SEALED")
-    for line in (
-        f"commit: {head}",
-        "  C1  passed   Prometheus containerizado (docker-compose)",
-        "  C3  passed   5 alert rules válidas (métricas existentes)",
-        "  C7  waived   Grafana dashboard 4 painéis",
-        "  C8  waived   Tests suite F9.10 (8 cenários)",
-        "  test stack.tests.test_f9_10_observability::test_grafana_datasource_prometheus:",
-    ):
-        assert line in message, message
-    assert re.search(r"^base: F9\.9-C-SEALED [0-9a-f]{40} ok$", message, re.M), message
-    report = (sealed_clone / "reports" / "SEAL_F9.10.md").read_text()
-    assert "✅ SEALED — tag `F9.10-SEALED` criada" in report
-    assert "**Resultado:** 6/8 critérios aprovados pela evidência, 2 com waiver, 0 não atendidos." in report
-    assert "```mermaid" in report and "2025-01-XX" not in report
-    for number in range(7):
-        assert f"`artifacts/f9_10/eixo_{number}.json`" in report
-    verified = nox(sealed_clone, "-s", "verify", "--", "F9.10-SEALED")
-    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-2000:]
-    assert "verify F9.10-SEALED: OK" in verified.stdout
-    assert git(sealed_clone, "status", "--porcelain") == ""  # nothing the run wrote dirtied the sealed tree
+    assert reused == {"1", "2", "3", "4", "5"}, done.stdout[-3000:]
+    seal_commit = git(clone, "rev-parse", f"{TAG}^{{commit}}")
+    assert git(clone, "rev-parse", f"{seal_commit}^") == judged and git(clone, "rev-parse", "HEAD") == seal_commit
+    record = json.loads((clone / "seals" / SPRINT / "seal.json").read_text())
+    base_seal = git(clone, "log", "--format=%H", "--diff-filter=A", "-1", "--", "seals/F9.10/seal.json")
+    assert record["base"] == {"tag": BASE_TAG, "commit": base_seal, "sprint": "F9.10"}, record["base"]
+    report = (clone / "seals" / SPRINT / f"SEAL_{SPRINT}.md").read_text()
+    assert f"✅ SEALED — tag `{TAG}` criada" in report and "2025-01-XX" not in report
+    assert "```mermaid\ngantt\n" in report  # the drill's timeline
+    for number in range(6):
+        assert f"`seals/{SPRINT}/eixo_{number}.json`" in report
+    verified = nox(clone, "-s", "verify", "--", TAG)
+    assert verified.returncode == 0, verified.stdout[-4000:] + verified.stderr[-2000:]
+    out = verified.stdout
+    assert f"verify {TAG}: OK" in out
+    assert out.index(f"── {BASE_TAG}") < out.index(f"── {TAG}"), out  # the chain, oldest first
+    assert git(clone, "status", "--porcelain") == ""  # nothing the run wrote dirtied the sealed tree
 
 
-def test_no_planted_secret_in_any_output(sealed_clone: Path) -> None:
+def test_no_planted_secret_in_any_output(clone: Path) -> None:
     """Every run above had PLANTED in its environment: no value appears in the evidence, its attachments, the
-    manifest, the reports, the CI outputs, the tag message, or anything printed."""
+    manifest, the reports, the CI outputs, the seal, the tag message, or anything printed."""
     places = {"printed output of the runs": "\n".join(OUTPUTS)}
-    places["tag message"] = git(sealed_clone, "tag", "-l", "--format=%(contents)", "F9.10-SEALED")
-    for folder in ("artifacts", "reports"):
-        for path in sorted((sealed_clone / folder).rglob("*")):
+    places["tag message"] = git(clone, "tag", "-l", "--format=%(contents)", TAG)
+    for folder in ("artifacts", "reports", "seals"):
+        for path in sorted((clone / folder).rglob("*")):
             if path.is_file():
-                places[path.relative_to(sealed_clone).as_posix()] = path.read_bytes().decode("utf-8", "replace")
-    assert any(name.startswith("artifacts/f9_10/eixo_") for name in places) and "tag message" in places
+                places[path.relative_to(clone).as_posix()] = path.read_bytes().decode("utf-8", "replace")
+    assert any(name.startswith(f"artifacts/{SLUG}/eixo_") for name in places) and "tag message" in places
     leaks = [(where, secret) for where, text in places.items() for secret in SECRET_VALUES if secret in text]
     assert leaks == [], leaks

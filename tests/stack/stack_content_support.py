@@ -14,7 +14,6 @@ import re
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,15 @@ from typing import Any
 
 import yaml
 
+from sealgate.ports import free_ports
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK = PROJECT_ROOT / "stack"
 LISTENING = re.compile(r"listening on http://[^:/]+:(\d+)")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def http(url: str, body: Any = None, timeout: float = 10, method: str | None = None) -> tuple[int, bytes]:
@@ -170,18 +169,27 @@ def python_service(
 
 
 def read_lines(stream: Any, count: int, timeout: float) -> list[str]:
-    """Up to `count` lines from a pipe, giving up after `timeout` seconds (never blocks past it)."""
+    """Up to `count` lines from a pipe, giving up after `timeout` seconds (never blocks past it).
+
+    Reads the raw descriptor, not the text stream: a buffered `readline()` may pull two lines into Python's
+    buffer while the selector, which only sees the descriptor, then waits for data that already arrived.
+    """
+    fd = stream.fileno()
+    pending = b""
     lines: list[str] = []
     selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     try:
         while len(lines) < count and time.monotonic() < deadline:
-            if selector.select(timeout=min(0.2, max(0.0, deadline - time.monotonic()))):
-                line = stream.readline()
-                if not line:
-                    break
-                lines.append(line.rstrip("\n"))
+            if not selector.select(timeout=min(0.2, max(0.0, deadline - time.monotonic()))):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            lines.extend(line.decode(errors="replace") for line in complete)
     finally:
         selector.close()
     return lines

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from stack_fixtures import (
+    UP_TIMEOUT,
     assert_backup_made_three_archives,
     assert_fresh_scrape,
     assert_rules_loaded,
@@ -21,7 +22,7 @@ from stack_fixtures import (
     wait_for,
 )
 
-from sealgate.stack.backends.base import ServiceNotRunning, StackError
+from sealgate.backends.base import ServiceNotRunning, StackError
 
 pytestmark = [pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
 
@@ -35,7 +36,7 @@ def test_up_waits_for_a_fresh_scrape(compose_stack):
         assert compose_stack.env_file == compose_stack.root / "stack" / "offline.env"
 
 
-def test_five_rules_in_two_groups(compose_stack):
+def test_six_rules_in_two_groups(compose_stack):
     assert_rules_loaded(compose_stack)
 
 
@@ -73,7 +74,9 @@ def test_grafana_absent_is_explicit_and_its_volume_exists(compose_stack):
     if "grafana" in compose_stack.profiles:
         assert compose_stack.services()["grafana"].running
         return
-    with pytest.raises(ServiceNotRunning, match="no Grafana image on this machine"):
+    with pytest.raises(
+        ServiceNotRunning, match=r"its image is not on this machine .*grafana.* so the compose profile `grafana` is off"
+    ):
         compose_stack.url("grafana")
     assert not compose_stack.services()["grafana"].running
 
@@ -142,7 +145,7 @@ def test_a_service_that_dies_at_start_is_named_with_its_logs(tmp_path: Path):
 def test_compose_v1_fallback(tmp_path: Path):
     """Where only `docker-compose` v1 exists: same stack, containers named <project>_<service>_1. Optional (v1 is a
     fallback nobody has to install), so a plain skip even under CI."""
-    from sealgate.stack.backends.compose import ComposeCommand, _version_of
+    from sealgate.backends.compose import ComposeCommand, _version_of
 
     version = _version_of(["docker-compose"], 10)
     if not version or not version.startswith("1."):
@@ -154,3 +157,30 @@ def test_compose_v1_fallback(tmp_path: Path):
         assert_fresh_scrape(backend)
     finally:
         backend.down(remove_volumes=True)
+
+
+@pytest.mark.docker
+@pytest.mark.stack
+def test_a_copy_runs_part_of_the_stack_in_its_own_project_and_is_removed_whole(tmp_path: Path) -> None:
+    """A drill's copy: only the services it names (and what they depend on), its own project, free ports and
+    volumes; down(remove_volumes=True) leaves nothing of it."""
+    import docker
+
+    base = new_compose_backend(tmp_path / "main", suffix="-copybase")
+    copy = base.copy("drill", tmp_path / "copy", ["prometheus"])
+    assert copy.project == f"{base.project}-drill"
+    try:
+        copy.up(timeout=UP_TIMEOUT)
+        running = {s for s, state in copy.services().items() if state.running}
+        # prometheus' depends_on (and alertmanager's: both its receivers), not postgres
+        assert running == {"prometheus", "api", "alertmanager", "console-log", "integrations-standin"}
+        with pytest.raises(ServiceNotRunning, match=r"not part of this copy of the stack"):
+            copy.url("postgres")
+        assert requests.get(copy.url("prometheus") + "/-/ready", timeout=5).status_code == 200
+        assert copy.describe()["port_choice"] == "free"
+    finally:
+        copy.down(remove_volumes=True)
+    client = docker.from_env()
+    label = f"com.docker.compose.project={copy.project}"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.volumes.list(filters={"label": label}) == []

@@ -26,8 +26,8 @@ from stack_fixtures import (
     wait_for,
 )
 
-from sealgate.stack.backends.base import ServiceNotRunning, StackError
-from sealgate.stack.backends.local import LocalBackend
+from sealgate.backends.base import ServiceNotRunning, StackError
+from sealgate.backends.local import LocalBackend
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def test_up_waits_for_a_fresh_scrape(local_stack):
     print(f"local timings: up {t.up:.1f}s ready {t.ready:.1f}s fresh_scrape {t.fresh_scrape:.1f}s {t.extra}")
 
 
-def test_five_rules_in_two_groups(local_stack):
+def test_six_rules_in_two_groups(local_stack):
     assert_rules_loaded(local_stack)
 
 
@@ -47,9 +47,11 @@ def test_configs_are_the_repository_files_with_addresses_rewritten(local_stack):
     generated = yaml.safe_load((local_stack.config_dir / "prometheus.yml").read_text())
     assert generated["global"] == source["global"]
     assert generated["rule_files"] == [str(PROJECT_ROOT / "stack/prometheus/alerts/*.yml")]
-    [job] = generated["scrape_configs"]
-    assert job["job_name"] == "techno-os-api"
-    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{local_stack.ports['api']}"]
+    api, exporter = generated["scrape_configs"]
+    assert api["job_name"] == "techno-os-api"
+    assert api["static_configs"][0]["targets"] == [f"127.0.0.1:{local_stack.ports['api']}"]
+    assert exporter["job_name"] == "postgres"  # F9.11: postgres_exporter, run from Debian's binary locally
+    assert exporter["static_configs"][0]["targets"] == [f"127.0.0.1:{local_stack.ports['postgres-exporter']}"]
     targets = generated["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert targets == [f"127.0.0.1:{local_stack.ports['alertmanager']}"]
     am = (local_stack.config_dir / "alertmanager.yml").read_text()

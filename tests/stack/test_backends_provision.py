@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import need_tool
 
-from sealgate.stack.backends import provision
-from sealgate.stack.backends.base import StackError
+from sealgate.backends import provision
+from sealgate.backends.base import StackError
 
 MANUAL_HINT = "apt-get install -y prometheus prometheus-alertmanager"
 

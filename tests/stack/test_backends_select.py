@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, need_docker
 
+from sealgate.backends import auto_choice, docker_engine_answers, select_backend
 from sealgate.errors import InputError
-from sealgate.stack.backends import auto_choice, docker_engine_answers, select_backend
 
 
 def test_auto_picks_compose_when_an_engine_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -124,6 +124,11 @@ def test_breaker_overrides_when_set() -> None:
     ],
 )
 def test_bad_breaker_value_stops_the_service(variable: str, bad: str) -> None:
+    assert_refused_at_start(variable, bad)
+
+
+def assert_refused_at_start(variable: str, bad: str) -> None:
+    """The API started with `variable=bad` exits 2 before listening, with one line naming the variable."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "0"],
         cwd=STACK,
@@ -196,10 +201,13 @@ def test_breaker_opens_half_opens_and_closes(fast_breaker: str) -> None:
 
 def test_provider_endpoint_sets_latency_and_validates(fast_breaker: str) -> None:
     base = fast_breaker
-    assert http_json(base + "/admin/provider") == (200, {"provider": "sim", "fail": False, "latency_s": 0.0})
+    assert http_json(base + "/admin/provider") == (
+        200,
+        {"provider": "sim", "fail": False, "latency_s": 0.0, "error_rate": 0.0},
+    )
     assert http_json(base + "/admin/provider", {"latency_s": 0.3}) == (
         200,
-        {"provider": "sim", "fail": False, "latency_s": 0.3},
+        {"provider": "sim", "fail": False, "latency_s": 0.3, "error_rate": 0.0},
     )
     started = time.monotonic()
     status, body = complete(base)
@@ -209,12 +217,35 @@ def test_provider_endpoint_sets_latency_and_validates(fast_breaker: str) -> None
     assert value(metrics, "llm_request_latency_seconds_bucket", le="0.25", **le) == 0
     assert value(metrics, "llm_request_latency_seconds_bucket", le="0.5", **le) == 1
 
-    for bad in ({"fail": "yes"}, {"latency_s": -1}, {"latency_s": 1000}, {"latency_s": True}, {"colour": "red"}):
+    for bad in (
+        {"fail": "yes"},
+        {"latency_s": -1},
+        {"latency_s": 1000},
+        {"latency_s": True},
+        {"colour": "red"},
+        {"error_rate": 1.5},
+        {"error_rate": "half"},
+    ):
         status, body = http_json(base + "/admin/provider", bad)
         assert status == 400, (bad, body)
     assert http(base + "/admin/provider", method="POST")[0] == 200  # empty body: nothing changes
     status, raw = http(base + "/nope")
     assert status == 404 and json.loads(raw)["error"]
+
+
+def test_error_rate_fails_that_fraction_of_calls_and_never_opens_the_breaker(fast_breaker: str) -> None:
+    """LLMErrorRateHigh's drill fault: one call in five fails (the first, then every fifth), never two in a row, so
+    the breaker (threshold 2 here) stays closed while the error ratio is 20%."""
+    base = fast_breaker
+    assert http_json(base + "/admin/provider", {"error_rate": 0.2})[1]["error_rate"] == 0.2
+    outcomes = [complete(base)[0] for _ in range(10)]
+    assert outcomes == [503, 200, 200, 200, 200, 503, 200, 200, 200, 200]
+    assert breaker(base)["state"] == "closed"
+    metrics = samples(base)
+    assert value(metrics, "llm_errors_total", provider="sim", error_type="provider_unavailable") == 2
+    assert value(metrics, "llm_request_latency_seconds_count", provider="sim", model="sim-1") == 10
+    assert http_json(base + "/admin/provider", {"error_rate": 0})[1]["error_rate"] == 0.0
+    assert {complete(base)[0] for _ in range(5)} == {200}
 
 
 def test_sigterm_exits_cleanly() -> None:

@@ -253,7 +253,7 @@ def test_dest_under_a_file_fails_closed(local_stack: Stack, tmp_path: Path) -> N
 
 def test_dashboard_and_rule_queries_run_on_real_prometheus(local_stack: Stack) -> None:
     """Every PromQL expression of the dashboard and of the rules parses and evaluates on a real Prometheus, and
-    that Prometheus loaded the repository's 5 rules in 2 groups."""
+    that Prometheus loaded the repository's 6 rules in 2 groups."""
     exprs = []
     dashboard = json.loads((STACK / "grafana" / "dashboards" / "llm_metrics.json").read_text())
     exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
@@ -265,7 +265,7 @@ def test_dashboard_and_rule_queries_run_on_real_prometheus(local_stack: Stack) -
     status, body = http_json(f"{local_stack.prometheus_url}/api/v1/rules")
     groups = {g["name"]: [r["name"] for r in g["rules"]] for g in body["data"]["groups"]}
     assert groups == {
-        "api": ["APIDown"],
+        "api": ["APIDown", "APIHighErrorRate"],
         "llm": ["LLMHighLatency", "LLMErrorRateHigh", "CircuitBreakerOpen", "LLMProviderDown"],
     }
     assert all(r["health"] != "err" for g in body["data"]["groups"] for r in g["rules"])

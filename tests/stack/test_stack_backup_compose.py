@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 from conftest import need, need_docker
-from stack_content_support import STACK, free_port
+from leaks import remove_compose_project
+from stack_content_support import STACK
+
+from sealgate.ports import free_ports, lost_bind_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
 
 SCRIPT = STACK / "scripts" / "backup_observability.sh"
-OFFLINE_IMAGE = "sealgate-offline:bookworm-1"
+OFFLINE_IMAGE = "sealgate-offline:bookworm-3"
 
 
 def docker(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -36,17 +39,22 @@ def compose_project() -> Iterator[str]:
     )
     project = f"sealgate-stackbk-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VERITTA_", "SEALGATE_"))}
-    env.update({f"SEALGATE_{name}_PORT": str(free_port()) for name in ("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")})
     base = ["compose", "-p", project, "-f", str(STACK / "docker-compose.yml"), "--env-file", str(STACK / "offline.env")]
     try:
-        up = docker(*base, "up", "-d", "--wait", "--wait-timeout", "90", timeout=150, env=env)
+        for attempt in (1, 2):
+            # Host ports from the kernel right before `up`; one taken in between (any socket may get it) is retried.
+            ports = zip(("API", "PROMETHEUS", "ALERTMANAGER", "GRAFANA"), free_ports(4), strict=True)
+            env.update({f"SEALGATE_{name}_PORT": str(port) for name, port in ports})
+            up = docker(*base, "up", "-d", "--wait", "--wait-timeout", "90", timeout=150, env=env)
+            if up.returncode == 0 or attempt == 2 or lost_bind_port(up.stderr) is None:
+                break
+            remove_compose_project(project)
         if up.returncode != 0:
             logs = docker(*base, "logs", "--no-color", "--tail", "20", env=env).stdout
             pytest.fail(f"compose up failed: {up.stderr[-2000:]}\n{logs[-3000:]}")
         yield project
     finally:
-        docker(*base, "down", "-v", "--timeout", "10", timeout=120, env=env)
-        docker("volume", "rm", "-f", f"{project}_grafana_data")
+        remove_compose_project(project)
 
 
 def backup(project: str, dest: Path) -> subprocess.CompletedProcess[str]:
@@ -79,7 +87,9 @@ def test_compose_backup_fails_closed_then_succeeds(compose_project: str, tmp_pat
     assert f"backup: FAILED grafana_data: volume {compose_project}_grafana_data does not exist" in missing.stderr
     assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == []
 
-    assert docker("volume", "create", f"{compose_project}_grafana_data").returncode == 0
+    # Labelled as the backend labels the volumes it creates, so the project's teardown removes it with the others.
+    label = f"com.docker.compose.project={compose_project}"
+    assert docker("volume", "create", "--label", label, f"{compose_project}_grafana_data").returncode == 0
     result = backup(compose_project, dest)
     assert result.returncode == 0, result.stdout + result.stderr
     methods = dict(re.findall(r"^backup: (\w+)_data method=([\w-]+) archive=", result.stdout, re.M))

@@ -20,15 +20,39 @@ pytestmark = pytest.mark.stack
 
 COMPOSE = STACK / "docker-compose.yml"
 OFFLINE_ENV = STACK / "offline.env"
-SERVICES = {"api", "postgres", "prometheus", "alertmanager", "console-log"}
-VOLUMES = {"postgres_data", "prometheus_data", "alertmanager_data", "grafana_data"}
-DEFAULT_PORTS = {"api": (8000, 8000), "prometheus": (9090, 9090), "alertmanager": (9093, 9093), "grafana": (3000, 3000)}
+SERVICES = {
+    "api",
+    "postgres",
+    "postgres-exporter",
+    "prometheus",
+    "alertmanager",
+    "console-log",
+    "integrations-standin",
+    "offsite-s3",
+}
+VOLUMES = {"postgres_data", "prometheus_data", "alertmanager_data", "grafana_data", "offsite_data"}
+# Compose secrets, read from these variables (never from a file of the repository), and who mounts them.
+SECRETS = {
+    "slack_webhook_url": ("SLACK_WEBHOOK_URL", "alertmanager"),
+    "pagerduty_routing_key": ("PAGERDUTY_ROUTING_KEY", "alertmanager"),
+    "offsite_s3_access_key_id": ("OFFSITE_S3_ACCESS_KEY_ID", "offsite-s3"),
+    "offsite_s3_secret_access_key": ("OFFSITE_S3_SECRET_ACCESS_KEY", "offsite-s3"),
+}
+DEFAULT_PORTS = {
+    "api": (8000, 8000),
+    "postgres-exporter": (9187, 9187),
+    "prometheus": (9090, 9090),
+    "alertmanager": (9093, 9093),
+    "grafana": (3000, 3000),
+}
 
 
 def variables_read() -> set[str]:
     return set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text())) | {
         "VERITTA_CB_THRESHOLD",
         "VERITTA_CB_TIMEOUT",
+        "VERITTA_RL_LIMIT",
+        "VERITTA_RL_WINDOW",
         "GF_SECURITY_ADMIN_PASSWORD",
     }
 
@@ -61,6 +85,11 @@ def test_file_shape() -> None:
     assert set(raw["volumes"]) == VOLUMES
     assert "techno-network" in raw["networks"]
     assert raw["services"]["grafana"]["profiles"] == ["grafana"]
+    assert {name: spec for name, spec in raw["secrets"].items()} == {
+        name: {"environment": variable} for name, (variable, _service) in SECRETS.items()
+    }
+    for name, (_variable, service) in SECRETS.items():
+        assert name in raw["services"][service]["secrets"], (name, service)
 
 
 @pytest.mark.parametrize("offline", [False, True], ids=["pinned", "offline-env"])
@@ -84,9 +113,11 @@ def test_compose_config_resolves(offline: bool) -> None:
 
     images = {name: s["image"] for name, s in services.items()}
     if offline:
-        assert set(images.values()) == {"sealgate-offline:bookworm-1"}
+        assert set(images.values()) == {"sealgate-offline:bookworm-3"}
         assert services["prometheus"]["entrypoint"] == ["/usr/bin/prometheus"]
-        assert services["alertmanager"]["entrypoint"] == ["/usr/bin/prometheus-alertmanager"]
+        # The secret guard (sh -c), then the binary it execs.
+        assert services["alertmanager"]["entrypoint"][:2] == ["/bin/sh", "-c"]
+        assert services["alertmanager"]["entrypoint"][-1] == "/usr/bin/prometheus-alertmanager"
         assert services["postgres"]["entrypoint"] == ["/srv/postgres/offline-entrypoint.sh"]
         prom_data, am_data = "/var/lib/prometheus/metrics2", "/var/lib/prometheus/alertmanager"
     else:
@@ -117,14 +148,16 @@ def test_compose_config_resolves(offline: bool) -> None:
     assert {k: v for k, v in env.items() if k.startswith("VERITTA_")} == {
         "VERITTA_CB_THRESHOLD": None,
         "VERITTA_CB_TIMEOUT": None,
+        "VERITTA_RL_LIMIT": None,
+        "VERITTA_RL_WINDOW": None,
     }
 
 
-def test_breaker_variables_pass_through_only_when_set() -> None:
-    model = compose_config(env={"VERITTA_CB_THRESHOLD": "7"})
+def test_breaker_and_rate_limit_variables_pass_through_only_when_set() -> None:
+    model = compose_config(env={"VERITTA_CB_THRESHOLD": "7", "VERITTA_RL_WINDOW": "30"})
     env = model["services"]["api"]["environment"]
-    assert env.get("VERITTA_CB_THRESHOLD") == "7"
-    assert env.get("VERITTA_CB_TIMEOUT") is None
+    assert env.get("VERITTA_CB_THRESHOLD") == "7" and env.get("VERITTA_RL_WINDOW") == "30"
+    assert env.get("VERITTA_CB_TIMEOUT") is None and env.get("VERITTA_RL_LIMIT") is None
 
 
 def test_host_ports_overridable_and_loopback_only() -> None:
@@ -136,11 +169,13 @@ def test_host_ports_overridable_and_loopback_only() -> None:
             "SEALGATE_PROMETHEUS_PORT": "19090",
             "SEALGATE_ALERTMANAGER_PORT": "19093",
             "SEALGATE_GRAFANA_PORT": "13000",
+            "SEALGATE_POSTGRES_EXPORTER_PORT": "19187",
         },
     )
     services = model["services"]
     assert set(services) == SERVICES | {"grafana"}
     assert published(services["api"]) == [("127.0.0.1", 18000, 8000)]
+    assert published(services["postgres-exporter"]) == [("127.0.0.1", 19187, 9187)]
     assert published(services["prometheus"]) == [("127.0.0.1", 19090, 9090)]
     assert published(services["alertmanager"]) == [("127.0.0.1", 19093, 9093)]
     assert published(services["grafana"]) == [("127.0.0.1", 13000, 3000)]
@@ -178,9 +213,36 @@ def test_grafana_refuses_default_password(tmp_path: Path, password: str | None, 
         assert (result.returncode, result.stdout.strip()) == (0, "grafana-started")
 
 
+@pytest.mark.parametrize("empty", [None, "slack_webhook_url", "pagerduty_routing_key"])
+def test_alertmanager_refuses_to_start_without_its_secrets(tmp_path: Path, empty: str | None) -> None:
+    """The entrypoint guard: an empty (or missing) secret file stops Alertmanager before it starts, naming it."""
+    entrypoint = yaml.safe_load(COMPOSE.read_text())["services"]["alertmanager"]["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("slack_webhook_url", "pagerduty_routing_key"):
+        (secrets / name).write_text("" if name == empty else "value")
+    script = entrypoint[2].replace("$$", "$").replace("/run/secrets/", f"{secrets}/")
+    binary = tmp_path / "alertmanager"
+    binary.write_text('#!/bin/sh\necho alertmanager-started "$@"\n')
+    binary.chmod(0o755)
+    result = subprocess.run(
+        ["sh", "-c", script, str(binary), "--config.file=x"], capture_output=True, text=True, timeout=10
+    )
+    if empty is None:
+        assert (result.returncode, result.stdout.strip()) == (0, "alertmanager-started --config.file=x")
+    else:
+        assert result.returncode == 78 and f"secret {empty} is empty or missing" in result.stderr
+        assert "alertmanager-started" not in result.stdout
+
+
 def test_shell_scripts_lint_clean() -> None:
     need_tool("shellcheck")
-    for script in (STACK / "postgres" / "offline-entrypoint.sh", STACK / "scripts" / "backup_observability.sh"):
+    for script in (
+        STACK / "postgres" / "offline-entrypoint.sh",
+        STACK / "scripts" / "backup_observability.sh",
+        STACK / "scripts" / "standin_secrets.sh",
+    ):
         assert os.access(script, os.X_OK), f"{script} is not executable"
         result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout

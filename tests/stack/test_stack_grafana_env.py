@@ -45,7 +45,7 @@ def test_dashboard_provider() -> None:
 def test_dashboard_identity_and_panels() -> None:
     board = dashboard()
     assert board["uid"] == "llm-metrics-f910"
-    assert board["tags"] == ["llm", "f9.10"]
+    assert board["tags"] == ["llm", "f9.10", "f9.11"]
     assert 36 <= board["schemaVersion"] <= 41  # Grafana 11
     panels = {p["title"]: p for p in board["panels"]}
     assert [(p["title"], p["type"]) for p in board["panels"]] == [
@@ -53,8 +53,10 @@ def test_dashboard_identity_and_panels() -> None:
         ("LLM Token Usage", "timeseries"),
         ("LLM Error Rate", "gauge"),
         ("Circuit Breaker State", "stat"),
+        ("PostgreSQL Transactions", "timeseries"),  # F9.11, from postgres_exporter
+        ("API Rate Limiting (429/s)", "timeseries"),  # F9.11, from the API's rate limiter
     ]
-    assert len({p["id"] for p in board["panels"]}) == 4
+    assert len({p["id"] for p in board["panels"]}) == 6
     for panel in board["panels"]:
         assert panel["datasource"] == DATASOURCE, panel["title"]
         assert panel["targets"], panel["title"]
@@ -102,13 +104,14 @@ def test_env_example_documents_every_variable() -> None:
             documented[match.group(1)] = match.group(2)
     code = "\n".join(p.read_text() for p in (STACK / "app").rglob("*.py"))
     read_by_code = set(re.findall(r"\"(VERITTA_[A-Z0-9_]+)\"", code))
-    assert read_by_code == {"VERITTA_CB_THRESHOLD", "VERITTA_CB_TIMEOUT"}
+    assert read_by_code == {"VERITTA_CB_THRESHOLD", "VERITTA_CB_TIMEOUT", "VERITTA_RL_LIMIT", "VERITTA_RL_WINDOW"}
     read_by_compose = set(re.findall(r"\$\{([A-Z0-9_]+)", (STACK / "docker-compose.yml").read_text()))
     missing = (read_by_code | read_by_compose | {"GF_SECURITY_ADMIN_PASSWORD"}) - set(documented)
     assert not missing, f"undocumented in stack/.env.example: {sorted(missing)}"
     for name in read_by_code:
         assert re.fullmatch(r"[1-9][0-9]*", documented[name]), f"{name}={documented[name]} is not a valid value"
     assert documented["VERITTA_CB_THRESHOLD"] == "3" and documented["VERITTA_CB_TIMEOUT"] == "60"
+    assert documented["VERITTA_RL_LIMIT"] == "100" and documented["VERITTA_RL_WINDOW"] == "10"
     assert documented.get("GF_SECURITY_ADMIN_PASSWORD") not in ("admin", "")
 
 

@@ -28,6 +28,7 @@ EXPECTED_RULES = {
     "CircuitBreakerOpen": ("llm", "1m", "critical"),
     "LLMProviderDown": ("llm", "30s", "critical"),
     "APIDown": ("api", "1m", "critical"),
+    "APIHighErrorRate": ("api", "5m", "warning"),  # removed by F9.10 (no http_requests_total), restored by F9.11
 }
 
 
@@ -52,22 +53,27 @@ def test_rules_declared_as_the_seed_says() -> None:
         assert (rule_group, rule["for"], rule["labels"]["severity"]) == (group, duration, severity), alert
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], alert
     assert found["APIDown"][1]["expr"].strip() == 'up{job="techno-os-api"} == 0'
+    # As the seed wrote it (§2.3), whitespace aside.
+    assert " ".join(found["APIHighErrorRate"][1]["expr"].split()) == (
+        'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05'
+    )
 
 
 def test_promtool_check_rules() -> None:
     need_tool("promtool")
     result = run("promtool", "check", "rules", ALERTS / "llm.yml", ALERTS / "api.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout and "SUCCESS: 1 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout and "SUCCESS: 2 rules found" in result.stdout
 
 
 def test_promtool_test_rules() -> None:
     need_tool("promtool")
-    result = run("promtool", "test", "rules", PROM / "tests" / "alerts_test.yml")
+    files = sorted((PROM / "tests").glob("*.yml"))
+    result = run("promtool", "test", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
+    assert result.stdout.count("SUCCESS") == len(files) == 2
     # Each rule is tested both firing and silent.
-    tests = yaml.safe_load((PROM / "tests" / "alerts_test.yml").read_text())["tests"]
+    tests = [case for path in files for case in yaml.safe_load(path.read_text())["tests"]]
     firing, silent = set(), set()
     for case in tests:
         for check in case["alert_rule_test"]:
@@ -87,7 +93,12 @@ def test_prometheus_config_is_the_seeds_and_checks(tmp_path: Path) -> None:
                 "job_name": "techno-os-api",
                 "static_configs": [{"targets": ["api:8000"]}],
                 "metrics_path": "/metrics",
-            }
+            },
+            {  # F9.11: PostgreSQL's metrics for the dashboard's database panel
+                "job_name": "postgres",
+                "static_configs": [{"targets": ["postgres-exporter:9187"]}],
+                "metrics_path": "/metrics",
+            },
         ],
     }
     # promtool on the host cannot see the container path of rule_files: check a copy pointing at the repo's rules.
@@ -96,7 +107,7 @@ def test_prometheus_config_is_the_seeds_and_checks(tmp_path: Path) -> None:
     copy.write_text(yaml.safe_dump(config))
     result = run("promtool", "check", "config", copy)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout and "SUCCESS: 1 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout and "SUCCESS: 2 rules found" in result.stdout
 
 
 def test_rules_only_use_metrics_the_api_exports() -> None:
@@ -115,15 +126,25 @@ def test_rules_only_use_metrics_the_api_exports() -> None:
 # --- Alertmanager ---------------------------------------------------------------------------------------------
 
 
-def test_alertmanager_config_console_only() -> None:
+def test_alertmanager_config_pages_critical_and_keeps_warnings_on_the_console() -> None:
+    """F9.11: critical -> oncall-critical (console copy, Slack, PagerDuty, their secrets from files); every other
+    receiver is console-only, as in F9.10."""
     need_tool("amtool")
     config = yaml.safe_load((PROM / "alertmanager.yml").read_text())
     for receiver in config["receivers"]:
-        assert receiver["name"].startswith("console-log")
-        assert set(receiver) == {"name", "webhook_configs"}, receiver  # no email/slack/pagerduty/...
         for hook in receiver["webhook_configs"]:
             assert re.fullmatch(r"http://console-log:\d+/alerts", hook["url"]), hook
             assert hook["send_resolved"] is True
+        if receiver["name"] != "oncall-critical":
+            assert receiver["name"].startswith("console-log")
+            assert set(receiver) == {"name", "webhook_configs"}, receiver  # no email/slack/pagerduty/...
+            continue
+        assert set(receiver) == {"name", "webhook_configs", "slack_configs", "pagerduty_configs"}
+        (slack,) = receiver["slack_configs"]
+        (pagerduty,) = receiver["pagerduty_configs"]
+        assert slack["api_url_file"] == "/run/secrets/slack_webhook_url" and "api_url" not in slack
+        assert pagerduty["routing_key_file"] == "/run/secrets/pagerduty_routing_key" and "routing_key" not in pagerduty
+        assert slack["send_resolved"] is True and pagerduty["send_resolved"] is True
     result = run("amtool", "check-config", PROM / "alertmanager.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -131,7 +152,7 @@ def test_alertmanager_config_console_only() -> None:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["severity=critical", "alertname=CircuitBreakerOpen"], "console-log-critical"),
+        (["severity=critical", "alertname=CircuitBreakerOpen"], "oncall-critical"),
         (["severity=warning", "alertname=LLMHighLatency"], "console-log-warning"),
         (["severity=info"], "console-log"),
     ],
@@ -190,9 +211,7 @@ def test_alert_reaches_console_log_through_real_alertmanager(tmp_path: Path) -> 
         # group_wait is 1s: both notifications arrive within seconds, one flushed line per alert.
         lines = read_lines(sink.proc.stdout, 2, timeout=20)
     assert any(
-        line.startswith(
-            "console-log: FIRING alertname=CircuitBreakerOpen severity=critical receiver=console-log-critical"
-        )
+        line.startswith("console-log: FIRING alertname=CircuitBreakerOpen severity=critical receiver=oncall-critical")
         for line in lines
     ), lines
     assert any(

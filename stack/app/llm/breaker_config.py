@@ -27,13 +27,21 @@ class BreakerConfig:
     timeout_source: str
 
 
-def read_positive_int(environ: Mapping[str, str], name: str, default: int, meaning: str) -> tuple[int, str]:
+def read_positive_int(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    meaning: str,
+    error: type[ValueError] = BreakerConfigError,
+) -> tuple[int, str]:
+    """(value, "env" | "default") of a positive integer variable; `error` (one stderr line) for a bad value. Shared
+    by every VERITTA_* setting (the breaker's, the rate limiter's), so all refuse a bad value the same way."""
     if name not in environ:
         return default, "default"
     raw = environ[name]
     value = raw.strip()
     if not _POSITIVE_INT.fullmatch(value) or int(value) < 1:
-        raise BreakerConfigError(
+        raise error(
             f"{name}={raw!r} is invalid: expected a positive integer ({meaning}), e.g. {name}={default}; "
             f"unset it to use the default {default}"
         )

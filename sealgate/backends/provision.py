@@ -25,8 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealgate.backends.base import StackError
 from sealgate.errors import Problem
-from sealgate.stack.backends.base import StackError
 
 DEFAULT_RELEASES_URL = "https://github.com"
 DOWNLOAD_TIMEOUT = 60.0  # seconds without progress before a download is abandoned (urllib socket timeout)

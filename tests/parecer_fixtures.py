@@ -1,0 +1,117 @@
+"""A real exposition and a real Prometheus scraping it, for the parecer's live judgements (checks/parecer.py).
+
+`Exporter` serves a prometheus_client registry over HTTP on 127.0.0.1 (kernel-chosen port); a test can unregister
+a metric to make it disappear from the next scrape. `scraping_prometheus` starts the real Prometheus binary on a
+kernel-chosen port, scraping the exporter every second, and waits until it holds the exporter's series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import need_tool
+from prometheus_client import CollectorRegistry, generate_latest
+
+from sealgate.ports import free_ports
+from sealgate.procs import terminate
+
+
+class Exporter(ThreadingHTTPServer):
+    """`GET /metrics` answers the registry's text exposition, as an instrumented service does."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(("127.0.0.1", 0), _ExporterHandler)
+        self.registry = registry
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/metrics"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ExporterHandler(BaseHTTPRequestHandler):
+    server: Exporter
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = generate_latest(self.server.registry)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def prom_query(url: str, query: str) -> list[dict[str, Any]]:
+    response = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=10)
+    response.raise_for_status()
+    return list(response.json()["data"]["result"])
+
+
+def wait_until(what: str, predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def scraping_prometheus(workdir: Path, exporter: Exporter, job: str = "app") -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1 (kernel-chosen port) scraping `exporter` every second as job `job`; yields
+    its URL once it holds a sample of the exporter."""
+    need_tool("prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (port,) = free_ports(1)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    )
+    log_path = workdir / "prometheus.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(
+                f"Prometheus at {url} to scrape {exporter.url}",
+                lambda: proc.poll() is None and prom_query(url, f'up{{job="{job}"}} == 1'),
+            )
+            assert proc.poll() is None, log_path.read_text()
+            yield url
+        finally:
+            terminate(proc, grace=20)
