@@ -1,6 +1,6 @@
-"""techno-os-api: the small LLM gateway whose metrics sprint F9.10 observes.
+"""techno-os-api: the small LLM gateway whose metrics sprints F9.10 and F9.11 observe.
 
 Runs inside a container (or as a plain process): it must never import sealgate.
 """
 
-__version__ = "f9.10"
+__version__ = "f9.11"

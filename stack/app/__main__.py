@@ -1,7 +1,7 @@
 """Entry point: `python3 -m app [--host H] [--port N]` (cwd: the directory holding app/).
 
-Exit status 2 with one stderr line when the breaker configuration (VERITTA_CB_*) or the arguments are invalid;
-0 after SIGTERM/SIGINT.
+Exit status 2 with one stderr line when the breaker configuration (VERITTA_CB_*), the rate limiter's
+(VERITTA_RL_*) or the arguments are invalid; 0 after SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -50,15 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     except BreakerConfigError as exc:
         print(f"techno-os-api: refusing to start: {exc}", file=sys.stderr)
         return 2
+    from app.ratelimit import RateLimitConfig, RateLimitConfigError, RateLimiter
 
+    try:
+        limits = RateLimitConfig.from_environ()
+    except RateLimitConfigError as exc:
+        print(f"techno-os-api: refusing to start: {exc}", file=sys.stderr)
+        return 2
+
+    from app.http_metrics import HTTPMetrics
     from app.llm.provider import PROVIDERS
     from app.metrics import LLMMetrics
-    from app.server import App, make_server
+    from app.server import INITIAL_OUTCOMES, App, make_server
 
     metrics = LLMMetrics()
     metrics.bind_breaker(cb.circuit_breaker)
     metrics.initialise({name: provider.models for name, provider in PROVIDERS.items()})
-    app = App(cb.CONFIG, cb.circuit_breaker, PROVIDERS, metrics)
+    http_metrics = HTTPMetrics(metrics.registry)
+    http_metrics.initialise(INITIAL_OUTCOMES)
+    app = App(cb.CONFIG, cb.circuit_breaker, PROVIDERS, metrics, RateLimiter(limits), http_metrics)
     try:
         server = make_server(app, args.host, args.port)
     except OSError as exc:
@@ -80,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"techno-os-api: listening on http://{host}:{port} "
         f"(breaker threshold={config.threshold} [{config.threshold_source}] "
-        f"timeout_s={config.timeout_s} [{config.timeout_source}])",
+        f"timeout_s={config.timeout_s} [{config.timeout_source}]; "
+        f"rate limit={limits.limit} [{limits.limit_source}] per window_s={limits.window_s} [{limits.window_source}])",
         flush=True,
     )
     try:

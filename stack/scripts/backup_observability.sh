@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# backup_observability.sh — consistent, fail-closed backups of the F9.10 stack's data (F9.10 EIXO 3).
+# backup_observability.sh — consistent, fail-closed backups of the stack's data (F9.10 EIXO 3; offsite: F9.11).
 #
 # Backs up postgres_data, prometheus_data and grafana_data into DEST as <name>_<UTC timestamp>.tar.gz (mode 0600)
 # with <name>_latest.tar.gz symlinks (name: postgres, prometheus, grafana), and deletes its own archives older than
-# the retention (7 days: find -mtime +7).
+# the retention (7 days: find -mtime +7). With --offsite-url, each archive is also copied to S3-compatible storage.
 #
 #   backup_observability.sh --mode compose --project P [--compose-file F] [--helper-image IMG] [--dest DIR]
 #   backup_observability.sh --mode local --data-dir DIR --prometheus-url URL --pg-host H --pg-port N
 #                           [--pg-user U] [--dest DIR]
 #   common: [--retention-days N] [--dest DIR]   (DEST default /opt/techno-os/backups/observability/)
+#   offsite: --offsite-url URL --offsite-bucket B [--offsite-prefix P] [--offsite-retention-days N (default 30)]
+#
+# Offsite copy (--offsite-url): with the `aws` S3 client (awscli), credentials from OFFSITE_S3_ACCESS_KEY_ID and
+# OFFSITE_S3_SECRET_ACCESS_KEY (region OFFSITE_S3_REGION, default us-east-1), never from the command line. The bucket
+# must answer (it is created when absent) before anything is backed up. Each archive is uploaded as
+# s3://B/[P/]<name>_<stamp>.tar.gz with its sha256 and backup time as user metadata (sha256, backup-time), then
+# checked on the storage: size, MD5 (the ETag of a single-part upload) and the recorded sha256 must match the local
+# archive. Offsite retention deletes this script's objects whose *name* stamp is older than N days: S3 sets an
+# object's LastModified itself at upload and no client can back-date it, so the age that counts is the backup time
+# the name carries (the time the data was captured). Other objects in the bucket are never touched.
 #
 # Consistency:
 #   prometheus  POST /api/v1/admin/tsdb/snapshot (needs --web.enable-admin-api), archive the snapshot, delete it
@@ -31,6 +41,8 @@ set -euo pipefail
 #
 # Output, one line per volume on success, then a summary:
 #   backup: prometheus_data method=snapshot-api archive=DEST/prometheus_20250101T000000Z.tar.gz sha256=... bytes=N
+#   backup: offsite prometheus_data object=s3://B/P/prometheus_20250101T000000Z.tar.gz sha256=... bytes=N
+#   backup: offsite OK 3 objects in s3://B/P (retention 30 days: removed N old object(s))
 #   backup: OK 3 archives in DEST (retention 7 days: removed N old archive(s))
 # On failure: `backup: FAILED <what>: <why>` on stderr, exit 1 (2 for usage errors).
 
@@ -41,6 +53,7 @@ readonly OFFLINE_IMAGE="${SEALGATE_OFFLINE_IMAGE:-sealgate-offline:bookworm-3}"
 mode="" project="" compose_file="" helper_image="" data_dir="" prom_url="" pg_host="" pg_port="" pg_user="techno"
 dest="/opt/techno-os/backups/observability/"
 retention_days=7
+offsite_url="" offsite_bucket="" offsite_prefix="" offsite_retention_days=30
 
 usage() {
   sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -73,6 +86,10 @@ while [[ $# -gt 0 ]]; do
     --pg-user) need_value "$@"; pg_user="$2"; shift 2 ;;
     --dest) need_value "$@"; dest="$2"; shift 2 ;;
     --retention-days) need_value "$@"; retention_days="$2"; shift 2 ;;
+    --offsite-url) need_value "$@"; offsite_url="${2%/}"; shift 2 ;;
+    --offsite-bucket) need_value "$@"; offsite_bucket="$2"; shift 2 ;;
+    --offsite-prefix) need_value "$@"; offsite_prefix="$2"; shift 2 ;;
+    --offsite-retention-days) need_value "$@"; offsite_retention_days="$2"; shift 2 ;;
     -h|--help) usage ;;
     *) echo "backup: unknown argument: $1" >&2; usage ;;
   esac
@@ -99,6 +116,17 @@ esac
 for tool in tar gzip sha256sum flock find; do
   command -v "$tool" >/dev/null || fail "$tool: not installed"
 done
+if [[ -n "$offsite_url" || -n "$offsite_bucket" ]]; then
+  [[ -n "$offsite_url" && -n "$offsite_bucket" ]] \
+    || { echo "backup: --offsite-url and --offsite-bucket go together" >&2; usage; }
+  [[ "$offsite_retention_days" =~ ^[0-9]+$ ]] \
+    || { echo "backup: --offsite-retention-days must be a whole number of days" >&2; usage; }
+  offsite_prefix="${offsite_prefix#/}"
+  offsite_prefix="${offsite_prefix%/}"
+  command -v aws >/dev/null || fail "offsite: aws (the S3 client, awscli) is not installed"
+  [[ -n "${OFFSITE_S3_ACCESS_KEY_ID:-}" && -n "${OFFSITE_S3_SECRET_ACCESS_KEY:-}" ]] \
+    || fail "offsite: OFFSITE_S3_ACCESS_KEY_ID and OFFSITE_S3_SECRET_ACCESS_KEY must be set (the storage's credentials)"
+fi
 
 # --- destination: must exist (or be creatable) and be writable, checked by really writing ----------------------------
 dest="${dest%/}"
@@ -253,6 +281,61 @@ tar -C "$2" -czf - .' grafana-copy /data /tmp/grafana >"$out" 2>"$log" \
   [[ -n "${method[grafana]}" ]] || fail "grafana_data: the copy did not report its method: $(tail -n 3 "$log")"
 }
 
+# --- offsite storage helpers ---------------------------------------------------------------------------------------------
+s3() {  # the S3 client on the offsite storage; credentials through the environment only, no user profile read
+  AWS_ACCESS_KEY_ID="$OFFSITE_S3_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$OFFSITE_S3_SECRET_ACCESS_KEY" \
+    AWS_DEFAULT_REGION="${OFFSITE_S3_REGION:-us-east-1}" AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+    AWS_EC2_METADATA_DISABLED=true AWS_PAGER="" \
+    aws --endpoint-url "$offsite_url" --output text "$@" 2>"$work/offsite.err"
+}
+
+offsite_error() { tr '\n' ' ' <"$work/offsite.err" | cut -c1-300; }
+
+offsite_key() { echo "${offsite_prefix:+$offsite_prefix/}$1"; }
+
+offsite_bucket_ready() {
+  s3 s3api head-bucket --bucket "$offsite_bucket" >/dev/null && return 0
+  s3 s3api create-bucket --bucket "$offsite_bucket" >/dev/null \
+    || fail "offsite: bucket $offsite_bucket at $offsite_url neither answers nor can be created: $(offsite_error)"
+  echo "backup: offsite bucket $offsite_bucket created at $offsite_url"
+}
+
+offsite_upload() {  # offsite_upload NAME: the archive of this run, uploaded and checked on the storage
+  local name="$1" archive="$dest/${1}_${stamp}.tar.gz" key sum md5 bytes answer etag size recorded
+  key=$(offsite_key "${name}_${stamp}.tar.gz")
+  sum=$(sha256sum "$archive" | cut -d' ' -f1)
+  md5=$(md5sum "$archive" | cut -d' ' -f1)
+  bytes=$(stat -c %s "$archive")
+  s3 s3api put-object --bucket "$offsite_bucket" --key "$key" --body "$archive" \
+    --metadata "sha256=$sum,backup-time=$stamp" >/dev/null \
+    || fail "offsite: uploading s3://$offsite_bucket/$key failed: $(offsite_error)"
+  answer=$(s3 s3api head-object --bucket "$offsite_bucket" --key "$key" --query '[ETag, ContentLength, Metadata.sha256]') \
+    || fail "offsite: s3://$offsite_bucket/$key is not on the storage after its upload: $(offsite_error)"
+  read -r etag size recorded <<<"$answer"
+  etag="${etag//\"/}"
+  [[ "$size" == "$bytes" && "$etag" == "$md5" && "$recorded" == "$sum" ]] \
+    || fail "offsite: s3://$offsite_bucket/$key does not match ${name}_${stamp}.tar.gz (storage: $size bytes, md5 $etag, sha256 $recorded; local: $bytes bytes, md5 $md5, sha256 $sum)"
+  echo "backup: offsite ${name}_data object=s3://$offsite_bucket/$key sha256=$sum bytes=$size"
+}
+
+offsite_retention() {  # deletes this script's objects whose name stamp is older than the offsite retention
+  local cutoff listing key base removed=0
+  cutoff=$(date -u -d "$offsite_retention_days days ago" +%Y%m%dT%H%M%SZ)
+  listing=$(s3 s3api list-objects-v2 --bucket "$offsite_bucket" --prefix "$(offsite_key "")" --query 'Contents[].Key') \
+    || fail "offsite: listing s3://$offsite_bucket failed: $(offsite_error)"
+  while IFS= read -r key; do
+    [[ -n "$key" && "$key" != None ]] || continue
+    base="${key#"$(offsite_key "")"}"
+    [[ "$base" =~ ^(postgres|prometheus|grafana)_([0-9]{8}T[0-9]{6}Z)\.tar\.gz$ ]] || continue
+    [[ "${BASH_REMATCH[2]}" < "$cutoff" ]] || continue
+    s3 s3api delete-object --bucket "$offsite_bucket" --key "$key" >/dev/null \
+      || fail "offsite: deleting s3://$offsite_bucket/$key failed: $(offsite_error)"
+    echo "backup: offsite retention removed s3://$offsite_bucket/$key"
+    removed=$((removed + 1))
+  done < <(tr '\t' '\n' <<<"$listing")
+  echo "backup: offsite OK ${#NAMES[@]} objects in s3://$offsite_bucket/$offsite_prefix (retention $offsite_retention_days days: removed $removed old object(s))"
+}
+
 # --- preflight: every source must be there before anything is snapshotted or dumped ---------------------------------------
 if [[ "$mode" == compose ]]; then
   pick_helper_image
@@ -264,6 +347,7 @@ else
     [[ -d "$data_dir/$name" ]] || fail "${name}_data: directory $data_dir/$name does not exist"
   done
 fi
+[[ -z "$offsite_url" ]] || offsite_bucket_ready
 
 backup_postgres
 backup_prometheus
@@ -288,6 +372,12 @@ for name in "${NAMES[@]}"; do
 done
 if [[ "${method[grafana]}" == directory-copy-no-db ]]; then
   echo "backup: note: grafana_data holds no grafana.db (Grafana has not run on it): the directory was archived as is"
+fi
+
+# --- offsite: every archive of this run copied and checked, then the offsite retention -----------------------------------
+if [[ -n "$offsite_url" ]]; then
+  for name in "${NAMES[@]}"; do offsite_upload "$name"; done
+  offsite_retention
 fi
 
 # --- retention: only this script's own timestamped archives, never the links or anything else in DEST -------------------
