@@ -1082,15 +1082,22 @@ def _walk_routes(route: dict[str, Any], path: tuple[Any, ...]) -> Iterator[tuple
 
 
 # What the checks below read from an Alertmanager config, in the types they read it as (amtool refuses these too).
+_INTEGRATION_LIST = {
+    "type": ["array", "null"],
+    "items": {"type": "object", "properties": {"http_config": {"type": ["object", "null"]}}},
+}
 _AM_SHAPE: dict[str, Any] = {
     "type": ["object", "null"],
     "properties": {
+        "global": {"type": ["object", "null"]},
         "route": {"$ref": "#/$defs/route"},
         "receivers": {
             "type": ["array", "null"],
             "items": {
                 "type": "object",
-                "properties": {"webhook_configs": {"type": ["array", "null"], "items": {"type": "object"}}},
+                "properties": {
+                    name: _INTEGRATION_LIST for name in ("webhook_configs", *EXTERNAL_INTEGRATIONS)
+                },
             },
         },
     },

@@ -292,8 +292,8 @@ def _edited(name: str, old: str, new: str) -> tuple[str, int]:
             "$.groups[0].rules[0].labels must be a mapping, not str 'x'",
         ),
         (
-            "        annotations:\n",
-            "        annotations: 1\n        old_annotations:\n",
+            "        annotations:\n          summary: \"techno-os-api down",
+            "        annotations: 1\n        old_annotations:\n          summary: \"techno-os-api down",
             "$.groups[0].rules[0].annotations must be a mapping, not int 1",
         ),
     ],
@@ -484,3 +484,25 @@ def test_static_containerize_checks_fail_cleanly_on_a_malformed_compose_file(
     for check_id, result in results.items():
         assert result.status is Status.FAILED, f"{check_id}: {result.status.value}: {result.reason}"
         assert result.reason.startswith(reason), f"{check_id}: {result.reason}"
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        (("global",), "$.global: True is not of type 'object', 'null'"),
+        (("receivers", 1, "slack_configs"), "$.receivers[1].slack_configs: True is not of type 'array', 'null'"),
+        (
+            ("receivers", 1, "pagerduty_configs", 0, "http_config"),
+            "$.receivers[1].pagerduty_configs[0].http_config: True is not of type 'object', 'null'",
+        ),
+    ],
+)
+def test_alertmanager_config_with_a_wrong_type_fails_at_its_line_instead_of_crashing(
+    project: Path, path: tuple[Any, ...], what: str
+) -> None:
+    # hypothesis found `global: true` (and the same in an integration) crashing rules/alertmanager-config with
+    # "'bool' object has no attribute 'get'" while it looked for secrets written inline.
+    _write(project, ALERTMANAGER, _mutated(ALERTMANAGER, path, True))
+    results = run_checks(project, 2, ["rules/alertmanager-config"])
+    findings = _failed_at(results, "rules/alertmanager-config", ALERTMANAGER)
+    assert any(what in f for f in findings), findings

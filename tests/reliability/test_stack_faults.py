@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import run_checks
+from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, git, make_project_copy, need_docker, need_tool
 from faults import docker_socket_proxy, faulty_http
 from leaks import marked_processes, remove_compose_project, remove_compose_projects
@@ -38,7 +38,7 @@ from sealgate.sprint.model import CheckResult, Status
 pytestmark = pytest.mark.stack
 
 # The seals these tests run are of the open sprint, F9.11 (F9.10 is sealed in the history they copy).
-SLUG = "f9_11"
+SPRINT, SLUG = "F9.11", "f9_11"
 SEALED_TAG = "F9.11-SEALED"
 
 
@@ -248,17 +248,24 @@ def test_a_stack_copy_that_cannot_start_errors_the_drill_naming_it(
     copy's partial project is removed."""
     import docker
 
-    spec = project_copy / "sprint" / "F9.10.yaml"
+    spec = project_copy / "sprint" / f"{SPRINT}.yaml"
     text = spec.read_text()
     start = text.index("            - name: api_down\n")
-    spec.write_text(text[:start] + text[text.index("            # --drill all", start) :])  # one phase: no waiting
+    spec.write_text(text[:start] + text[text.index("  - number: 3\n", start) :])  # one phase: no waiting
     git(project_copy, "commit", "-qam", "one drill phase")
     copy_project = f"{compose_stack.project}-drill-provider-failure"
     client = docker.from_env(timeout=30)
     squatter = client.networks.create(f"{copy_project}_techno-network")
     try:
-        ids = ["rules/promtool-check", "rules/loaded-live", "rules/metrics-exist", "rules/alertmanager-config"]
-        results = run_checks(project_copy, 2, [*ids, "rules/routing", "rules/alert-drill"], stack=compose_stack)
+        # The drill's prerequisites: what Prometheus loaded and scrapes (EIXO 1, read back from its evidence) and
+        # the routing (EIXO 2).
+        earlier = run_checks(
+            project_copy, 1, ["rules/promtool-check", "rules/loaded-live", "rules/metrics-exist"],
+            stack=compose_stack, sprint=SPRINT,
+        )
+        assert all(r.status is Status.PASSED for r in earlier.values()), {k: explain(r) for k, r in earlier.items()}
+        ids = ["rules/alertmanager-config", "rules/routing", "rules/alert-drill"]
+        results = run_checks(project_copy, 2, ids, stack=compose_stack, sprint=SPRINT)
         drill = results["rules/alert-drill"]
         assert drill.status is Status.ERRORED, drill.reason
         assert drill.reason.startswith(

@@ -13,6 +13,7 @@ checkout's source — seals a repository that has the seed's own layout (`docker
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -101,11 +102,25 @@ def test_the_wheel_holds_the_framework_and_nothing_of_the_reference_project(whee
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout  # the wheel's copy, not this checkout
 
 
+@functools.cache
+def f9_10_tree() -> Path:
+    """This repository as F9.10 sealed it (its seal commit's parent, read from the history): the stack an F9.10-like
+    spec describes. Today's stack/ has grown with F9.11 (a sixth rule, secrets, more services)."""
+    seal = git(PROJECT_ROOT, "log", "--format=%H", "--diff-filter=A", "-1", "--", "seals/F9.10/seal.json")
+    assert seal, "no seal commit of F9.10 in this repository's history (a shallow clone?)"
+    tree = Path(tempfile.mkdtemp(prefix="sealgate-adopt-f9.10-"))
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", f"{seal}^", "stack", "sprint"], cwd=PROJECT_ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
+
+
 def seed_layout_repo(path: Path) -> Path:
     root = init_repo(path)
     root.chmod(0o755)  # PostgreSQL (local backend) runs as its own user
     for source, target in SEED_LAYOUT.items():
-        src = PROJECT_ROOT / source
+        src = f9_10_tree() / source
         if src.is_dir():
             shutil.copytree(src, root / target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
         else:
@@ -127,7 +142,7 @@ def retarget(value: Any) -> Any:
 
 def team_spec() -> dict[str, Any]:
     """F9.10's spec for the seed's layout, as the team's first sprint (no base), without the live alert drill."""
-    spec = retarget(yaml.safe_load((PROJECT_ROOT / "sprint" / "F9.10.yaml").read_text()))
+    spec = retarget(yaml.safe_load((f9_10_tree() / "sprint" / "F9.10.yaml").read_text()))
     spec.update({"id": TEAM_SPEC, "tag": f"{TEAM_SPEC}-SEALED", "first_in_chain": True, "stack": "stack.yaml"})
     for key in ("base_tag", "base_commit", "base_external"):
         spec.pop(key, None)
@@ -140,7 +155,7 @@ def team_spec() -> dict[str, Any]:
 
 
 def team_waivers() -> dict[str, Any]:
-    waivers = retarget(yaml.safe_load((PROJECT_ROOT / "sprint" / "F9.10.waivers.yaml").read_text()))
+    waivers = retarget(yaml.safe_load((f9_10_tree() / "sprint" / "F9.10.waivers.yaml").read_text()))
     waivers["waivers"] = [w for w in waivers["waivers"] if w.get("check") != "preflight/base-tag"]
     return waivers
 
@@ -148,7 +163,7 @@ def team_waivers() -> dict[str, Any]:
 def team_stack(written: str) -> dict[str, Any]:
     """What `sealgate init` inferred, plus what only the team knows: the offline images, the API's traffic request,
     the backup procedure, and that Grafana has no local recipe."""
-    ours = yaml.safe_load((PROJECT_ROOT / "stack" / "stack.yaml").read_text())
+    ours = yaml.safe_load((f9_10_tree() / "stack" / "stack.yaml").read_text())
     stack = yaml.safe_load(written)
     stack["compose"]["offline_env"] = "offline.env"
     stack["services"]["api"]["traffic"] = ours["services"]["api"]["traffic"]
@@ -215,6 +230,7 @@ def team(venv: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     finally:
         remove_compose_project(PROJECT)
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(f9_10_tree(), ignore_errors=True)
 
 
 def sealgate(team: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
