@@ -1095,9 +1095,7 @@ _AM_SHAPE: dict[str, Any] = {
             "type": ["array", "null"],
             "items": {
                 "type": "object",
-                "properties": {
-                    name: _INTEGRATION_LIST for name in ("webhook_configs", *EXTERNAL_INTEGRATIONS)
-                },
+                "properties": {name: _INTEGRATION_LIST for name in ("webhook_configs", *EXTERNAL_INTEGRATIONS)},
             },
         },
     },

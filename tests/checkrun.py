@@ -31,6 +31,19 @@ def run_checks(
     sprint: str = "F9.10",
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, CheckResult]:
+    return run_stages(root, {stage: only}, stack=stack, options=options, sprint=sprint, progress=progress)
+
+
+def run_stages(
+    root: Path,
+    stages: dict[int, list[str] | None],
+    *,
+    stack: Any = None,
+    options: RunOptions | None = None,
+    sprint: str = "F9.10",
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict[str, CheckResult]:
+    """Some checks of several stages, in order, in one run: a check may require one of an earlier stage."""
     spec = load_spec(root, sprint)
     options = options or RunOptions(backend=stack.name if stack is not None else "local")
     manager = StackManager(root, options.backend, root / ".sealgate" / spec.slug, owned=stack is None)
@@ -39,11 +52,14 @@ def run_checks(
     if root.resolve() == PROJECT_ROOT.resolve():
         # Never overwrite the developer's own evidence (artifacts/) with a test's partial stage.
         runner.store = EvidenceStore(Path(tempfile.mkdtemp(prefix="sealgate-checkrun-")), spec.slug)
+    results: dict[str, CheckResult] = {}
     try:
-        outcome = runner.run_stage(spec.stages[stage], only=set(only) if only else None)
+        for stage, only in stages.items():
+            outcome = runner.run_stage(spec.stages[stage], only=set(only) if only else None)
+            results.update({r.check_id: r for r in outcome.results})
     finally:
         manager.close()
-    return {r.check_id: r for r in outcome.results}
+    return results
 
 
 def explain(result: CheckResult) -> str:

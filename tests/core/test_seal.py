@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, git
 from demo import make_demo_repo, set_switch, tags
-from seals import edit_json, forge_seal, sealed_file, tag_message
 
 from sealgate import engine
 from sealgate.errors import SealgateError
@@ -23,6 +22,7 @@ from sealgate.evidence.judge import Verdict, judge
 from sealgate.evidence.store import EvidenceStore
 from sealgate.sprint.context import RunOptions
 from sealgate.sprint.spec import load_spec
+from seals import edit_json, forge_seal, sealed_file, tag_message
 
 OPTS = RunOptions(backend="local")
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import git, need_tool
 from demo import make_demo_repo
-from seals import allow_signers, configure_signing, edit_json, forge_seal, sealed_file, ssh_key
 
 from sealgate import engine
 from sealgate.errors import InputError
 from sealgate.evidence import signing
 from sealgate.gitrepo import Repo
 from sealgate.sprint.context import RunOptions
+from seals import allow_signers, configure_signing, edit_json, forge_seal, sealed_file, ssh_key
 
 PRINCIPAL = "tester@example.invalid"
 

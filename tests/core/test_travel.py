@@ -10,10 +10,10 @@ from pathlib import Path
 
 from conftest import commit_all, git
 from demo import make_demo_repo
-from seals import bare_remote, clone, edit_json, forge_seal, sealed_file
 
 from sealgate import engine
 from sealgate.sprint.context import RunOptions
+from seals import bare_remote, clone, edit_json, forge_seal, sealed_file
 
 
 def sealed_and_published(tmp_path: Path) -> tuple[Path, Path]:

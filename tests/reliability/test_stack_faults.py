@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkrun import explain, run_checks
+from checkrun import explain, run_checks, run_stages
 from conftest import PROJECT_ROOT, git, make_project_copy, need_docker, need_tool
 from faults import docker_socket_proxy, faulty_http
 from leaks import marked_processes, remove_compose_project, remove_compose_projects
@@ -257,15 +257,11 @@ def test_a_stack_copy_that_cannot_start_errors_the_drill_naming_it(
     client = docker.from_env(timeout=30)
     squatter = client.networks.create(f"{copy_project}_techno-network")
     try:
-        # The drill's prerequisites: what Prometheus loaded and scrapes (EIXO 1, read back from its evidence) and
-        # the routing (EIXO 2).
-        earlier = run_checks(
-            project_copy, 1, ["rules/promtool-check", "rules/loaded-live", "rules/metrics-exist"],
-            stack=compose_stack, sprint=SPRINT,
-        )
-        assert all(r.status is Status.PASSED for r in earlier.values()), {k: explain(r) for k, r in earlier.items()}
+        # The drill's prerequisites first: what Prometheus loaded and scrapes (EIXO 1), the routing (EIXO 2).
+        earlier = {1: ["rules/promtool-check", "rules/loaded-live", "rules/metrics-exist"]}
         ids = ["rules/alertmanager-config", "rules/routing", "rules/alert-drill"]
-        results = run_checks(project_copy, 2, ids, stack=compose_stack, sprint=SPRINT)
+        results = run_stages(project_copy, {**earlier, 2: ids}, stack=compose_stack, sprint=SPRINT)
+        assert all(results[i].status is Status.PASSED for i in earlier[1]), {i: explain(results[i]) for i in earlier[1]}
         drill = results["rules/alert-drill"]
         assert drill.status is Status.ERRORED, drill.reason
         assert drill.reason.startswith(

@@ -110,7 +110,10 @@ def f9_10_tree() -> Path:
     assert seal, "no seal commit of F9.10 in this repository's history (a shallow clone?)"
     tree = Path(tempfile.mkdtemp(prefix="sealgate-adopt-f9.10-"))
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", f"{seal}^", "stack", "sprint"], cwd=PROJECT_ROOT, capture_output=True, check=True
+        ["git", "archive", "--format=tar", f"{seal}^", "stack", "sprint"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     return tree
