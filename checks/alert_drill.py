@@ -708,12 +708,7 @@ def wait_fire(drill: Drill, run: PhaseRun, snapshot: list[str]) -> bool:
     fired = drill.wait(f"{phase.name}: alerts fire", expectations, timeout, traffic)
     if traffic is not None:
         run.traffic["during_fault"] = traffic.to_json()
-    for e in expectations:
-        if e.met_at is None:
-            drill.ctx.finding(
-                f"{e.label}: not seen within {timeout:.0f}s of the fault ({phase.name}: {phase.fault})",
-                json_path=e.place,
-            )
+    report_unmet(drill, expectations, timeout, f"the fault ({phase.name}: {phase.fault})")
     return fired
 
 
@@ -763,13 +758,15 @@ def wait_resolved(drill: Drill, run: PhaseRun, snapshot: list[str]) -> bool:
     resolved = drill.wait(f"{phase.name}: alerts resolve", expectations, timeout, traffic)
     if traffic is not None:
         run.traffic["after_restore"] = traffic.to_json()
+    report_unmet(drill, expectations, timeout, f"the restore ({phase.name}: {phase.restore})")
+    return resolved
+
+
+def report_unmet(drill: Drill, expectations: list[Expectation], timeout: float, since: str) -> None:
+    """A finding per expectation not seen within the wait that began at `since`."""
     for e in expectations:
         if e.met_at is None:
-            drill.ctx.finding(
-                f"{e.label}: not seen within {timeout:.0f}s of the restore ({phase.name}: {phase.restore})",
-                json_path=e.place,
-            )
-    return resolved
+            drill.ctx.finding(f"{e.label}: not seen within {timeout:.0f}s of {since}", json_path=e.place)
 
 
 def run_phase(drill: Drill, run: PhaseRun) -> None:
