@@ -174,6 +174,29 @@ def test_drill_of_an_alert_prometheus_does_not_run_fails_at_once(shop: Path, sho
     assert drill.reason.startswith("alert ShopVanished is not loaded by the running Prometheus (http://127.0.0.1:")
 
 
+@pytest.mark.stack
+def test_a_fault_that_does_not_fire_its_alert_fails_its_phase_naming_what_was_not_seen(
+    shop: Path, shop_stack: Any
+) -> None:
+    """The fault changes nothing (the shop is told it is *not* broken): the phase waits the alert's `for` plus the
+    drill's slack, then fails with one finding per step not seen; the other phase still passes."""
+    spec = SPEC.replace("body: {broken: true}}}", "body: {broken: false}}}", 1)
+    write_spec(shop, "NOFIRE", spec)
+    try:
+        results = run_checks(shop, 0, [*RULES_LIVE, "rules/alert-drill"], stack=shop_stack, sprint="NOFIRE")
+    finally:
+        (shop / "sprint" / "NOFIRE.yaml").unlink()
+    drill = results["rules/alert-drill"]
+    assert drill.status is Status.FAILED, explain(drill)
+    assert [p["status"] for p in drill.data["phases"]] == ["failed", "passed"], drill.data["phases"]
+    unseen = [f.summary for f in drill.findings]
+    fault = 'of the fault (unhealthy: POST shop /break {"broken": false})'
+    assert any(
+        m.startswith("ShopUnhealthy firing in Prometheus: not seen within ") and m.endswith(fault) for m in unseen
+    ), unseen
+    assert not any("ShopGone" in m for m in unseen), unseen
+
+
 # --- alert coverage ----------------------------------------------------------------------------------------------
 
 # Two more alerts on the shop: no phase drills them. ShopIdle gets a promtool unit test in COVPT only; ShopRefusing
