@@ -138,13 +138,30 @@ def _read_sources(options: LintOptions) -> tuple[list[parecer.Exposition], parec
 
 
 class _Promtool:
-    """`promtool check rules` over every rule file, running while Python parses the same files."""
+    """`promtool check rules` over every rule file, running while Python parses the same files. A Prometheus
+    Operator PrometheusRule manifest is given to promtool as its spec, line for line (rules.operator_rule_text), and
+    promtool's words about it name the manifest."""
 
-    def __init__(self, root: Path, files: list[str]) -> None:
+    def __init__(self, root: Path, files: list[str], notes: list[str]) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed in result())
-        if shutil.which("promtool") and files:
-            argv = ["promtool", "check", "rules", "--lint=all", "--lint-fatal", *files]
+        self.specs = tempfile.TemporaryDirectory(prefix="sealgate-lint-")
+        self.manifests: dict[str, str] = {}  # the spec file promtool reads -> the manifest it stands for
+        checked = []
+        for index, relative in enumerate(files):
+            text = (root / relative).read_text(encoding="utf-8", errors="replace")
+            spec = rules.operator_rule_text(text)
+            if spec is None and rules.is_operator_kind(text):
+                notes.append(f"{relative}: its PrometheusRule spec is not a block under `spec:`: promtool skipped it")
+                continue
+            if spec is not None:
+                derived = Path(self.specs.name) / f"{index}-{Path(relative).name}"
+                derived.write_text(spec, encoding="utf-8")
+                self.manifests[str(derived)] = relative
+                relative = str(derived)
+            checked.append(relative)
+        if shutil.which("promtool") and checked:
+            argv = ["promtool", "check", "rules", "--lint=all", "--lint-fatal", *checked]
             self.proc = subprocess.Popen(argv, cwd=root, stdout=self.output, stderr=subprocess.STDOUT)
 
     def result(self) -> tuple[int, str] | None:
@@ -158,12 +175,16 @@ class _Promtool:
                 self.proc.wait()
                 return -1, f"promtool check rules timed out after {PROMTOOL_TIMEOUT:g} s"
             self.output.seek(0)
-            return self.proc.returncode, self.output.read().decode(errors="replace")
+            output = self.output.read().decode(errors="replace")
+            for derived, manifest in self.manifests.items():
+                output = output.replace(derived, manifest)
+            return self.proc.returncode, output
         finally:
             if self.proc is not None and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
             self.output.close()
+            self.specs.cleanup()
 
 
 def lint(options: LintOptions) -> LintReport:
@@ -177,7 +198,7 @@ def lint(options: LintOptions) -> LintReport:
     report = LintReport([])
     report.sources = [e.origin for e in expositions] + ([f"Prometheus {prometheus.url}"] if prometheus else [])
     findings = report.findings
-    promtool = _Promtool(root, rule_paths)
+    promtool = _Promtool(root, rule_paths, report.notes)
     try:
         rule_set = _read_rules(root, rule_paths, findings)
     finally:

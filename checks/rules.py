@@ -166,21 +166,27 @@ def parse_rule_file(data: bytes, relative: str, problems: list[tuple[str, str, i
     lines = text.splitlines()
     doc = located.value if isinstance(located.value, dict) else {}
     result = RuleFile(relative, located, [], [])
+    base: tuple[Any, ...] = ()
+    if is_operator_rule(doc):
+        doc, base = doc["spec"], ("spec",)
+
+    def line_of(path: tuple[Any, ...]) -> int | None:
+        return located.line_of((*base, *path))
 
     def typed(value: Any, kind: type, path: tuple[Any, ...]) -> Any:
         """`value` when it is a `kind` (empty when absent); otherwise a finding at its line, and empty."""
         if value is None or isinstance(value, kind):
             return value or kind()
         wanted = "a list" if kind is list else "a mapping"
-        what = f"{json_path(path)} must be {wanted}, not {type(value).__name__} {value!r}"[:300]
-        problems.append((what, relative, located.line_of(path)))
+        what = f"{json_path((*base, *path))} must be {wanted}, not {type(value).__name__} {value!r}"[:300]
+        problems.append((what, relative, line_of(path)))
         return kind()
 
     for gi, group in enumerate(typed(doc.get("groups"), list, ("groups",))):
         if not isinstance(group, dict):
             continue
         gname = str(group.get("name", f"#{gi}"))
-        result.groups.append((gname, located.line_of(("groups", gi, "name")) or 1))
+        result.groups.append((gname, line_of(("groups", gi, "name")) or 1))
         for ri, rule in enumerate(typed(group.get("rules"), list, ("groups", gi, "rules"))):
             if not isinstance(rule, dict):
                 continue
@@ -189,7 +195,7 @@ def parse_rule_file(data: bytes, relative: str, problems: list[tuple[str, str, i
             try:
                 for_s = duration_s(rule.get("for"))
             except ValueError as exc:
-                problems.append((str(exc), relative, located.line_of(("groups", gi, "rules", ri, "for"))))
+                problems.append((str(exc), relative, line_of((*at, "for"))))
                 for_s = -1.0
             result.rules.append(
                 Rule(
@@ -203,12 +209,55 @@ def parse_rule_file(data: bytes, relative: str, problems: list[tuple[str, str, i
                         str(k): str(v) for k, v in typed(rule.get("annotations"), dict, (*at, "annotations")).items()
                     },
                     file=relative,
-                    line=located.line_of(("groups", gi, "rules", ri)) or 1,
-                    expr_line=located.line_of(("groups", gi, "rules", ri, "expr")) or 1,
+                    line=line_of(at) or 1,
+                    expr_line=line_of((*at, "expr")) or 1,
                     lines=lines,
                 )
             )
     return result
+
+
+def is_operator_rule(doc: Any) -> bool:
+    """A Prometheus Operator PrometheusRule (as kube-prometheus ships its rules): its `spec` is a rule file."""
+    return isinstance(doc, dict) and doc.get("kind") == "PrometheusRule" and isinstance(doc.get("spec"), dict)
+
+
+_TOP_LEVEL_KEY = re.compile(r"[^\s#]")
+_OPERATOR_KIND = re.compile(r"^kind:\s*['\"]?PrometheusRule['\"]?\s*(#.*)?$", re.MULTILINE)
+
+
+def is_operator_kind(text: str) -> bool:
+    """Whether a file's text declares a top-level `kind: PrometheusRule` (without parsing it)."""
+    return bool(_OPERATOR_KIND.search(text))
+
+
+def operator_rule_text(text: str) -> str | None:
+    """A PrometheusRule manifest's `spec:` block as a plain rule file, line for line — every other line blank, the
+    block de-indented — so that what promtool says of it points at the manifest's own lines. None when the text is
+    not such a manifest, or its spec is not a block under a top-level `spec:` line."""
+    if not is_operator_kind(text):
+        return None
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if re.fullmatch(r"spec:\s*(#.*)?", line)), None)
+    if start is None:
+        return None
+    out = [""] * len(lines)
+    indent: int | None = None
+    for index in range(start + 1, len(lines)):
+        line = lines[index]
+        if _TOP_LEVEL_KEY.match(line):  # the next top-level key (or `---`): the block has ended
+            break
+        if not line.strip():
+            continue
+        if indent is None and not line.lstrip().startswith("#"):
+            indent = len(line) - len(line.lstrip(" "))
+        if indent is None or line[:indent].strip():
+            if not line.lstrip().startswith("#"):
+                return None  # less indented than the block's first line: not a plain block
+            out[index] = line.lstrip()  # a comment where the block's indentation is not known yet, or less
+            continue
+        out[index] = line[indent:]  # a comment inside a block scalar stays: it may set the scalar's indentation
+    return "\n".join(out) if indent else None
 
 
 def load_rules(ctx: Context, patterns: list[str]) -> list[RuleFile]:

@@ -191,6 +191,79 @@ def test_json_format_is_a_list_of_findings(tmp_path: Path) -> None:
     assert "1 error(s), 1 warning(s)" in done.stderr
 
 
+# A Prometheus Operator PrometheusRule, as kube-prometheus ships its rules: the rule file is its `spec`. Its second
+# rule repeats the first (promtool's duplicate lint), its third names a metric the exposition lacks, and its fourth
+# has the shape that breaks a naive unwrap: an expression opening with comment lines, then a less-indented line.
+OPERATOR_RULE = """\
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: app-rules
+  labels: {role: alert-rules}
+spec:
+  groups:
+  - name: app
+    rules:
+    - record: app:requests:rate5m
+      expr: sum(rate(app_requests_total[5m]))
+    - record: app:requests:rate5m
+      expr: sum(rate(app_requests_total[5m]))
+    - alert: Typo
+      expr: rate(app_request_total[5m]) > 1
+    - alert: Queue
+      expr: |
+        # a comment first, as kube-prometheus writes them
+          app_queue_length
+        > 10
+      for: 5m
+"""
+
+
+def test_a_prometheus_operator_rule_is_judged_as_its_spec_at_the_manifests_lines(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "app-prometheusRule.yaml").write_text(OPERATOR_RULE)
+    (tmp_path / "metrics.txt").write_text(EXPOSITION)
+    done = sealgate_lint("--rules", "manifests/*.yaml", "--metrics", "metrics.txt", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    findings = [(f["kind"], f["file"], f["line"], f["message"]) for f in json.loads(done.stdout)]
+    assert findings == [
+        (
+            "promtool",
+            "manifests/app-prometheusRule.yaml",
+            12,  # the second definition, where promtool points
+            "promtool: lint error: duplicate rule app:requests:rate5m{} (1 duplicate rule(s) found.)",
+        ),
+        (
+            "metric-missing",
+            "manifests/app-prometheusRule.yaml",
+            15,
+            "rule Typo: metric app_request_total is not exported by metrics.txt",
+        ),
+    ], done.stdout
+    assert "4 rules in 1 files" in done.stderr
+
+
+def test_a_prometheus_operator_rule_with_a_wrong_type_fails_at_its_spec_path(tmp_path: Path) -> None:
+    (tmp_path / "rule.yaml").write_text(OPERATOR_RULE.replace("    rules:\n", "    rules: 1\n    old_rules:\n", 1))
+    done = sealgate_lint("--rules", "rule.yaml", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1
+    messages = [(f["line"], f["message"]) for f in json.loads(done.stdout)]
+    assert (9, "$.spec.groups[0].rules must be a list, not int 1") in messages, messages
+
+
+def test_a_plain_rule_file_is_not_unwrapped_and_a_flow_spec_is_not_given_to_promtool(tmp_path: Path) -> None:
+    from sealgate.checks import rules
+
+    assert rules.operator_rule_text((PROJECT_ROOT / API_RULES).read_text()) is None
+    flow = "kind: PrometheusRule\nspec: {groups: [{name: g, rules: [{alert: A, expr: up == 0}]}]}\n"
+    assert rules.operator_rule_text(flow) is None
+    (tmp_path / "flow.yaml").write_text(flow)
+    done = sealgate_lint("--rules", "flow.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "flow.yaml: its PrometheusRule spec is not a block under `spec:`: promtool skipped it" in done.stdout
+    assert "1 rules in 1 files" in done.stdout
+
+
 def test_dashboard_findings_carry_their_json_path_and_line(tmp_path: Path) -> None:
     (tmp_path / "metrics.txt").write_text(EXPOSITION)
     board = {"panels": [{"title": "T", "targets": [{"refId": "A", "expr": "rate(app_typo_total[5m])"}]}]}
