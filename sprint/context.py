@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
 from sealgate.evidence.redact import redact_argv, redact_text
 from sealgate.fsutil import atomic_write, sha256_bytes
 from sealgate.sprint.model import Finding, Location, Severity
@@ -151,7 +152,7 @@ class Context:
         instead of naming any service or path itself. Available without starting the stack."""
         if self.spec.stack is None:
             self.error(
-                f"{self.spec.relpath}: no stack description (set `stack:` in the spec, or write stack/stack.yaml)"
+                f"{self.spec.relpath}: no stack description (set `stack:` in the spec, or write {DEFAULT_STACK_PATH})"
             )
         return self.spec.stack
 

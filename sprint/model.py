@@ -206,7 +206,7 @@ class Spec:
     criteria: list[Criterion]
     waivers: list[Waiver] = field(default_factory=list)
     waiver_file: str | None = None  # repository-relative, when a separate file exists
-    stack: StackDescription | None = None  # the stack its stages run against (`stack:`, or stack/stack.yaml)
+    stack: StackDescription | None = None  # the stack its stages run against (`stack:`, or the default)
 
     @property
     def slug(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealgate import __version__
+from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
 from sealgate.errors import SealgateError
 from sealgate.evidence.model import RunInfo, StageInfo, Statement, Subject, Wait
 from sealgate.evidence.redact import redact_value
@@ -78,7 +79,7 @@ class StackManager:
                     if self.description is None and self.factory is None:
                         raise StackUnavailable(
                             "the sprint spec names no stack description (`stack:`) and the project has no "
-                            "stack/stack.yaml: there is no stack to bring up"
+                            f"{DEFAULT_STACK_PATH}: there is no stack to bring up"
                         )
                     self.backend = factory(
                         self.backend_name, self.root, self.run_dir, progress=self.progress, description=self.description

@@ -15,11 +15,22 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from leaks import LeakGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# This project's stack description. Its specs name it (`stack:`); the framework's default is stack.yaml at the root.
+REFERENCE_STACK = "stack/stack.yaml"
+
+
+def reference_description(root: Path = PROJECT_ROOT) -> Any:
+    """The reference project's stack description (of a copy of the project, given its root)."""
+    from sealgate.backends.description import load_description
+
+    return load_description(root, REFERENCE_STACK)
+
 
 pytest_plugins = ["stack_fixtures"]
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import PROJECT_ROOT, docker_answers, need, need_docker
+from conftest import PROJECT_ROOT, docker_answers, need, need_docker, reference_description
 from leaks import remove_compose_project
 
 TEST_PROJECT_PREFIX = "sealgate-pytest-"
@@ -172,6 +172,7 @@ def new_compose_backend(run_dir: Path, suffix: str = "", **kwargs: Any) -> Any:
     detected = _need_compose()
     compose = kwargs.pop("compose", None) or detected
     kwargs.setdefault("free_ports", True)
+    kwargs.setdefault("description", reference_description())
     from sealgate.backends.compose import ComposeBackend
 
     project = f"{TEST_PROJECT_PREFIX}{os.getpid()}{suffix}"
@@ -193,7 +194,7 @@ def need_local_binaries() -> None:
     for name in ("prometheus", "alertmanager"):
         need(find_binary(name) is not None, f"{name} not installed (bash .ci/setup-system.sh installs it)")
     try:
-        LocalBackend(PROJECT_ROOT, Path("/nonexistent"))._find_pg_bin_dir()
+        LocalBackend(PROJECT_ROOT, Path("/nonexistent"), description=reference_description())._find_pg_bin_dir()
     except Exception as exc:
         need(False, f"PostgreSQL server binaries not installed: {exc}")
 
@@ -222,7 +223,7 @@ def local_stack() -> Iterator[Any]:
     from sealgate.backends.local import LocalBackend
 
     run_dir = new_run_dir("sealgate-local-stack-")
-    backend = LocalBackend(PROJECT_ROOT, run_dir, allow_download=False)
+    backend = LocalBackend(PROJECT_ROOT, run_dir, allow_download=False, description=reference_description())
     try:
         try:
             backend.up(timeout=UP_TIMEOUT)

@@ -1,5 +1,5 @@
-"""The stack description: a project's own file (e.g. `stack/stack.yaml`, named by the sprint spec's `stack:`) saying
-what sealgate needs beyond the compose file — each service's role, container port and readiness probe, how the
+"""The stack description: a project's own file (named by the sprint spec's `stack:`, else `stack.yaml` at its root)
+saying what sealgate needs beyond the compose file — each service's role, container port and readiness probe, how the
 local backend runs it as a process, how to send its scraped target real work, and the stack's backup procedure.
 
 What the compose file already says is derived from it and need not be repeated: a service's container port (the one
@@ -27,7 +27,9 @@ from sealgate.backends.composefile import ComposeFile, flag_value, map_path
 from sealgate.errors import InputError, Problem
 from sealgate.sprint.yamlsource import Located, load_yaml, schema_problems
 
-DEFAULT_PATH = "stack/stack.yaml"
+# Where a spec with no `stack:` finds its stack description: what `sealgate init` writes for a compose file at the
+# repository's root. A project whose compose file lives elsewhere names its description in every spec (`stack:`).
+DEFAULT_PATH = "stack.yaml"
 ROLES = ("prometheus", "alertmanager", "target", "receiver", "database", "dashboards", "storage", "other")
 LOCAL_KINDS = ("prometheus", "alertmanager", "postgres", "python", "command", "unavailable")
 DEFAULT_PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"

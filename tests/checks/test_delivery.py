@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from checkrun import explain, run_checks
-from conftest import commit_all, need, need_tool
+from conftest import commit_all, need, need_tool, reference_description
 from stack_fixtures import new_run_dir
 
-from sealgate.backends.description import load_description
 from sealgate.backends.local import LocalBackend
 from sealgate.backends.provision import find_binary
 from sealgate.checks.delivery import names_alert, pagerduty_problems, slack_problems
@@ -60,7 +59,7 @@ def am_stack(project_copy: Path) -> Iterator[tuple[Path, Start]]:
             project_copy,
             run_dir,
             progress=lambda line: None,
-            description=load_description(project_copy),
+            description=reference_description(project_copy),
             allow_download=False,
             only=["console-log", "integrations-standin", "alertmanager"],
         )

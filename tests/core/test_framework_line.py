@@ -22,7 +22,7 @@ F9_10_NAMES = [
     r"VERITTA",
     r"console-log",
     r"console_log",
-    r"stack/(?!stack\.yaml)",  # stack/stack.yaml is the framework's default place for a stack description
+    r"stack/",
     r"llm_",
     r"LLM[A-Z]",
     r"APIDown",

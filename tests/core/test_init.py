@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, commit_all, init_repo
+from conftest import PROJECT_ROOT, commit_all, init_repo, reference_description
 
-from sealgate.backends.description import load_description
 from sealgate.cli import main
 from sealgate.sprint.spec import load_spec
 
@@ -103,7 +102,7 @@ def test_inferred_stack_agrees_with_the_hand_written_description(tmp_path: Path)
     from sealgate.scaffold import infer_stack
 
     inferred = infer_stack(PROJECT_ROOT, "stack/docker-compose.yml")["services"]
-    described = load_description(PROJECT_ROOT).services
+    described = reference_description().services
     assert set(inferred) == set(described)
     for name, entry in inferred.items():
         assert entry["role"] == described[name].role, name

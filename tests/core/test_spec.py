@@ -266,3 +266,16 @@ def test_cli_reports_spec_error_without_traceback(tmp_path: Path) -> None:
         "sealgate: sprint/DEMO.yaml:26: criterion C1 names check 'demo/beta', which no stage runs",
     ]
     assert "Traceback" not in done.stderr
+
+
+def test_a_spec_without_stack_reads_stack_yaml_at_the_root_and_nothing_else(tmp_path: Path) -> None:
+    """The framework's default place for a stack description is `stack.yaml` at the repository's root (what
+    `sealgate init` writes for a root compose file); a description anywhere else is read only when a spec names it."""
+    from otherproject import SPEC, make_shop_project, write_spec
+
+    root = make_shop_project(tmp_path / "shop")
+    write_spec(root, "NOSTACK", SPEC.replace("stack: deploy/stack.yaml\n", "", 1))
+    assert load_spec(root, "S1").stack.path == "deploy/stack.yaml"
+    assert load_spec(root, "NOSTACK").stack is None  # deploy/stack.yaml is not found by default
+    (root / "stack.yaml").write_text((root / "deploy" / "stack.yaml").read_text())
+    assert load_spec(root, "NOSTACK").stack.path == "stack.yaml"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import reference_description
 from stack_fixtures import (
     PROJECT_ROOT,
     assert_backup_made_three_archives,
@@ -110,7 +111,12 @@ def test_a_failure_in_up_names_the_service_and_leaves_no_orphans():
     need_local_binaries()
     run_dir = new_run_dir("sealgate-local-bad-")
     backend = LocalBackend(
-        PROJECT_ROOT, run_dir, progress=lambda _m: None, env={"VERITTA_CB_THRESHOLD": "0"}, allow_download=False
+        PROJECT_ROOT,
+        run_dir,
+        progress=lambda _m: None,
+        env={"VERITTA_CB_THRESHOLD": "0"},
+        allow_download=False,
+        description=reference_description(),
     )
     started = time.monotonic()
     try:

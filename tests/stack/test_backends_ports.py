@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from conftest import reference_description
 from faults import TakenFirst, listening_on
 from stack_fixtures import (
     PROJECT_ROOT,
@@ -25,7 +26,6 @@ from stack_fixtures import (
 
 from sealgate.backends.base import StackError
 from sealgate.backends.composefile import ComposeFile
-from sealgate.backends.description import load_description
 from sealgate.errors import InputError
 from sealgate.ports import (
     NO_VISIBLE_HOLDER,
@@ -207,7 +207,7 @@ def test_compose_with_fixed_ports_names_a_taken_port_and_its_holder_without_retr
 
 # The API's port is chosen in the stack description's start order (among the services that run as local processes): a
 # Python server, whose error does not name the port.
-API_PICK = [n for n, s in load_description(PROJECT_ROOT).services.items() if s.local.kind != "unavailable"].index("api")
+API_PICK = [n for n, s in reference_description().services.items() if s.local.kind != "unavailable"].index("api")
 
 
 @pytest.mark.stack
@@ -220,7 +220,14 @@ def test_local_retries_once_a_port_taken_before_start_naming_it_and_its_holder()
     lines: list[str] = []
     with listening_on(0) as [held]:
         chooser = TakenFirst(held, at=API_PICK)
-        backend = LocalBackend(PROJECT_ROOT, run_dir, progress=lines.append, allow_download=False, choose_ports=chooser)
+        backend = LocalBackend(
+            PROJECT_ROOT,
+            run_dir,
+            progress=lines.append,
+            allow_download=False,
+            choose_ports=chooser,
+            description=reference_description(),
+        )
         assert backend.local_services[API_PICK] == "api"
         try:
             backend.up(timeout=UP_TIMEOUT)
@@ -251,6 +258,7 @@ def test_local_losing_a_port_twice_is_an_error_naming_port_and_holder_and_stops_
             progress=lines.append,
             allow_download=False,
             choose_ports=TakenFirst(held, times=2, at=API_PICK),
+            description=reference_description(),
         )
         try:
             with pytest.raises(StackError) as raised:

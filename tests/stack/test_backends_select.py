@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, need_docker
+from conftest import PROJECT_ROOT, need_docker, reference_description
 
 from sealgate.backends import auto_choice, docker_engine_answers, select_backend
 from sealgate.errors import InputError
@@ -16,7 +16,7 @@ def test_auto_picks_compose_when_an_engine_answers(tmp_path: Path, monkeypatch: 
     need_docker()
     monkeypatch.delenv("SEALGATE_BACKEND", raising=False)
     lines: list[str] = []
-    backend = select_backend("auto", PROJECT_ROOT, tmp_path, progress=lines.append)
+    backend = select_backend("auto", PROJECT_ROOT, tmp_path, progress=lines.append, description=reference_description())
     assert backend.name == "compose" and backend.containerized
     assert backend.selection == {
         "requested": "auto",
@@ -33,14 +33,18 @@ def test_auto_falls_back_to_local_without_an_engine(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("SEALGATE_BACKEND", raising=False)
     assert not docker_engine_answers()
     assert auto_choice() == ("local", "no Docker engine answers")
-    backend = select_backend("auto", PROJECT_ROOT, tmp_path, progress=lambda _m: None)
+    backend = select_backend(
+        "auto", PROJECT_ROOT, tmp_path, progress=lambda _m: None, description=reference_description()
+    )
     assert backend.name == "local" and not backend.containerized
     assert backend.selection["reason"] == "no Docker engine answers"
 
 
 def test_environment_overrides_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SEALGATE_BACKEND", "local")
-    backend = select_backend("auto", PROJECT_ROOT, tmp_path, progress=lambda _m: None)
+    backend = select_backend(
+        "auto", PROJECT_ROOT, tmp_path, progress=lambda _m: None, description=reference_description()
+    )
     assert backend.name == "local"
     assert backend.selection == {"requested": "local", "chosen": "local", "reason": "asked for explicitly"}
 
