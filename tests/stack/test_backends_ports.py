@@ -40,23 +40,24 @@ from sealgate.ports import (
 
 RACE = "was taken between choice and start"
 # Real outputs of a lost bind, as this machine's Docker 20.10, Prometheus 2.42, Alertmanager 0.25 and Python print
-# them (ids shortened).
+# them (ids shortened; the ports, kernel-chosen when they were captured, renumbered below the ephemeral range). Text
+# for the parser only: nothing binds these ports.
 DOCKER_PROXY = (
     "Error response from daemon: driver failed programming external connectivity on endpoint "
-    "sealgate-x-prometheus-1 (d4e4c5c17a37): Error starting userland proxy: listen tcp4 127.0.0.1:50903: bind: "
+    "sealgate-x-prometheus-1 (d4e4c5c17a37): Error starting userland proxy: listen tcp4 127.0.0.1:20903: bind: "
     "address already in use"
 )
 DOCKER_ALLOCATED = (
     "Error response from daemon: driver failed programming external connectivity on endpoint ports-probe-c "
-    "(98f497e1e566): Bind for 127.0.0.1:50904 failed: port is already allocated"
+    "(98f497e1e566): Bind for 127.0.0.1:20904 failed: port is already allocated"
 )
 PROMETHEUS = (
     'ts=2026-11-30T18:26:49.536Z caller=main.go:802 level=error msg="Unable to start web listener" '
-    'err="listen tcp 127.0.0.1:56649: bind: address already in use"'
+    'err="listen tcp 127.0.0.1:26649: bind: address already in use"'
 )
 ALERTMANAGER = (
     'ts=2026-11-30T18:26:49.585Z caller=main.go:547 level=error msg="Listen error" '
-    'err="listen tcp 127.0.0.1:56650: bind: address already in use"'
+    'err="listen tcp 127.0.0.1:26650: bind: address already in use"'
 )
 PYTHON = "    self.socket.bind(self.server_address)\nOSError: [Errno 98] Address already in use"
 
@@ -66,7 +67,7 @@ PYTHON = "    self.socket.bind(self.server_address)\nOSError: [Errno 98] Address
 
 @pytest.mark.parametrize(
     ("output", "port"),
-    [(DOCKER_PROXY, 50903), (DOCKER_ALLOCATED, 50904), (PROMETHEUS, 56649), (ALERTMANAGER, 56650)],
+    [(DOCKER_PROXY, 20903), (DOCKER_ALLOCATED, 20904), (PROMETHEUS, 26649), (ALERTMANAGER, 26650)],
     ids=["docker-proxy", "docker-allocated", "prometheus", "alertmanager"],
 )
 def test_a_lost_bind_is_recognised_with_its_port(output: str, port: int) -> None:
