@@ -8,8 +8,6 @@ kernel-chosen port, scraping the exporter every second, and waits until it holds
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +17,24 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import need_tool
 from prometheus_client import CollectorRegistry, generate_latest
+from standalone import prometheus_process
 
 from sealgate.ports import free_ports
-from sealgate.procs import terminate
+
+# A rule in the seed's style on a misspelt metric (http_request_total): what the parecer exists to refuse.
+MISSPELT_RULE = """
+      - alert: APIHighErrorRateTypo
+        expr: |
+          sum(rate(http_request_total{job="techno-os-api", status=~"5.."}[5m]))
+            / sum(rate(http_request_total{job="techno-os-api"}[5m])) > 0.05
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: "API error rate above 5%"
+          description: "More than 5% of API requests failed over 5 minutes."
+"""
 
 
 class Exporter(ThreadingHTTPServer):
@@ -85,33 +96,13 @@ def wait_until(what: str, predicate: Any, timeout: float = 60.0) -> None:
 def scraping_prometheus(workdir: Path, exporter: Exporter, job: str = "app") -> Iterator[str]:
     """A real Prometheus on 127.0.0.1 (kernel-chosen port) scraping `exporter` every second as job `job`; yields
     its URL once it holds a sample of the exporter."""
-    need_tool("prometheus")
-    workdir.mkdir(parents=True, exist_ok=True)
     (port,) = free_ports(1)
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
-    )
-    log_path = workdir / "prometheus.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                shutil.which("prometheus") or "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(
-                f"Prometheus at {url} to scrape {exporter.url}",
-                lambda: proc.poll() is None and prom_query(url, f'up{{job="{job}"}} == 1'),
-            )
-            assert proc.poll() is None, log_path.read_text()
-            yield url
-        finally:
-            terminate(proc, grace=20)
+    scrape = f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    with prometheus_process(
+        workdir,
+        port,
+        scrape,
+        lambda url: bool(prom_query(url, f'up{{job="{job}"}} == 1')),
+        f"a scrape of {exporter.url}",
+    ) as url:
+        yield url

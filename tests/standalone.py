@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +18,15 @@ from sealgate.procs import terminate
 
 
 @contextlib.contextmanager
-def standalone_prometheus(workdir: Path, port: int, history: bool = True) -> Iterator[str]:
-    """`history=False`: a Prometheus that scrapes nothing, its TSDB empty."""
+def prometheus_process(
+    workdir: Path, port: int, scrape_configs: str, ready: Callable[[str], bool], what: str, timeout: float = 60
+) -> Iterator[str]:
+    """The real Prometheus binary on 127.0.0.1:`port` (1 s intervals, these scrape configs, its data in `workdir`);
+    yields its URL once `ready(url)` holds, fails the test naming `what` if it does not within `timeout`."""
     need_tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        + (
-            f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-            if history
-            else ""
-        )
-    )
+    config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n" + scrape_configs)
     log_path = workdir / "prometheus.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -45,18 +41,28 @@ def standalone_prometheus(workdir: Path, port: int, history: bool = True) -> Ite
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # healthy and holding series (first scrape ~5 s after start)
-                try:
-                    stats = requests.get(f"{url}/api/v1/status/tsdb", timeout=2).json()["data"]["headStats"]
-                    if int(stats["numSeries"]) > 0 or not history:
-                        break
-                except (requests.RequestException, ValueError, KeyError):
-                    pass
+            deadline = time.monotonic() + timeout
+            while True:
                 assert proc.poll() is None, log_path.read_text()
+                with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+                    if ready(url):
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Prometheus at {url}: {what} not seen after {timeout:.0f} s")
                 time.sleep(0.5)
-            else:
-                pytest.fail(f"standalone Prometheus at {url} holds no series after 60 s")
             yield url
         finally:
             terminate(proc, grace=20)
+
+
+@contextlib.contextmanager
+def standalone_prometheus(workdir: Path, port: int, history: bool = True) -> Iterator[str]:
+    """`history=False`: a Prometheus that scrapes nothing, its TSDB empty."""
+    scrape = f"scrape_configs:\n  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+
+    def holds_series(url: str) -> bool:  # healthy and holding series (first scrape ~5 s after start)
+        stats = requests.get(f"{url}/api/v1/status/tsdb", timeout=2).json()["data"]["headStats"]
+        return int(stats["numSeries"]) > 0 or not history
+
+    with prometheus_process(workdir, port, scrape if history else "", holds_series, "series in its TSDB") as url:
+        yield url

@@ -20,6 +20,7 @@ import pytest
 import requests
 from checkrun import run_checks
 from conftest import PROJECT_ROOT, commit_all, need
+from parecer_fixtures import MISSPELT_RULE
 
 from sealgate.procs import terminate
 from sealgate.sprint.model import Severity
@@ -27,19 +28,6 @@ from sealgate.sprint.model import Severity
 RULES = "stack/prometheus/alerts/*.yml"
 DASHBOARDS = "stack/grafana/dashboards/*.json"
 API_RULES = "stack/prometheus/alerts/api.yml"
-# A rule in the seed's style on a misspelt metric: what the parecer exists to refuse.
-MISSPELT_RULE = """
-      - alert: APIHighErrorRateTypo
-        expr: |
-          sum(rate(http_request_total{job="techno-os-api", status=~"5.."}[5m]))
-            / sum(rate(http_request_total{job="techno-os-api"}[5m])) > 0.05
-        for: 5m
-        labels:
-          severity: warning
-        annotations:
-          summary: "API error rate above 5%"
-          description: "More than 5% of API requests failed over 5 minutes."
-"""
 # What postgres_exporter writes for the two metrics the dashboard's PostgreSQL panel reads (its counters go without
 # `_total`, as most exporters' do); the panel's queries need its exposition beside the API's.
 POSTGRES_EXPORTER = """\

@@ -16,6 +16,7 @@ import pytest
 import requests
 from checkrun import run_checks
 from conftest import commit_all, need_tool
+from parecer_fixtures import MISSPELT_RULE
 
 from sealgate.checks import promql
 from sealgate.errors import InputError
@@ -77,19 +78,6 @@ def project_copy(project_copy: Path) -> Path:
 RULE_TESTS = "stack/prometheus/tests/alerts_test.yml"
 
 RULES_SPRINT, RULES_EIXO = "F9.11", 1  # the sprint whose spec judges the rule files as they are now
-# A rule in the seed's style whose metric has a typo: what the parecer exists to refuse.
-MISSPELT_RULE = """
-      - alert: APIHighErrorRateTypo
-        expr: |
-          sum(rate(http_request_total{job="techno-os-api", status=~"5.."}[5m]))
-            / sum(rate(http_request_total{job="techno-os-api"}[5m])) > 0.05
-        for: 5m
-        labels:
-          severity: warning
-        annotations:
-          summary: "API error rate above 5%"
-          description: "More than 5% of API requests failed over 5 minutes."
-"""
 
 
 def append(root: Path, relative: str, text: str) -> int:
