@@ -195,7 +195,7 @@ def _timed_checks(repo: Path, stage: int, check_ids: list[str], then: str = "") 
     code = (
         "import time,sys; from pathlib import Path; sys.path.insert(0,'tests');"
         "from checkrun import run_checks; from sealgate.checks import promql;"
-        "from sealgate.sprint.yamlsource import load_yaml;"
+        "from sealgate.kernel.yamlsource import load_yaml;"
         f"t=time.monotonic(); run_checks(Path('.'),{stage},{check_ids!r});"
         + (f"{then};" if then else "")
         + "print(time.monotonic()-t)"
@@ -267,9 +267,10 @@ def scale() -> list[tuple[str, str, str]]:
     return rows
 
 
-# The static part of the parecer on every rule, from the stage's one parse of each file (checks/rules.py caches it).
+# The static part of the parecer on every rule, from the stage's one parse of each file (analysis/rulefiles.py
+# caches it).
 ANALYSE_PARSED = (
-    "from sealgate.checks import rules as R;"
+    "from sealgate.analysis import rulefiles as R;"
     "[promql.analyse(r.expr) for parsed, _ in list(R._PARSED.values()) for r in parsed.rules]"
 )
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sealgate import __version__, engine
-from sealgate.errors import EXIT_USAGE, InputError, Problem
-from sealgate.sprint.context import RunOptions
+from sealgate.api.context import RunOptions
+from sealgate.kernel.errors import EXIT_USAGE, InputError, Problem
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sealgate {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    p = verbs.add_parser("seal", help="run every EIXO, judge the criteria, render the report, create the tag")
+    p = verbs.add_parser("seal", help="run every stage (EIXO), judge the criteria, render the report, create the tag")
     _common(p)
     _run_options(p)
     p.add_argument(
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="re-run every stage even where evidence could be reused")
 
-    p = verbs.add_parser("eixo", help="run one EIXO (stage) and write its evidence")
-    p.add_argument("number", type=int, help="the EIXO's number, as the sprint spec declares it")
+    p = verbs.add_parser("eixo", help="run one stage (EIXO) and write its evidence")
+    p.add_argument("number", type=int, help="the stage's number, as the sprint spec declares it")
     _common(p)
     _run_options(p)
 
@@ -170,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lint_options(args: argparse.Namespace) -> Any:
-    from sealgate.checks.lint import LintOptions
-    from sealgate.checks.parecer import TARGET_LABELS
-    from sealgate.checks.rules import duration_s
+    from sealgate.analysis.parecer import TARGET_LABELS
+    from sealgate.analysis.rulefiles import duration_s
+    from sealgate.lint import LintOptions
 
     durations = {}
     for option in ("min_age", "lookback"):

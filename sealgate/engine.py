@@ -17,23 +17,25 @@ from typing import Any
 
 import git
 
-from sealgate.errors import EXIT_OK, EXIT_REFUSED, SealgateError
+from sealgate.api.context import RunOptions
 from sealgate.evidence import integrity, signing
 from sealgate.evidence.judge import Judgement, judge
 from sealgate.evidence.reuse import reusable
 from sealgate.evidence.store import EvidenceStore
-from sealgate.fsutil import STATE_DIR, atomic_write
-from sealgate.gitrepo import Repo
-from sealgate.reports import publish as publishing
-from sealgate.reports import sealcommit, seals
-from sealgate.reports import tag as tagging
+from sealgate.kernel.errors import EXIT_OK, EXIT_REFUSED, SealgateError
+from sealgate.kernel.fsutil import STATE_DIR, atomic_write
+from sealgate.kernel.gitrepo import Repo
 from sealgate.reports.ci_outputs import write_ci_outputs
 from sealgate.reports.render import SealOutcome, build_view, render, report_path, write_report
-from sealgate.reports.verify import verify as verify_seal
-from sealgate.sprint import lifecycle
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.runner import Runner, StackManager
-from sealgate.sprint.spec import Spec, load_spec
+from sealgate.run.plan import open_spec
+from sealgate.run.runner import Runner, StackManager
+from sealgate.seal import commit as sealcommit
+from sealgate.seal import lifecycle
+from sealgate.seal import publish as publishing
+from sealgate.seal import tag as tagging
+from sealgate.seal.verify import verify as verify_seal
+from sealgate.sprint import seals
+from sealgate.sprint.model import Spec
 
 Printer = Callable[[str], None]
 
@@ -77,7 +79,7 @@ def _run_guard(root: Path, slug: str) -> Iterator[Path]:
 
 def _open(root: Path, sprint: str | None) -> tuple[Repo, Spec]:
     repo = Repo(root)
-    return repo, load_spec(repo.root, sprint)
+    return repo, open_spec(repo.root, sprint)
 
 
 def _run_stages(
@@ -108,12 +110,12 @@ def _run_stages(
                 current = number
                 runner.run_stage(spec.stages[number], reused=reused.get(number), overlap=True)
             current = None
-            runner.finish()  # concurrent checks (drills) that outlived their EIXO
+            runner.finish()  # concurrent checks (drills) that outlived their stage
         except (KeyboardInterrupt, Interrupted) as exc:
             # The interrupted stage, and any whose concurrent check still ran, wrote nothing (evidence is written
             # atomically when a stage ends); say which they were.
-            running = [f"EIXO {n} ({spec.stages[n].name})" for n in sorted(runner.pending)]
-            where = [f"EIXO {current} ({spec.stages[current].name})"] if current is not None else []
+            running = [f"{spec.stage_label(n)} ({spec.stages[n].name})" for n in sorted(runner.pending)]
+            where = [f"{spec.stage_label(current)} ({spec.stages[current].name})"] if current is not None else []
             exc.args = ("during " + " with ".join([*where, *running]) if where or running else "",)
             runner.cancel()
             raise
@@ -186,14 +188,14 @@ def eixo(
     repo, spec = _open(root, sprint)
     if number not in spec.stages:
         raise SealgateError(
-            f"{spec.relpath}: sprint {spec.id} declares no EIXO {number} (it has {sorted(spec.stages)})"
+            f"{spec.relpath}: sprint {spec.id} declares no {spec.stage_word} {number} (it has {sorted(spec.stages)})"
         )
     _run_stages(repo, spec, [number], options, out, stack_factory)
     verdict = judge(spec, repo.root, repo.head(), stages=[number]).stages[number]
     for cv in verdict.checks:
         for waiver in cv.waivers:
             out(f"  waived   {cv.check_id}: {waiver.target_kind} {waiver.target} — {waiver.justification}")
-    out(f"EIXO {number} verdict: {verdict.verdict.value}")
+    out(f"{spec.stage_label(number)} verdict: {verdict.verdict.value}")
     return EXIT_OK if verdict.verdict.ok else EXIT_REFUSED
 
 
@@ -252,9 +254,8 @@ def lint(options: Any, fmt: str = "text", out: Printer = print, err: Printer | N
     error finding, 1 with some (warnings alone do not fail: a seal passes with them too), 2 for bad input."""
     import json
 
-    from sealgate.checks import lint as linting
-    from sealgate.checks.parecer import KINDS
-    from sealgate.reports.ci_outputs import lint_sarif
+    from sealgate import lint as linting
+    from sealgate.analysis.parecer import KINDS
 
     def note(line: str) -> None:
         (out if fmt == "text" else (err or (lambda text: print(text, file=sys.stderr))))(line)
@@ -263,7 +264,7 @@ def lint(options: Any, fmt: str = "text", out: Printer = print, err: Printer | N
     if fmt == "json":
         out(json.dumps([f.to_json() for f in report.findings], indent=2))
     elif fmt == "sarif":
-        out(json.dumps(lint_sarif(report.findings, {**KINDS, **linting.OTHER_KINDS}), indent=2))
+        out(json.dumps(linting.lint_sarif(report.findings, {**KINDS, **linting.OTHER_KINDS}), indent=2))
     else:
         for finding in report.findings:
             out(f"{finding.where()}: {finding.severity}: {finding.message} [{finding.check} {finding.kind}]")

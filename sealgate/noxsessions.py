@@ -6,7 +6,7 @@
     sealgate_sessions()   # the sealgate beside Nox; or install_args=["-e", "."] to give each session a venv
 
 Every session is a thin wrapper around the `sealgate` console script. The `eixo_<N>` sessions are generated from the
-sprint specs in `sprint/`: one per EIXO number any spec declares, its description naming each sprint's title for
+sprint specs in `sprint/`: one per stage (EIXO) number any spec declares, its description naming each sprint's title for
 it (`nox -l` shows them). This module is imported by the interpreter that runs Nox, so it needs nothing but Nox and
 PyYAML, and reads the specs only for their stage numbers and titles (the engine validates them when a session runs).
 """
@@ -24,12 +24,12 @@ SPRINT_DIR = "sprint"
 INSTALL_STAMP = ".sealgate-installed"
 
 
-def declared_stages(root: Path) -> dict[int, list[str]]:
-    """EIXO number -> `"<title> (<sprint>)"` for each spec in sprint/ that declares it. A spec that cannot be read
-    is skipped here: running any session reports it properly."""
+def declared_stages(root: Path) -> dict[int, list[tuple[str, str]]]:
+    """Stage number -> (`"<title> (<sprint>)"`, the spec's language) for each spec in sprint/ that declares it. A
+    spec that cannot be read is skipped here: running any session reports it properly."""
     import yaml  # only where the sessions are built: PyYAML is sealgate's own dependency
 
-    stages: dict[int, list[str]] = {}
+    stages: dict[int, list[tuple[str, str]]] = {}
     for path in sorted((root / SPRINT_DIR).glob("*.yaml")):
         if path.name.endswith(".waivers.yaml"):
             continue
@@ -42,7 +42,8 @@ def declared_stages(root: Path) -> dict[int, list[str]]:
         for stage in spec["stages"]:
             if isinstance(stage, dict) and isinstance(stage.get("number"), int):
                 title = stage.get("title") or stage.get("name") or ""
-                stages.setdefault(stage["number"], []).append(f"{title} ({spec.get('id', path.stem)})")
+                label = f"{title} ({spec.get('id', path.stem)})"
+                stages.setdefault(stage["number"], []).append((label, str(spec.get("language", "en"))))
     return dict(sorted(stages.items()))
 
 
@@ -65,7 +66,7 @@ def sealgate_sessions(
     install_args: Sequence[str] | None = None,
     project_file: str | None = "pyproject.toml",
 ) -> None:
-    """Register seal, eixo_<N> (one per EIXO the specs declare), report, verify, status, publish and new as sessions.
+    """Register seal, eixo_<N> (one per stage the specs declare), report, verify, status, publish and new as sessions.
 
     `install_args=None` (the default) runs the sealgate installed beside Nox, with no virtualenv of its own: a team
     that `pip install sealgate` gets both. Otherwise each session gets a virtualenv and `session.install` gets
@@ -105,12 +106,16 @@ def sealgate_sessions(
 
     register(
         "seal",
-        "Run every EIXO, judge every criterion from evidence, render the SEAL report, create the tag.",
+        "Run every stage (EIXO), judge every criterion from evidence, render the SEAL report, create the tag.",
         ("seal",),
         default=True,
     )
     for number, titles in declared_stages(base).items():
-        register(f"eixo_{number}", f"EIXO {number}: " + "; ".join(titles), ("eixo", str(number)))
+        # The seed's word where every spec declaring the stage speaks pt-BR (the session is eixo_<N> either way).
+        word = "EIXO" if all(language == "pt-BR" for _label, language in titles) else "stage"
+        register(
+            f"eixo_{number}", f"{word} {number}: " + "; ".join(label for label, _ in titles), ("eixo", str(number))
+        )
     register("report", "Render the SEAL report from the evidence on disk.", ("report",))
     register(
         "verify",

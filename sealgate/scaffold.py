@@ -1,7 +1,7 @@
 """`sealgate init`: what a repository needs to start sealing its sprints, written without touching anything it has.
 
 - `noxfile.py` — a few lines: the sessions come from `sealgate.noxsessions`;
-- `sprint/<ID>.yaml` — a spec skeleton that loads and plans: the first EIXOs run library checks that need nothing
+- `sprint/<ID>.yaml` — a spec skeleton that loads and plans: the first stages run library checks that need nothing
   but the stack description, and the criteria name them;
 - `sprint/<ID>.waivers.yaml` — an empty waiver file;
 - a stack description (`stack.yaml` next to the compose file) inferred from the compose file: each service's role
@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from sealgate.backends.base import StackError
 from sealgate.backends.composefile import ComposeFile, flag_value, map_path
-from sealgate.errors import InputError, Problem
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import InputError, Problem
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 IGNORED = ("/artifacts/", "/reports/SEAL_*.md", "/reports/out/", "/.sealgate/", ".nox/")

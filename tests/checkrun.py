@@ -14,11 +14,11 @@ from typing import Any
 
 from conftest import PROJECT_ROOT
 
+from sealgate.api.context import RunOptions
 from sealgate.evidence.store import EvidenceStore
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.model import CheckResult
-from sealgate.sprint.runner import Runner, StackManager
-from sealgate.sprint.spec import load_spec
+from sealgate.model.results import CheckResult
+from sealgate.run.plan import open_spec
+from sealgate.run.runner import Runner, StackManager
 
 
 def run_checks(
@@ -44,7 +44,7 @@ def run_stages(
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, CheckResult]:
     """Some checks of several stages, in order, in one run: a check may require one of an earlier stage."""
-    spec = load_spec(root, sprint)
+    spec = open_spec(root, sprint)
     options = options or RunOptions(backend=stack.name if stack is not None else "local")
     manager = StackManager(root, options.backend, root / ".sealgate" / spec.slug, owned=stack is None)
     manager.backend = stack

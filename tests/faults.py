@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sealgate.ports import free_ports
+from sealgate.kernel.ports import free_ports
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 

@@ -358,20 +358,20 @@ stages:
     name: settings
     title: Settings by environment
     checks:
-      - id: env_config/breaker-defaults
+      - id: env_config/defaults
         with:
           <<: &shop
             service: shop
             variables: {SHOP_RETRIES: retries, SHOP_COOLDOWN_S: cooldown_s}
             settings: {path: /config, source_field: origin}
           defaults: {retries: 2, cooldown_s: 1}
-      - id: env_config/breaker-overrides
+      - id: env_config/overrides
         with:
           <<: *shop
           cases:
             - {env: {SHOP_RETRIES: "4"}, expect: {retries: 4, cooldown_s: 1}}
             - {env: {SHOP_RETRIES: "1", SHOP_COOLDOWN_S: "9"}, expect: {retries: 1, cooldown_s: 9}}
-      - id: env_config/breaker-behaviour
+      - id: env_config/behaviour
         with:
           <<: *shop
           env: {SHOP_COOLDOWN_S: "2"}

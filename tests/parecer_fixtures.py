@@ -20,7 +20,7 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from standalone import prometheus_process
 
-from sealgate.ports import free_ports
+from sealgate.kernel.ports import free_ports
 
 # A rule in the seed's style on a misspelt metric (http_request_total): what the parecer exists to refuse.
 MISSPELT_RULE = """

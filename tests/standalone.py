@@ -14,7 +14,7 @@ import pytest
 import requests
 from conftest import need_tool
 
-from sealgate.procs import terminate
+from sealgate.kernel.procs import terminate
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from sealgate.backends.base import StackBackend
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
-from sealgate.errors import InputError, Problem
+from sealgate.kernel.errors import InputError, Problem
 
 ENTRY_POINT_GROUP = "sealgate.backends"
 ENGINE_TIMEOUT = 5.0  # `docker info` answers in well under a second when dockerd runs; a hung socket must not hang us

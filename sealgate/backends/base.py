@@ -13,31 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from sealgate.errors import Problem, SealgateError
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import Problem
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
-
-
-class StackError(SealgateError):
-    """The stack could not be brought up, inspected or stopped; the message says which service and why.
-
-    `logs` maps a failing service to the tail of its output, captured when the error was raised (the container or
-    process may be gone by the time anyone looks), so evidence can attach it.
-    """
-
-    def __init__(self, *problems: Problem | str, logs: dict[str, str] | None = None) -> None:
-        self.logs: dict[str, str] = dict(logs or {})
-        super().__init__(*problems)
-
-
-class ServiceNotRunning(StackError):
-    """A service of the stack is not running on this backend (e.g. Grafana where no Grafana can run)."""
-
-    def __init__(self, service: str, reason: str) -> None:
-        self.service = service
-        self.reason = reason
-        super().__init__(f"{service}: not running ({reason})")
 
 
 @dataclass

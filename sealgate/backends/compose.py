@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sealgate.backends.base import ServiceNotRunning, ServiceState, StackBackend, StackError
+from sealgate.backends.base import ServiceState, StackBackend
 from sealgate.backends.composefile import ComposeFile, read_env_file
+from sealgate.backends.errors import ServiceNotRunning, StackError
 from sealgate.backends.readiness import Waiter, http_probe, wait_ready
-from sealgate.errors import Problem
-from sealgate.ports import describe_holder, free_ports_requested, lost_bind_port
-from sealgate.ports import free_ports as kernel_free_ports
+from sealgate.kernel.errors import Problem
+from sealgate.kernel.ports import describe_holder, free_ports_requested, lost_bind_port
+from sealgate.kernel.ports import free_ports as kernel_free_ports
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from sealgate.backends.base import StackError
-from sealgate.errors import Problem
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import Problem
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}, ${VAR:+alt}, $VAR and the escape $$.
 _VAR = re.compile(

@@ -10,27 +10,23 @@ service of any particular stack.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from sealgate.backends.composefile import ComposeFile, flag_value, map_path
-from sealgate.errors import InputError, Problem
-from sealgate.sprint.yamlsource import Located, load_yaml, schema_problems
+from sealgate.kernel.errors import InputError, Problem
+from sealgate.kernel.schemas import load_schema, validator
+from sealgate.kernel.yamlsource import Located, load_yaml, schema_problems
 
 # Where a spec with no `stack:` finds its stack description: what `sealgate init` writes for a compose file at the
 # repository's root. A project whose compose file lives elsewhere names its description in every spec (`stack:`).
 DEFAULT_PATH = "stack.yaml"
-ROLES = ("prometheus", "alertmanager", "target", "receiver", "database", "dashboards", "storage", "other")
 LOCAL_KINDS = ("prometheus", "alertmanager", "postgres", "python", "command", "unavailable")
 DEFAULT_PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+(?::[A-Za-z0-9_.-]+)*)\}")
@@ -117,14 +113,6 @@ class StackDescription:
             raise InputError(Problem(self.path, "no service with role 'target' (a scraped service) is described"))
         return next((t for t in targets if t.traffic is not None), targets[0])
 
-    def start_order(self) -> list[str]:
-        return list(self.services)
-
-
-@cache
-def _schema() -> dict[str, Any]:
-    return json.loads((resources.files("sealgate.backends") / "schema" / "stack.schema.json").read_text())
-
 
 def load_description(root: Path, relpath: str = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> StackDescription:
     """Load, validate and complete a stack description; every problem is reported as `file:line: what`."""
@@ -137,8 +125,7 @@ def load_description(root: Path, relpath: str = DEFAULT_PATH, env: Mapping[str, 
     doc = load_yaml(path, relpath)
     if not isinstance(doc.value, dict):
         raise InputError(Problem(f"{relpath}:1", "a stack description must be a YAML mapping"))
-    schema = _schema()
-    problems = schema_problems(doc, jsonschema.Draft202012Validator(schema))
+    problems = schema_problems(doc, validator(load_schema("sealgate.backends", "stack.schema.json")))
     if problems:
         raise InputError(*problems)
     raw: dict[str, Any] = doc.value
@@ -199,7 +186,7 @@ def load_description(root: Path, relpath: str = DEFAULT_PATH, env: Mapping[str, 
 def _compose_file(root: Path, compose_rel: str, env: Mapping[str, str] | None) -> tuple[Any, str | None]:
     """The compose file, or (None, why) when it cannot be read: a broken compose file is the project's defect, which
     the checks judge and report (a failed check, not bad input to sealgate); nothing is derived from it then."""
-    from sealgate.backends.base import StackError
+    from sealgate.backends.errors import StackError
 
     try:
         return ComposeFile(root / compose_rel, dict(env if env is not None else os.environ), compose_rel), None

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from sealgate.backends.base import StackError
-from sealgate.errors import Problem
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import Problem
+from sealgate.kernel.poll import poll
 
 if TYPE_CHECKING:
     from sealgate.backends.base import StackBackend
@@ -46,11 +47,19 @@ class Answer:
 
 
 def request(
-    method: str, url: str, *, params: dict[str, Any] | None = None, body: Any = None, timeout: float = TIMEOUT
+    method: str,
+    url: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+    form: dict[str, Any] | None = None,
+    timeout: float = TIMEOUT,
+    session: requests.Session | None = None,
 ) -> Answer:
-    """One request; StackError when nothing answers at `url` (refused, reset, timed out)."""
+    """One request (`body` as JSON, or `form` url-encoded); StackError when nothing answers at `url` (refused,
+    reset, timed out). A `session` keeps the connection for the next request."""
     try:
-        response = requests.request(method, url, params=params, json=body, timeout=timeout)
+        response = (session or requests).request(method, url, params=params, json=body, data=form, timeout=timeout)
     except requests.Timeout:
         raise StackError(Problem(url, f"{method} timed out after {timeout:g} s")) from None
     except requests.RequestException as exc:
@@ -71,16 +80,27 @@ def get_json(url: str, params: dict[str, Any] | None = None, timeout: float = TI
 
 
 class Prometheus:
-    """The Prometheus HTTP API of one server (`base` = http://host:port)."""
+    """The Prometheus HTTP API of one server (`base` = http://host:port): the one client every check, the readiness
+    waits and the parecer's metric source (analysis/parecer.py) talk to Prometheus through."""
 
     def __init__(self, base: str, timeout: float = TIMEOUT) -> None:
         self.base = base.rstrip("/")
         self.timeout = timeout
+        self._session = requests.Session()  # one connection for the many questions a judgement asks
 
-    def api(self, path: str, **params: Any) -> Any:
-        """`data` of /api/v1/<path>; HttpAnswerError when Prometheus answers with an error."""
+    def api(self, path: str, *, post: bool = False, **params: Any) -> Any:
+        """`data` of /api/v1/<path>; HttpAnswerError when Prometheus answers with an error, StackError when it does
+        not answer. `post` sends the parameters as a form (a selector over hundreds of names outgrows a URL)."""
         url = f"{self.base}/api/v1/{path}"
-        answer = request("GET", url, params={k: v for k, v in params.items() if v is not None}, timeout=self.timeout)
+        given = {k: v for k, v in params.items() if v is not None}
+        answer = request(
+            "POST" if post else "GET",
+            url,
+            params=None if post else given,
+            form=given if post else None,
+            timeout=self.timeout,
+            session=self._session,
+        )
         body = answer.body if isinstance(answer.body, dict) else {}
         if not answer.ok or body.get("status") != "success":
             raise HttpAnswerError(url, answer.status, str(body.get("error") or _short(answer.body)))
@@ -115,12 +135,10 @@ class Prometheus:
     ) -> float:
         """Seconds waited until Prometheus holds a sample of `job` scraped after `after` (epoch seconds); StackError
         naming the job when none comes within `limit_s`."""
-        started = time.monotonic()
-        while self.newest_sample(job) <= after:
-            if time.monotonic() - started > limit_s:
-                raise StackError(Problem(self.base, f"Prometheus scraped no sample of job {job} within {limit_s:g} s"))
-            sleep(0.5)
-        return time.monotonic() - started
+        scraped, waited = poll(lambda: self.newest_sample(job) > after, timeout=limit_s, interval=0.5, sleep=sleep)
+        if not scraped:
+            raise StackError(Problem(self.base, f"Prometheus scraped no sample of job {job} within {limit_s:g} s"))
+        return waited
 
 
 def send_traffic(

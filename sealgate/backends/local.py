@@ -20,49 +20,62 @@ logs/<service>.log, pids.json (lets the next run stop processes a crashed run le
 
 Processes: each child leads its own process group; down() sends SIGTERM (SIGINT — fast shutdown — to PostgreSQL),
 waits STOP_TIMEOUT, then SIGKILLs the group. An exception in up() stops everything started so far; an interpreter
-exit without down() does the same (atexit), so no run leaves orphans.
+exit without down() does the same (atexit), so no run leaves orphans. How one process is started, stopped, found
+again after a crash, and how its configuration's addresses and secret paths are rewritten, is
+sealgate/backends/localprocs.py; this module is the backend that runs a whole stack with it.
 
-Ports: chosen by the kernel (sealgate.ports.free_ports) and kept across down()/up() while free. A port can still be
-taken between its choice and the service's bind: a service that dies saying so ("address already in use") makes up()
-print who holds the port and start the stack once more on a new one; a second loss is a StackError naming both.
+Ports: chosen by the kernel (sealgate.kernel.ports.free_ports) and kept across down()/up() while free. A port can
+still be taken between its choice and the service's bind: a service that dies saying so ("address already in use")
+makes up() print who holds the port and start the stack once more on a new one; a second loss is a StackError naming
+both.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import glob
-import json
 import os
 import pwd
-import re
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 
-from sealgate.backends.base import ServiceNotRunning, ServiceState, StackBackend, StackError
-from sealgate.backends.composefile import ComposeFile, flag_value, inherited_flags, map_path, split_flags
+from sealgate.backends.base import ServiceState, StackBackend
+from sealgate.backends.composefile import ComposeFile, flag_value, inherited_flags, map_path
 from sealgate.backends.description import render
+from sealgate.backends.errors import ServiceNotRunning, StackError
+from sealgate.backends.localprocs import (
+    RUN_DIR_MARKER,
+    STOP_TIMEOUT,
+    Proc,
+    find_pg_bin_dir,
+    log_tail,
+    port_free,
+    python_command,
+    reap_leftovers,
+    rewrite_address,
+    rewrite_secret_paths,
+    rewrite_tree,
+    save_pids,
+    tcp_answers,
+    traversal_problem,
+)
 from sealgate.backends.provision import Binary, resolve
 from sealgate.backends.readiness import Waiter, http_probe, wait_ready
-from sealgate.errors import Problem
-from sealgate.fsutil import atomic_write
-from sealgate.ports import describe_holder, free_ports, lost_bind_port, shows_lost_bind
+from sealgate.kernel.errors import Problem
+from sealgate.kernel.fsutil import atomic_write
+from sealgate.kernel.ports import describe_holder, free_ports, lost_bind_port, shows_lost_bind
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
 
-STOP_TIMEOUT = 10.0  # seconds between the polite signal and SIGKILL
 PG_START_TIMEOUT = 60.0
 # Flags a local process must not inherit from the compose file: paths and addresses are the container's.
 PROMETHEUS_OWN_FLAGS = {
@@ -81,126 +94,6 @@ ALERTMANAGER_OWN_FLAGS = {
     "--cluster.listen-address",
     "--cluster.advertise-address",
 }
-# Set in every child's environment: identifies the processes of one run_dir (see _reap_leftovers).
-RUN_DIR_MARKER = "SEALGATE_RUN_DIR"
-LOG_RUN_MARKER = "=== "  # first line written to a service's log at each start
-_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^@/]*@)?(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?")
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def tcp_answers(port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def rewrite_address(value: str, addresses: Mapping[str, int]) -> str:
-    """`service:port` or `scheme://[auth@]service[:port]/...` -> 127.0.0.1 and the service's local port."""
-    match = _URL.match(value)
-    if match and match.group("host") in addresses:
-        port = addresses[match.group("host")]
-        return f"{match.group('scheme')}{match.group('auth') or ''}127.0.0.1:{port}{value[match.end() :]}"
-    host, sep, port_text = value.rpartition(":")
-    if sep and host in addresses and port_text.isdigit():
-        return f"127.0.0.1:{addresses[host]}"
-    return value
-
-
-def rewrite_tree(value: Any, addresses: Mapping[str, int]) -> Any:
-    if isinstance(value, str):
-        return rewrite_address(value, addresses)
-    if isinstance(value, list):
-        return [rewrite_tree(v, addresses) for v in value]
-    if isinstance(value, dict):
-        return {k: rewrite_tree(v, addresses) for k, v in value.items()}
-    return value
-
-
-def rewrite_secret_paths(value: Any, files: Mapping[str, str]) -> Any:
-    """Every string that is exactly a secret's container path -> the host file holding it."""
-    if isinstance(value, str):
-        return files.get(value, value)
-    if isinstance(value, list):
-        return [rewrite_secret_paths(v, files) for v in value]
-    if isinstance(value, dict):
-        return {k: rewrite_secret_paths(v, files) for k, v in value.items()}
-    return value
-
-
-def traversal_problem(path: Path, uid: int, gids: set[int]) -> str | None:
-    """The first ancestor of `path` that user `uid` cannot enter, or None (PostgreSQL runs as another user)."""
-    for parent in [*reversed(path.parents)]:
-        mode = parent.stat()
-        if mode.st_uid == uid:
-            allowed = bool(mode.st_mode & stat.S_IXUSR)
-        elif mode.st_gid in gids:
-            allowed = bool(mode.st_mode & stat.S_IXGRP)
-        else:
-            allowed = bool(mode.st_mode & stat.S_IXOTH)
-        if not allowed:
-            return f"{parent} (mode {stat.filemode(mode.st_mode)})"
-    return None
-
-
-@dataclass
-class Proc:
-    service: str
-    argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-    log: Path
-    user: str | None = None  # run as this user (PostgreSQL under root)
-    stop_signal: int = signal.SIGTERM
-    popen: subprocess.Popen[bytes] | None = None
-    log_handle: IO[bytes] | None = field(default=None, repr=False)
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-
-def python_command(description: StackDescription, compose: ComposeFile, service: str) -> tuple[list[str], Path]:
-    """(arguments after the interpreter, cwd) of a Python service, as its container runs it: `-m pkg` from the host
-    directory mounted at working_dir/pkg, or a `.py` script mapped through the bind mounts. Its own listen flags are
-    dropped (the caller binds 127.0.0.1 and a free port). The local backend runs its services so, and so does a check
-    that starts one on its own (env_config)."""
-    svc = compose.services[service]
-    recipe = description.services[service].local
-    command = [*svc.entrypoint(), *svc.command()]
-    mounts = svc.mounts(compose.base)
-    own = (recipe.host_flag, recipe.port_flag)
-    rest = [f"{n}={v}" if v is not None else n for n, v in split_flags(command) if n not in own]
-    if "-m" in command[:-1]:
-        package = command[command.index("-m") + 1]
-        workdir = svc.working_dir or "/"
-        host = map_path(f"{workdir.rstrip('/')}/{package.split('.')[0]}", mounts)
-        runnable = host is not None and (
-            (Path(host) / "__main__.py").is_file() or len(package.split(".")) > 1 or host.endswith(".py")
-        )
-        if host and runnable:
-            return ["-m", package, *rest], Path(host).parent
-    for item in command:
-        if item.endswith(".py"):
-            mapped = map_path(item, mounts) if item.startswith("/") else str(compose.base / item)
-            if mapped and Path(mapped).is_file():
-                return [mapped, *rest], Path(mapped).parent
-    raise StackError(
-        Problem(
-            service,
-            f"cannot tell how to run it locally: its command {' '.join(command) or '(none)'} runs no module or "
-            "script bind-mounted from the project",
-            f"mount its code in {description.compose_file}, or set `local.kind: unavailable` with a reason",
-        )
-    )
 
 
 class LocalBackend(StackBackend):
@@ -349,53 +242,13 @@ class LocalBackend(StackBackend):
         return target
 
     def _find_pg_bin_dir(self) -> Path:
-        candidates: list[Path] = []
-        if os.environ.get("SEALGATE_PG_BIN_DIR"):
-            candidates.append(Path(os.environ["SEALGATE_PG_BIN_DIR"]))
-        on_path = shutil.which("initdb")
-        if on_path:
-            candidates.append(Path(on_path).parent)
-
-        def version_key(path: str) -> tuple[int, ...]:
-            return tuple(int(p) for p in re.findall(r"\d+", Path(path).parent.name))
-
-        candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True)]
-        for candidate in candidates:
-            if all((candidate / tool).is_file() for tool in ("initdb", "postgres", "pg_isready")):
-                return candidate
-        hint = "apt-get install -y postgresql" if Path("/etc/debian_version").exists() else "install PostgreSQL"
-        raise StackError(
-            Problem(
-                "postgres",
-                "no PostgreSQL server binaries (initdb, postgres) found via SEALGATE_PG_BIN_DIR, PATH or "
-                "/usr/lib/postgresql/*/bin",
-                f"install them by hand: {hint}",
-            )
-        )
+        return find_pg_bin_dir()
 
     # -- processes ------------------------------------------------------------------------------------------------
 
     def _spawn(self, proc: Proc) -> None:
         proc.env = {**proc.env, RUN_DIR_MARKER: str(self.run_dir)}
-        proc.log.parent.mkdir(parents=True, exist_ok=True)
-        proc.log_handle = open(proc.log, "ab")  # noqa: SIM115 - lives as long as the process, closed in _stop
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        proc.log_handle.write(f"{LOG_RUN_MARKER}{stamp} start: {' '.join(proc.argv)}\n".encode())
-        proc.log_handle.flush()
-        try:
-            proc.popen = subprocess.Popen(
-                proc.argv,
-                cwd=proc.cwd,
-                env=proc.env,
-                stdin=subprocess.DEVNULL,
-                stdout=proc.log_handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: down() signals the whole group, nothing escapes
-                user=proc.user,
-            )
-        except OSError as exc:
-            proc.log_handle.close()
-            raise StackError(Problem(proc.service, f"cannot start {proc.argv[0]}: {exc}")) from None
+        proc.start()
         self.procs[proc.service] = proc
         self._save_pids()
         if not self._atexit_registered:
@@ -403,19 +256,7 @@ class LocalBackend(StackBackend):
             self._atexit_registered = True
 
     def _stop(self, proc: Proc, timeout: float = STOP_TIMEOUT) -> None:
-        popen = proc.popen
-        if popen is not None and popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, proc.stop_signal)
-            try:
-                popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(popen.pid, signal.SIGKILL)
-                popen.wait(timeout=timeout)
-        if proc.log_handle is not None:
-            proc.log_handle.close()
-            proc.log_handle = None
+        proc.stop(timeout)
 
     def _kill_all(self) -> None:
         for service in reversed(self.local_services):
@@ -428,27 +269,11 @@ class LocalBackend(StackBackend):
         return self.run_dir / "pids.json"
 
     def _save_pids(self) -> None:
-        alive = {s: p.popen.pid for s, p in self.procs.items() if p.popen is not None and p.popen.poll() is None}
-        with contextlib.suppress(OSError):
-            self._pids_file().write_text(json.dumps(alive, sort_keys=True) + "\n")
+        save_pids(self._pids_file(), self.procs)
 
     def _reap_leftovers(self) -> None:
-        """Stop processes a crashed earlier run (same run_dir) left behind, identified by run_dir in their cmdline."""
-        try:
-            leftovers = json.loads(self._pids_file().read_text())
-        except (OSError, ValueError):
-            return
-        marker = f"{RUN_DIR_MARKER}={self.run_dir}".encode()
-        for service, pid in leftovers.items():
-            try:
-                environ = Path(f"/proc/{int(pid)}/environ").read_bytes().split(b"\0")
-            except (OSError, ValueError):
-                continue
-            # Only a process carrying this run_dir's marker is ours: a recycled pid belongs to someone else.
-            if marker in environ:
-                self.progress(f"stack: stopping {service} (pid {pid}) left by an earlier run")
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(pid), signal.SIGKILL)
+        """Stop processes a crashed earlier run (same run_dir) left behind."""
+        reap_leftovers(self._pids_file(), self.run_dir, self.progress)
 
     # -- services -------------------------------------------------------------------------------------------------
 
@@ -645,15 +470,7 @@ class LocalBackend(StackBackend):
 
     def _log_tail(self, service: str, lines: int = 200) -> str:
         """The last `lines` lines of the service's current run (the log file appends one run after another)."""
-        try:
-            text = (self.log_dir / f"{service}.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        current = text.splitlines()
-        starts = [i for i, line in enumerate(current) if line.startswith(LOG_RUN_MARKER)]
-        if starts:
-            current = current[starts[-1] :]
-        return "\n".join(current[-lines:])
+        return log_tail(self.log_dir / f"{service}.log", lines)
 
     # -- StackBackend ---------------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ mirrors can be used; the path below it keeps the release site's layout:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
@@ -25,8 +24,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealgate.backends.base import StackError
-from sealgate.errors import Problem
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import Problem
+from sealgate.kernel.fsutil import sha256_file
 
 DEFAULT_RELEASES_URL = "https://github.com"
 DOWNLOAD_TIMEOUT = 60.0  # seconds without progress before a download is abandoned (urllib socket timeout)
@@ -168,14 +168,6 @@ def _download(url: str, dest: Path, name: str) -> None:
         raise _refuse(name, f"download of {url} failed: {exc}") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _unpack(archive: Path, release: Release, arch: str, dest: Path, name: str) -> None:
     """Extract only the release's binaries, as regular files, flat into `dest` (no paths from the archive are
     trusted: a crafted member name cannot write outside `dest`)."""
@@ -234,7 +226,7 @@ def provision(
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=cache) as scratch:
         archive = Path(scratch) / archive_name(release, arch)
         _download(url, archive, name)
-        actual = _sha256(archive)
+        actual = sha256_file(archive)
         if actual != expected.lower():
             raise _refuse(name, f"sha256 mismatch for {url}: expected {expected}, got {actual}; archive discarded")
         unpacked = Path(scratch) / "unpacked"

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from sealgate.backends.base import StackError, StackTimings
+from sealgate.backends.base import StackTimings
+from sealgate.backends.errors import StackError
 from sealgate.backends.http import HttpAnswerError, Prometheus
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
-from sealgate.errors import Problem
+from sealgate.kernel.errors import Problem
+from sealgate.kernel.poll import PollCancelled, poll
 
 HTTP_TIMEOUT = 2.0  # one probe; a slow answer counts as "not yet", the loop tries again
 POLL_INTERVAL = 0.25  # short: readiness of local processes is sub-second, and the loop is bounded by the deadline
@@ -59,13 +61,12 @@ def fresh_scrape_probe(prometheus_url: str, started_at: float, job: str) -> Prob
 
     def probe() -> tuple[bool, str]:
         try:
-            stamps = prometheus.query(f'timestamp(up{{job="{job}"}})')
-            values = prometheus.query(f'up{{job="{job}"}}')
+            newest = prometheus.newest_sample(job)
+            values = prometheus.query(f'up{{job="{job}"}}') if newest else []
         except (StackError, HttpAnswerError, KeyError) as exc:
             return False, f"query failed: {exc}"
-        if not stamps or not values:
+        if not newest or not values:
             return False, f'no up{{job="{job}"}} sample yet'
-        newest = max(float(s["value"][1]) for s in stamps)
         up = max(float(v["value"][1]) for v in values)
         if newest <= started_at:
             return False, f"newest up sample is {started_at - newest:.1f}s older than this start (persisted data)"
@@ -147,27 +148,40 @@ class Waiter:
         A condition met at the first probe prints one line; a wait prints `waiting for` first, then every
         PROGRESS_EVERY seconds with what the probe currently sees.
         """
-        last_line: float | None = None
-        while True:
-            if self.cancelled is not None and self.cancelled.is_set():
-                raise StackError(
-                    Problem(service if isinstance(service, str) else "stack", f"{what}: stopped (the run ends)")
-                )
+        last_line: list[float] = []  # when the last waiting line was printed
+        detail = ""
+
+        def attempt() -> bool:
+            nonlocal detail
             self.check_liveness()
             met, detail = probe()
-            if met:
-                elapsed = self.elapsed()
-                self.progress(f"stack: {what} ({elapsed:.1f}s)")
-                return elapsed
+            return met
+
+        def waiting(_elapsed: float) -> None:
             now = time.monotonic()
-            if now >= self.deadline:
-                blamed = service(detail) if callable(service) else service
-                raise self.fail(blamed, f"{what}: not met after {self.elapsed():.1f}s: {detail}", hint)
-            if last_line is None or now - last_line >= PROGRESS_EVERY:
-                suffix = f": {detail}" if last_line is not None else ""
+            if not last_line or now - last_line[-1] >= PROGRESS_EVERY:
+                suffix = f": {detail}" if last_line else ""
                 self.progress(f"stack: waiting for {what} ({self.elapsed():.1f}s){suffix}")
-                last_line = now
-            time.sleep(min(POLL_INTERVAL, max(0.0, self.deadline - now)))
+                last_line.append(now)
+
+        try:
+            met, _ = poll(
+                attempt,
+                timeout=self.deadline - time.monotonic(),
+                interval=POLL_INTERVAL,
+                cancelled=self.cancelled,
+                on_wait=waiting,
+            )
+        except PollCancelled:
+            raise StackError(
+                Problem(service if isinstance(service, str) else "stack", f"{what}: stopped (the run ends)")
+            ) from None
+        if not met:
+            blamed = service(detail) if callable(service) else service
+            raise self.fail(blamed, f"{what}: not met after {self.elapsed():.1f}s: {detail}", hint)
+        elapsed = self.elapsed()
+        self.progress(f"stack: {what} ({elapsed:.1f}s)")
+        return elapsed
 
 
 def wait_ready(

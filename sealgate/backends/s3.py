@@ -24,8 +24,8 @@ from pathlib import Path
 
 import requests
 
-from sealgate.backends.base import StackError
-from sealgate.errors import Problem
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import Problem
 
 TIMEOUT = 60.0
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -175,15 +175,6 @@ class S3:
 
     # -- operations -------------------------------------------------------------------------------------------------
 
-    def bucket_exists(self, bucket: str) -> bool:
-        try:
-            self._call("HEAD", bucket)
-        except S3Error as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
     def objects(self, bucket: str, prefix: str = "") -> Iterator[S3Object]:
         """Every object under `prefix` (ListObjectsV2, page after page)."""
         token = ""
@@ -234,6 +225,3 @@ class S3:
 
     def delete(self, bucket: str, key: str) -> None:
         self._call("DELETE", bucket, key)
-
-    def create_bucket(self, bucket: str) -> None:
-        self._call("PUT", bucket)

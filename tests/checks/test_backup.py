@@ -11,7 +11,7 @@ import pytest
 from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker, need_tool
 
-from sealgate.sprint.model import Status
+from sealgate.model.results import Status
 
 SCRIPT = "stack/scripts/backup_observability.sh"
 ALL = ["backup/script-static", "backup/run-live", "backup/retention", "backup/fail-closed", "backup/restore-drill"]

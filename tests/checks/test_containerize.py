@@ -14,9 +14,9 @@ from checkrun import explain, run_checks
 from conftest import commit_all, need, need_tool
 from other_layout import make_other_layout, set_check
 
-from sealgate.errors import InputError
-from sealgate.sprint.model import Severity, Status
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.errors import InputError
+from sealgate.model.results import Severity, Status
+from sealgate.run.plan import open_spec
 
 COMPOSE = "stack/docker-compose.yml"
 STACK = "stack/stack.yaml"
@@ -296,7 +296,7 @@ def test_static_checks_pass_on_another_layout(
     if compose_v2:
         need_compose_v2()
     else:
-        from sealgate.checks import containerize
+        from sealgate.analysis import compose as containerize
 
         monkeypatch.setattr(containerize, "shutil", SimpleNamespace(which=lambda name: None))
     results = run_checks(root, 1, STATIC, sprint="OTHER")
@@ -345,7 +345,7 @@ def test_a_missing_or_misspelt_parameter_is_a_spec_error_with_its_line(tmp_path:
     set_check(root, "containerize/network", **{"with": {"netwrk": "obs"}})
     set_check(root, "containerize/volumes", **{"with": {}})
     with pytest.raises(InputError) as raised:
-        load_spec(root, "OTHER")
+        open_spec(root, "OTHER")
     text = str(raised.value)
     assert re.search(r"sprint/OTHER\.yaml:\d+: \$\.stages\[1\]\.checks\[2\]\.with: 'network' is a required", text), text
     assert "('netwrk' was unexpected)" in text

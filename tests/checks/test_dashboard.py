@@ -24,10 +24,10 @@ from conftest import PROJECT_ROOT, commit_all, need_docker
 from other_layout import make_other_layout, set_check
 from test_dashboard_sources import full_budget
 
-from sealgate.checks.grafana import GrafanaClient, GrafanaError, comparable, differences
-from sealgate.errors import InputError
-from sealgate.sprint.model import Status
-from sealgate.sprint.spec import load_spec
+from sealgate.analysis.grafana import GrafanaClient, GrafanaError, comparable, differences
+from sealgate.kernel.errors import InputError
+from sealgate.model.results import Status
+from sealgate.run.plan import open_spec
 
 DASHBOARD = "stack/grafana/dashboards/llm_metrics.json"
 STATIC = ["dashboard/provisioning", "dashboard/json-structure"]
@@ -415,7 +415,7 @@ def test_a_dashboard_check_without_its_files_is_a_spec_error(tmp_path: Path) -> 
         **{"with": {"uid": "x", "tags": [], "panels": [{"title": "t", "type": "stat"}]}},
     )
     with pytest.raises(InputError) as raised:
-        load_spec(root, "OTHER")
+        open_spec(root, "OTHER")
     problems = [str(p) for p in raised.value.problems]
     assert any(p.endswith("$.stages[2].checks[1].with: 'dashboard' is a required property") for p in problems), problems
     assert any(p.endswith("$.stages[2].checks[1].with: 'datasources' is a required property") for p in problems), (

@@ -15,10 +15,10 @@ import pytest
 from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker
 
+from sealgate.analysis.promql import analyse
 from sealgate.backends.http import get_json
 from sealgate.checks.dashboard_sources import selector_text
-from sealgate.checks.promql import analyse
-from sealgate.sprint.model import Status
+from sealgate.model.results import Status
 
 SPEC = "sprint/F9.11.yaml"
 DASHBOARD = "stack/grafana/dashboards/llm_metrics.json"

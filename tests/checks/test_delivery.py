@@ -22,7 +22,7 @@ from stack_fixtures import new_run_dir
 from sealgate.backends.local import LocalBackend
 from sealgate.backends.provision import find_binary
 from sealgate.checks.delivery import names_alert, pagerduty_problems, slack_problems
-from sealgate.sprint.model import CheckResult, Severity, Status
+from sealgate.model.results import CheckResult, Severity, Status
 
 AM_CONFIG = "stack/prometheus/alertmanager.yml"
 SPEC = "sprint/F9.11.yaml"

@@ -11,7 +11,7 @@ import pytest
 from checkrun import explain, run_checks
 from conftest import PROJECT_ROOT, need_docker
 
-from sealgate.sprint.model import Status
+from sealgate.model.results import Status
 
 OFFLINE = [
     "env_config/breaker-defaults",

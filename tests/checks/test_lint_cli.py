@@ -22,8 +22,8 @@ from checkrun import run_checks
 from conftest import PROJECT_ROOT, commit_all, need
 from parecer_fixtures import MISSPELT_RULE
 
-from sealgate.procs import terminate
-from sealgate.sprint.model import Severity
+from sealgate.kernel.procs import terminate
+from sealgate.model.results import Severity
 
 RULES = "stack/prometheus/alerts/*.yml"
 DASHBOARDS = "stack/grafana/dashboards/*.json"
@@ -240,7 +240,7 @@ def test_a_prometheus_operator_rule_with_a_wrong_type_fails_at_its_spec_path(tmp
 
 
 def test_a_plain_rule_file_is_not_unwrapped_and_a_flow_spec_is_not_given_to_promtool(tmp_path: Path) -> None:
-    from sealgate.checks import rules
+    from sealgate.analysis import rulefiles as rules
 
     assert rules.operator_rule_text((PROJECT_ROOT / API_RULES).read_text()) is None
     flow = "kind: PrometheusRule\nspec: {groups: [{name: g, rules: [{alert: A, expr: up == 0}]}]}\n"

@@ -15,7 +15,7 @@ import pytest
 from checkrun import explain, run_checks
 from conftest import commit_all, need_tool
 
-from sealgate.sprint.model import Severity, Status
+from sealgate.model.results import Severity, Status
 
 SCRIPT = "stack/scripts/backup_observability.sh"
 SPEC = "sprint/F9.11.yaml"

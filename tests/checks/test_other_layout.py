@@ -19,7 +19,7 @@ from sealgate import engine
 from sealgate.backends.description import load_description
 from sealgate.backends.local import LocalBackend
 from sealgate.backends.provision import find_binary
-from sealgate.sprint.model import Status
+from sealgate.model.results import Status
 
 RULES_LIVE = [
     "rules/promtool-check",
@@ -30,9 +30,9 @@ RULES_LIVE = [
 ]
 BACKUP = ["backup/script-static", "backup/run-live", "backup/retention", "backup/fail-closed", "backup/restore-drill"]
 SETTINGS = [
-    "env_config/breaker-defaults",
-    "env_config/breaker-overrides",
-    "env_config/breaker-behaviour",
+    "env_config/defaults",
+    "env_config/overrides",
+    "env_config/behaviour",
     "env_config/bad-values",
     "env_config/env-example",
 ]
@@ -376,13 +376,13 @@ def test_settings_checks_start_another_service_with_other_variables(shop: Path) 
     spec; the behaviour scenario waits out its cooldown."""
     results = run_checks(shop, 2, SETTINGS, sprint="S1")
     passed(results, SETTINGS)
-    behaviour = results["env_config/breaker-behaviour"].data
+    behaviour = results["env_config/behaviour"].data
     assert 2.0 <= behaviour["recovered_after_s"] < 4.0
     states = [step["settings"]["state"] for step in behaviour["timeline"] if "settings" in step]
     assert states == ["broken", "recovering", "ok"], behaviour["timeline"]
-    assert results["env_config/breaker-defaults"].data["service_runs"][0]["argv"] == [
+    assert results["env_config/defaults"].data["service_runs"][0]["argv"] == [
         "python3", "-m", "shop", "--bind-host", "127.0.0.1", "--bind-port",
-        results["env_config/breaker-defaults"].data["service_runs"][0]["argv"][-1],
+        results["env_config/defaults"].data["service_runs"][0]["argv"][-1],
     ]  # fmt: skip
     outcomes = results["env_config/bad-values"].data["outcomes"]
     assert len(outcomes) == 6 and all(o["exit_code"] == 3 and o["message"] for o in outcomes), outcomes
@@ -407,7 +407,7 @@ def test_cooldown_ignored_fails_the_behaviour_naming_the_step(tmp_path: Path) ->
         )
     )
     commit_all(root, "cooldown ignored")
-    result = run_checks(root, 2, ["env_config/breaker-behaviour"], sprint="S1")["env_config/breaker-behaviour"]
+    result = run_checks(root, 2, ["env_config/behaviour"], sprint="S1")["env_config/behaviour"]
     assert result.status is Status.FAILED, explain(result)
     assert result.reason.startswith("step 'recovered': state 'ok' ")
     assert result.reason.endswith("after 'mend', before 2s (with SHOP_COOLDOWN_S=2)")
@@ -415,17 +415,17 @@ def test_cooldown_ignored_fails_the_behaviour_naming_the_step(tmp_path: Path) ->
 
 def test_settings_parameter_that_does_not_fit_is_one_line_at_its_spec_line(shop: Path) -> None:
     text = SPEC.replace(
-        "defaults: {retries: 2, cooldown_s: 1}\n      - id: env_config/breaker-overrides",
-        "defaults: {retries: 2, cooldwn_s: 1}\n      - id: env_config/breaker-overrides",
+        "defaults: {retries: 2, cooldown_s: 1}\n      - id: env_config/overrides",
+        "defaults: {retries: 2, cooldwn_s: 1}\n      - id: env_config/overrides",
         1,
     )
     text = text.replace('with: {<<: *shop, values: ["x", "0", ""]}', 'with: {<<: *shop, service: prom, values: ["x"]}')
     write_spec(shop, "BADSET", text)
     try:
-        results = run_checks(shop, 2, ["env_config/breaker-defaults", "env_config/bad-values"], sprint="BADSET")
+        results = run_checks(shop, 2, ["env_config/defaults", "env_config/bad-values"], sprint="BADSET")
     finally:
         (shop / "sprint" / "BADSET.yaml").unlink()
-    defaults = results["env_config/breaker-defaults"]
+    defaults = results["env_config/defaults"]
     assert defaults.status is Status.ERRORED, explain(defaults)
     assert defaults.reason == (
         f"sprint/BADSET.yaml:{_line(text, 'defaults: {retries: 2, cooldwn_s: 1}')}: with.defaults.cooldwn_s: "

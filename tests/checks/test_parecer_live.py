@@ -14,7 +14,7 @@ import pytest
 from parecer_fixtures import Exporter, prom_query, scraping_prometheus, wait_until
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sealgate.checks.lint import LintFinding, LintOptions, lint
+from sealgate.lint import LintFinding, LintOptions, lint
 
 
 @dataclass

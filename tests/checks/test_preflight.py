@@ -16,9 +16,9 @@ from conftest import commit_all, git, need_tool
 from other_layout import PORT_VARIABLES, make_other_layout, set_check
 from standalone import standalone_prometheus as start_standalone
 
-from sealgate.ports import free_ports
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.model import Severity, Status
+from sealgate.api.context import RunOptions
+from sealgate.kernel.ports import free_ports
+from sealgate.model.results import Severity, Status
 
 SPEC = "sprint/F9.10.yaml"
 
@@ -275,7 +275,7 @@ def test_own_compose_prometheus_is_recognised(compose_stack) -> None:
     from conftest import PROJECT_ROOT
 
     from sealgate.checks.preflight import is_ours
-    from sealgate.ports import describe_owner, docker_client, port_owner
+    from sealgate.kernel.ports import describe_owner, docker_client, port_owner
 
     port = int(compose_stack.url("prometheus").rsplit(":", 1)[1])
     owner = port_owner(port, docker_client())
@@ -289,7 +289,7 @@ def test_own_compose_prometheus_is_recognised(compose_stack) -> None:
 @pytest.mark.stack
 def test_own_local_prometheus_is_recognised(local_stack) -> None:
     from sealgate.checks.preflight import is_ours
-    from sealgate.ports import port_owner
+    from sealgate.kernel.ports import port_owner
 
     port = int(local_stack.url("prometheus").rsplit(":", 1)[1])
     owner = port_owner(port)

@@ -19,9 +19,9 @@ import pytest
 from checkrun import run_checks
 from conftest import PROJECT_ROOT, commit_all, need_docker, need_tool
 
-from sealgate.errors import InputError
-from sealgate.sprint.model import CheckResult, Severity, Status
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.errors import InputError
+from sealgate.model.results import CheckResult, Severity, Status
+from sealgate.run.plan import open_spec
 
 CHECK = "tests/stack-suite"
 SUITE = "stack/tests/test_f9_10_observability.py"
@@ -209,7 +209,7 @@ def test_a_waived_skip_passes_recorded_as_waived(project_copy: Path, compose: An
             "    expires: 2027-01-31\n"
         )
     commit_all(project_copy, "waive a skip")
-    assert load_spec(project_copy, "F9.10").waiver_for("test", f"{MODULE}::test_alert_rules_loaded")
+    assert open_spec(project_copy, "F9.10").waiver_for("test", f"{MODULE}::test_alert_rules_loaded")
     result = run(project_copy, compose)
     assert result.status is Status.PASSED, result.reason
     waived = {w["id"]: w for w in result.data["waived"]}
@@ -263,7 +263,7 @@ def test_the_projects_own_test_run_does_not_collect_the_stack_suite(pytestconfig
 
 
 def test_the_spec_names_the_suite_and_its_8_scenarios() -> None:
-    spec = load_spec(PROJECT_ROOT, "F9.10")
+    spec = open_spec(PROJECT_ROOT, "F9.10")
     (ref,) = [r for r in spec.stages[6].checks if r.id == CHECK]
     assert ref.definition is not None
     assert ref.params["suite"] == SUITE and ref.params["scenarios"] == SCENARIOS
@@ -299,7 +299,7 @@ def test_a_suite_that_is_not_a_python_file_is_a_spec_error(project_copy: Path) -
     spec.write_text(spec.read_text().replace(f"suite: {SUITE}", "suite: stack/tests/"))
     commit_all(project_copy, "a directory as the suite")
     with pytest.raises(InputError) as raised:
-        load_spec(project_copy, "F9.10")
+        open_spec(project_copy, "F9.10")
     (problem,) = raised.value.problems
     assert str(problem).startswith("sprint/F9.10.yaml:")
     assert "$.stages[6].checks[0].with.suite: 'stack/tests/' does not match" in str(problem)

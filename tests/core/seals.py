@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import git
 
-from sealgate.fsutil import pretty_json
+from sealgate.kernel.fsutil import pretty_json
 
 
 def run_git(cwd: Path, *args: str, data: bytes | None = None, env: dict[str, str] | None = None) -> str:

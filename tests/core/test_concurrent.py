@@ -15,7 +15,7 @@ from conftest import commit_all
 from demo import make_demo_repo, set_switch, tags
 
 from sealgate import engine
-from sealgate.sprint.context import RunOptions
+from sealgate.api.context import RunOptions
 
 
 def with_epsilon(root: Path, wait_s: float, stage1_requires: bool = False) -> None:
@@ -39,15 +39,15 @@ def test_a_concurrent_check_runs_while_the_next_eixo_runs(tmp_path: Path) -> Non
     started = time.monotonic()
     code = engine.seal(root, "DEMO", RunOptions(backend="local"), out=lines.append)
     assert code == 0, lines
-    order = [line for line in lines if line.startswith(("EIXO", "  started"))]
+    order = [line for line in lines if line.startswith(("stage", "  started"))]
     assert order[:4] == [
-        "EIXO 0 (preflight): Preflight",
-        "  started  demo/epsilon (it runs on while the next EIXOs run)",
-        "EIXO 1 (containerize): Containerize",
-        next(line for line in order if line.startswith("EIXO 1: passed")),
+        "stage 0 (preflight): Preflight",
+        "  started  demo/epsilon (it runs on while the next stages run)",
+        "stage 1 (containerize): Containerize",
+        next(line for line in order if line.startswith("stage 1: passed")),
     ], order
-    assert any(line.startswith("EIXO 0: passed") for line in order[4:]), order  # written after EIXO 1's
-    assert "  EIXO 0:  passed  demo/epsilon" in lines
+    assert any(line.startswith("stage 0: passed") for line in order[4:]), order  # written after EIXO 1's
+    assert "  stage 0:  passed  demo/epsilon" in lines
     evidence = json.loads((root / "artifacts" / "demo" / "eixo_0.json").read_text())["predicate"]
     assert [c["id"] for c in evidence["checks"]] == ["demo/alpha", "demo/beta", "demo/epsilon"]  # spec order
     assert evidence["waits"] == [{"check": "demo/epsilon", "what": "epsilon's window", "seconds": 1.5}]
@@ -61,10 +61,10 @@ def test_a_later_eixo_that_requires_it_waits_for_it(tmp_path: Path) -> None:
     set_switch(root, "epsilon", "bad")
     lines: list[str] = []
     assert engine.seal(root, "DEMO", RunOptions(backend="local"), out=lines.append) == 1
-    finished = lines.index(next(line for line in lines if line.startswith("EIXO 0: failed")))
-    started_1 = lines.index("EIXO 1 (containerize): Containerize")
+    finished = lines.index(next(line for line in lines if line.startswith("stage 0: failed")))
+    started_1 = lines.index("stage 1 (containerize): Containerize")
     assert started_1 < finished  # the stage begins, then waits for its prerequisite before any check
-    assert any("prerequisite EIXO 0 did not pass (failed)" in line for line in lines[finished:]), lines
+    assert any("prerequisite stage 0 did not pass (failed)" in line for line in lines[finished:]), lines
 
 
 def test_sigterm_while_a_concurrent_check_runs_writes_nothing_of_its_eixo(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_sigterm_while_a_concurrent_check_runs_writes_nothing_of_its_eixo(tmp_pa
     _, stderr = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 10, "the concurrent check did not stop at once"
     assert proc.returncode == 143, stderr
-    assert "sealgate: interrupted (SIGTERM) during EIXO 0 (preflight): stack stopped, no tag created" in stderr
+    assert "sealgate: interrupted (SIGTERM) during stage 0 (preflight): stack stopped, no tag created" in stderr
     assert "Traceback" not in stderr
     assert tags(root) == ["DEMO-BASE"]
     assert not (root / "artifacts" / "demo" / "eixo_0.json").exists()

@@ -13,15 +13,15 @@ import pytest
 from demo import make_demo_repo
 
 from sealgate import engine
-from sealgate.errors import EvidenceError
-from sealgate.evidence.redact import REDACTED, redact_argv, redact_text
+from sealgate.api.context import RunOptions
 from sealgate.evidence.store import EvidenceStore
-from sealgate.sprint.context import RunOptions
+from sealgate.kernel.errors import EvidenceError
+from sealgate.kernel.redact import REDACTED, redact_argv, redact_text
 
 WRITER = """
 import sys
 from pathlib import Path
-from sealgate.fsutil import atomic_write
+from sealgate.kernel.fsutil import atomic_write
 atomic_write(Path(sys.argv[1]), b"x" * (400 * 1024 * 1024))
 """
 
@@ -96,7 +96,7 @@ def test_ordinary_values_are_kept_and_argv_flags_redacted() -> None:
 
 
 def test_metric_names_about_llm_tokens_are_not_secrets() -> None:
-    from sealgate.evidence.redact import redact_mapping
+    from sealgate.kernel.redact import redact_mapping
 
     assert redact_mapping({"llm_tokens_total": 5, "GITHUB_TOKEN": "abc", "token": "x"}) == {
         "llm_tokens_total": 5,
@@ -106,7 +106,7 @@ def test_metric_names_about_llm_tokens_are_not_secrets() -> None:
 
 
 def test_yaml_merge_keys_resolve_with_lines() -> None:
-    from sealgate.sprint.yamlsource import parse_yaml
+    from sealgate.kernel.yamlsource import parse_yaml
 
     doc = parse_yaml("base: &b\n  a: 1\n  b: 2\nx:\n  <<: *b\n  b: 3\n", "c.yml")
     assert doc.value["x"] == {"a": 1, "b": 3}

@@ -9,16 +9,16 @@ from pathlib import Path
 
 from conftest import PROJECT_ROOT, commit_all, git, make_project_copy
 
-from sealgate.gitrepo import Repo
-from sealgate.sprint.lifecycle import pick_for_seal, sprint_states
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.gitrepo import Repo
+from sealgate.run.plan import open_spec
+from sealgate.seal.lifecycle import pick_for_seal, sprint_states
 
 # The EIXOs this part of the sprint writes (2 integrations and 4 offsite_backup are written alongside).
 OWN_EIXOS = {0: "preflight", 1: "http_metrics", 3: "dashboards", 5: "tests"}
 
 
 def test_f9_11_loads_and_plans() -> None:
-    spec = load_spec(PROJECT_ROOT, "F9.11")
+    spec = open_spec(PROJECT_ROOT, "F9.11")
     assert (spec.id, spec.tag, spec.base_tag, spec.language) == ("F9.11", "F9.11-SEALED", "F9.10-SEALED", "pt-BR")
     assert {number: spec.stages[number].name for number in OWN_EIXOS} == OWN_EIXOS
     placed = {ref.id for stage in spec.stages.values() for ref in stage.checks}
@@ -35,7 +35,7 @@ def test_f9_11_loads_and_plans() -> None:
 
 
 def test_f9_11_decision_5_2_tells_both_links_of_its_history() -> None:
-    raw = load_spec(PROJECT_ROOT, "F9.11").raw
+    raw = open_spec(PROJECT_ROOT, "F9.11").raw
     decision = next(d for d in raw["decisions"] if d["id"] == "5.2")
     assert "F9.10" in decision["context"] and "F9.11" in decision["context"]
     assert "removida" in decision["context"] and "http_requests_total" in decision["context"]

@@ -13,7 +13,7 @@ import pytest
 from conftest import PROJECT_ROOT, commit_all, init_repo, reference_description
 
 from sealgate.cli import main
-from sealgate.sprint.spec import load_spec
+from sealgate.run.plan import open_spec
 
 SEED_LAYOUT = {  # this repository's stack/ content -> where the seed's §8 file list puts it
     "stack/docker-compose.yml": "docker-compose.yml",
@@ -45,7 +45,7 @@ def test_init_writes_a_project_that_loads_and_plans(tmp_path: Path, capsys: pyte
     written = capsys.readouterr().out
     for name in ("noxfile.py", "sprint/F1.yaml", "sprint/F1.waivers.yaml", "stack.yaml", ".gitignore (appended)"):
         assert f"wrote {name}" in written
-    spec = load_spec(root, "F1")
+    spec = open_spec(root, "F1")
     assert spec.stack is not None and spec.stack.path == "stack.yaml"
     assert sorted(spec.stages) == [0, 1] and spec.criteria[0].checks
     roles = {name: s.role for name, s in spec.stack.services.items()}
@@ -66,7 +66,7 @@ def test_init_writes_a_project_that_loads_and_plans(tmp_path: Path, capsys: pyte
     ignored = (root / ".gitignore").read_text()
     assert "/artifacts/" in ignored and "/.sealgate/" in ignored
     listed = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=root, capture_output=True, text=True)
-    assert "eixo_1 -> EIXO 1: The stack runs (F1)" in listed.stdout, listed.stdout + listed.stderr
+    assert "eixo_1 -> stage 1: The stack runs (F1)" in listed.stdout, listed.stdout + listed.stderr
 
 
 def test_init_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from demo import make_demo_repo
 
-from sealgate.errors import InputError
 from sealgate.evidence.judge import Verdict, check_verdict
-from sealgate.sprint.model import CheckResult, Status
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.errors import InputError
+from sealgate.model.results import CheckResult, Status
+from sealgate.run.plan import open_spec
 
 WAIVERS = (
     "waivers:\n  - test: suite::test_grafana\n    justification: no Grafana can run on this machine kind\n"
@@ -24,7 +24,7 @@ def _spec(tmp_path: Path, waivers: str | None):
     root = make_demo_repo(tmp_path)
     if waivers:
         (root / "sprint" / "DEMO.waivers.yaml").write_text(waivers)
-    return load_spec(root, "DEMO", today=datetime.date(2026, 11, 25))
+    return open_spec(root, "DEMO", today=datetime.date(2026, 11, 25))
 
 
 def _result(waivers: list[dict]) -> CheckResult:

@@ -18,11 +18,11 @@ from conftest import PROJECT_ROOT, commit_all, git
 from demo import make_demo_repo, set_switch, tags
 
 from sealgate import engine
-from sealgate.errors import EXIT_WAIVER_EXPIRED, InputError
-from sealgate.reports.seals import SealRef
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.lifecycle import draft
-from sealgate.sprint.spec import load_spec
+from sealgate.api.context import RunOptions
+from sealgate.kernel.errors import EXIT_WAIVER_EXPIRED, InputError
+from sealgate.run.plan import open_spec
+from sealgate.seal.lifecycle import draft
+from sealgate.sprint.seals import SealRef
 from seals import edit_json, forge_seal, sealed_file
 
 
@@ -164,7 +164,7 @@ def test_new_drafts_the_next_spec_which_loads_plans_and_is_refused_only_for_its_
     assert seal(root)[0] == 0
     out: list[str] = []
     assert engine.new(root, "DEMO2", out=out.append) == 0
-    assert out == ["wrote sprint/DEMO2.yaml: base DEMO-SEALED, 2 EIXO(s) of planned checks"]
+    assert out == ["wrote sprint/DEMO2.yaml: base DEMO-SEALED, 2 stage(s) of planned checks"]
     raw = yaml.safe_load((root / "sprint" / "DEMO2.yaml").read_text())
     assert raw["base_tag"] == "DEMO-SEALED" and raw["base_commit"] == git(root, "rev-parse", "DEMO-SEALED^{commit}")
     assert raw["tag"] == "DEMO2-SEALED" and raw["language"] == "en"
@@ -183,7 +183,7 @@ def test_new_drafts_the_next_spec_which_loads_plans_and_is_refused_only_for_its_
     ]  # fmt: skip
     assert raw["criteria"] == [{"id": "C1", "title": "Integrações", "stages": [0]},
                                {"id": "C2", "title": "Backup offsite", "stages": [1]}]  # fmt: skip
-    spec = load_spec(root, "DEMO2")  # loads
+    spec = open_spec(root, "DEMO2")  # loads
     assert [ref.definition for stage in spec.stages.values() for ref in stage.checks] == [None, None, None]  # plans
     with pytest.raises(InputError, match=r"sprint/DEMO2.yaml: already exists: sealgate new never overwrites a spec"):
         engine.new(root, "DEMO2", out=lambda _: None)
@@ -194,8 +194,8 @@ def test_new_drafts_the_next_spec_which_loads_plans_and_is_refused_only_for_its_
     assert reasons == [
         "  - criterion C1 (Integrações): todo/slack-webhook: errored — check not implemented",
         "  - criterion C2 (Backup offsite): todo/s3-compatible-storage: errored — check not implemented",
-        f"  - EIXO 0 ({names[0]}): errored",
-        f"  - EIXO 1 ({names[1]}): errored",
+        f"  - stage 0 ({names[0]}): errored",
+        f"  - stage 1 ({names[1]}): errored",
     ], lines
 
 

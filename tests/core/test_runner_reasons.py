@@ -7,7 +7,7 @@ import pytest
 import requests
 from faults import faulty_http
 
-from sealgate.sprint.runner import crash_reason, unreachable_reason
+from sealgate.run.runner import crash_reason, unreachable_reason
 
 
 def _raised(call) -> BaseException:

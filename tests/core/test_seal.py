@@ -17,11 +17,11 @@ from conftest import commit_all, git
 from demo import make_demo_repo, set_switch, tags
 
 from sealgate import engine
-from sealgate.errors import SealgateError
+from sealgate.api.context import RunOptions
 from sealgate.evidence.judge import Verdict, judge
 from sealgate.evidence.store import EvidenceStore
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.errors import SealgateError
+from sealgate.run.plan import open_spec
 from seals import edit_json, forge_seal, sealed_file, tag_message
 
 OPTS = RunOptions(backend="local")
@@ -92,7 +92,7 @@ def test_a_sprint_with_its_own_stage_numbers_seals_and_verifies(tmp_path: Path) 
     commit_all(root, "renumber the EIXOs")
     code, lines = seal(root)
     assert code == 0 and lines[-1] == "SEALED DEMO-SEALED", lines
-    assert "EIXO 12 (then_more): Containerize" in lines
+    assert "stage 12 (then_more): Containerize" in lines
     names = git(root, "ls-tree", "-r", "--name-only", "DEMO-SEALED", "seals/DEMO").splitlines()
     assert {"seals/DEMO/eixo_3.json", "seals/DEMO/eixo_12.json", "seals/DEMO/eixo_12/gamma.log"} <= set(names)
     out: list[str] = []
@@ -167,7 +167,7 @@ def test_waived_skip_seals_visibly_as_waived(tmp_path: Path) -> None:
 def test_stale_evidence_is_not_accepted(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
-    spec = load_spec(root, "DEMO")
+    spec = open_spec(root, "DEMO")
     # A new commit: evidence from the previous HEAD is stale.
     commit_all(root, "another commit")
     head = git(root, "rev-parse", "HEAD")
@@ -349,7 +349,7 @@ def test_sigterm_during_seal_leaves_no_tag_and_no_partial_evidence(tmp_path: Pat
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 143, stderr
-    assert "sealgate: interrupted (SIGTERM) during EIXO 0 (preflight): stack stopped, no tag created" in stderr
+    assert "sealgate: interrupted (SIGTERM) during stage 0 (preflight): stack stopped, no tag created" in stderr
     assert "Traceback" not in stderr
     assert tags(root) == ["DEMO-BASE"]
     assert not (root / "artifacts" / "demo" / "eixo_0.json").exists()
@@ -373,7 +373,7 @@ def stage_runs(lines: list[str]) -> dict[int, str]:
     """Which stages a seal re-ran ("ran") or took from fresh evidence ("reused")."""
     runs = {}
     for line in lines:
-        if re.match(r"^EIXO \d \(\w+\): ", line):
+        if re.match(r"^stage \d \(\w+\): ", line):
             number = int(line.split()[1])
             runs[number] = "reused" if "reusing fresh evidence" in line else "ran"
     return runs
@@ -429,7 +429,7 @@ def test_tampered_evidence_is_never_reused(tmp_path: Path) -> None:
     evidence.write_text(json.dumps(document, indent=2))
     code, lines = seal(root, no_tag=True)
     assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
-    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
+    assert "re-running stage 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
     assert json.loads(evidence.read_text())["predicate"]["checks"][1]["data"]["ran"] is True
 
 
@@ -444,13 +444,13 @@ def test_evidence_and_manifest_edited_together_are_rerun_not_reused(tmp_path: Pa
     EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))  # the manifest agrees again
     code, lines = seal(root, no_tag=True)
     assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
-    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
+    assert "re-running stage 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
     # A run of another stage does not launder it: EIXO 0 alone, then the edited EIXO 1 is still re-run.
     evidence.write_bytes(edit_json(evidence.read_bytes(), {"reason": "edited again"}))
     EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))
     assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
     code, lines = seal(root, no_tag=True)
-    assert "re-running EIXO 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
+    assert "re-running stage 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
     # Evidence this checkout never recorded (another checkout's, or from before keyed digests) is re-run too.
     (root / ".sealgate" / "keyed" / "demo.json").unlink()
     code, lines = seal(root, no_tag=True)

@@ -15,10 +15,10 @@ from conftest import git, need_tool
 from demo import make_demo_repo
 
 from sealgate import engine
-from sealgate.errors import InputError
+from sealgate.api.context import RunOptions
 from sealgate.evidence import signing
-from sealgate.gitrepo import Repo
-from sealgate.sprint.context import RunOptions
+from sealgate.kernel.errors import InputError
+from sealgate.kernel.gitrepo import Repo
 from seals import allow_signers, configure_signing, edit_json, forge_seal, sealed_file, ssh_key
 
 PRINCIPAL = "tester@example.invalid"
@@ -111,7 +111,7 @@ def test_signed_evidence_is_reused_only_while_its_envelope_verifies(signed_repo:
     root, _, other = signed_repo
     assert seal(root, sign=True, no_tag=True)[0] == 0
     code, lines = seal(root, sign=True, no_tag=True)
-    assert code == 0 and any(line.startswith("EIXO 1 (containerize): reusing fresh evidence") for line in lines)
+    assert code == 0 and any(line.startswith("stage 1 (containerize): reusing fresh evidence") for line in lines)
     statement = root / "artifacts" / "demo" / "eixo_1.json"
     envelope = root / "artifacts" / "demo" / "eixo_1.dsse.json"
     edited = edit_json(statement.read_bytes(), {"reason": "edited"})
@@ -119,7 +119,7 @@ def test_signed_evidence_is_reused_only_while_its_envelope_verifies(signed_repo:
     envelope.write_bytes(signing.make_envelope(edited, signing.SSHSigner("ssh-keygen", str(other), root)))
     code, lines = seal(root, sign=True, no_tag=True)
     refusal = next(
-        line for line in lines if line.startswith("re-running EIXO 1: its evidence was edited after the run")
+        line for line in lines if line.startswith("re-running stage 1: its evidence was edited after the run")
     )
     assert "artifacts/demo/eixo_1.dsse.json: signed by key SHA256:" in refusal
     # An unsigned run drops the envelopes: a seal is wholly signed or not at all.

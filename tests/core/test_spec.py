@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from demo import make_demo_repo
 
-from sealgate.errors import InputError
-from sealgate.sprint.spec import find_spec, load_spec, slug_of
+from sealgate.kernel.errors import InputError
+from sealgate.run.plan import open_spec
+from sealgate.sprint.model import slug_of
+from sealgate.sprint.spec import find_spec
 
 GOOD = """\
 sealgate: 1
@@ -54,7 +56,7 @@ def problems_for(
     if waivers is not None:
         (root / "sprint" / "DEMO.waivers.yaml").write_text(waivers)
     with pytest.raises(InputError) as info:
-        load_spec(root, "DEMO", today=today)
+        open_spec(root, "DEMO", today=today)
     return [str(p) for p in info.value.problems]
 
 
@@ -70,7 +72,7 @@ def test_the_spec_places_checks_and_numbers_its_stages(tmp_path: Path) -> None:
         .replace("      - id: demo/beta\n", "      - id: demo/beta\n      - id: demo/gamma\n")
     )
     (root / "sprint" / "DEMO.yaml").write_text(text)
-    spec = load_spec(root, "DEMO")
+    spec = open_spec(root, "DEMO")
     assert {n: (s.name, [c.id for c in s.checks]) for n, s in spec.stages.items()} == {
         3: ("first", ["demo/alpha", "demo/beta", "demo/gamma"]),
         7: ("second", ["demo/delta"]),
@@ -80,7 +82,7 @@ def test_the_spec_places_checks_and_numbers_its_stages(tmp_path: Path) -> None:
 def test_good_spec_loads(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     (root / "sprint" / "DEMO.yaml").write_text(GOOD)
-    spec = load_spec(root, "DEMO")
+    spec = open_spec(root, "DEMO")
     assert [s.number for s in spec.stages.values()] == [0, 1]
     assert spec.criteria[1].checks == ("demo/gamma", "demo/delta")  # stages expanded to their checks
     assert spec.slug == "demo"
@@ -143,7 +145,7 @@ MISTAKES = [
         lambda s: s.replace(
             "      - id: demo/gamma\n      - id: demo/delta\n", "      - id: demo/delta\n      - id: demo/gamma\n"
         ),
-        "sprint/DEMO.yaml:21: check 'demo/delta' requires 'demo/gamma', which the spec must place before it (earlier in this EIXO or in an earlier one)",
+        "sprint/DEMO.yaml:21: check 'demo/delta' requires 'demo/gamma', which the spec must place before it (earlier in this stage or in an earlier one)",
     ),
     (
         "stage without a name",
@@ -153,7 +155,7 @@ MISTAKES = [
     (
         "two stages with one name",
         lambda s: s.replace("name: second", "name: first"),
-        "sprint/DEMO.yaml:18: stage name 'first' used by EIXO 0 too",
+        "sprint/DEMO.yaml:18: stage name 'first' used by stage 0 too",
     ),
     (
         "id does not match file",
@@ -222,7 +224,7 @@ def test_malformed_waiver_stops_the_run(tmp_path: Path, waivers: str, expected: 
 def test_valid_waiver_loads(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
     (root / "sprint" / "DEMO.waivers.yaml").write_text(WAIVER.format(expires="2099-12-31"))
-    spec = load_spec(root, "DEMO")
+    spec = open_spec(root, "DEMO")
     waiver = spec.waiver_for("check", "demo/beta")
     assert waiver is not None and waiver.approver == "Ana Reviewer" and waiver.source == "sprint/DEMO.waivers.yaml:2"
 
@@ -248,7 +250,7 @@ def test_newest_spec_is_the_default(tmp_path: Path) -> None:
 def test_project_spec_is_valid() -> None:
     from conftest import PROJECT_ROOT
 
-    spec = load_spec(PROJECT_ROOT, "F9.10")
+    spec = open_spec(PROJECT_ROOT, "F9.10")
     assert spec.tag == "F9.10-SEALED" and spec.base_tag == "F9.9-C-SEALED" and spec.language == "pt-BR"
     assert [c.id for c in spec.criteria] == [f"C{i}" for i in range(1, 9)]
     assert sorted(spec.stages) == list(range(7))
@@ -275,7 +277,7 @@ def test_a_spec_without_stack_reads_stack_yaml_at_the_root_and_nothing_else(tmp_
 
     root = make_shop_project(tmp_path / "shop")
     write_spec(root, "NOSTACK", SPEC.replace("stack: deploy/stack.yaml\n", "", 1))
-    assert load_spec(root, "S1").stack.path == "deploy/stack.yaml"
-    assert load_spec(root, "NOSTACK").stack is None  # deploy/stack.yaml is not found by default
+    assert open_spec(root, "S1").stack.path == "deploy/stack.yaml"
+    assert open_spec(root, "NOSTACK").stack is None  # deploy/stack.yaml is not found by default
     (root / "stack.yaml").write_text((root / "deploy" / "stack.yaml").read_text())
-    assert load_spec(root, "NOSTACK").stack.path == "stack.yaml"
+    assert open_spec(root, "NOSTACK").stack.path == "stack.yaml"

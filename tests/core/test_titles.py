@@ -1,6 +1,7 @@
-"""Check titles and the report's fixed wording come from the spec or the report language's catalog: a check's title
-is the spec's `title:` when it gives one, else the catalog's in the spec's language, else the code's (English); the
-word for a stage is the catalog's ("EIXO" in pt-BR, "Stage" in en)."""
+"""Check titles and the report's fixed wording come from the spec, the check or the report language's catalog: a
+check's title is the spec's `title:` when it gives one, else the check's own in the spec's language
+(`@check(titles=...)`), else the code's (English); the word for a stage is the catalog's ("EIXO" in pt-BR, "Stage"
+in en)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from conftest import PROJECT_ROOT, commit_all
 from demo import make_demo_repo
 
 from sealgate import engine
-from sealgate.reports.catalog import catalog, check_title
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.registry import REGISTRY, load_builtin_checks
-from sealgate.sprint.spec import load_spec
+from sealgate.api.context import RunOptions
+from sealgate.checks import library
+from sealgate.run.plan import open_spec
 
 
 def seal_demo(root: Path) -> str:
@@ -23,21 +23,22 @@ def seal_demo(root: Path) -> str:
     return (root / "reports" / "SEAL_DEMO.md").read_text()
 
 
-def test_f9_10_titles_come_from_its_spec_then_the_pt_br_catalog() -> None:
-    spec = load_spec(PROJECT_ROOT, "F9.10")
+def test_f9_10_titles_come_from_its_spec_then_the_checks_own_pt_br_title() -> None:
+    spec = open_spec(PROJECT_ROOT, "F9.10")
     # F9.10's own wording lives in its spec...
-    assert check_title(spec, "containerize/network") == "Todos os serviços na rede techno-network"
-    assert check_title(spec, "dashboard/json-structure").startswith("Dashboard llm-metrics-f910: ")
-    # ...a library title is translated by the catalog of the report's language (the code's is English).
-    translated = catalog("pt-BR")["checks"]["preflight/worktree"]
-    assert check_title(spec, "preflight/worktree") == translated
-    assert REGISTRY["preflight/worktree"].title == "Working tree state recorded (a dirty tree blocks only the tag)"
+    assert spec.check_title("containerize/network") == "Todos os serviços na rede techno-network"
+    assert spec.check_title("dashboard/json-structure").startswith("Dashboard llm-metrics-f910: ")
+    # ...a library title is the check's own in the report's language (the code's title is English).
+    worktree = library()["preflight/worktree"]
+    assert spec.check_title("preflight/worktree") == worktree.titles["pt-BR"]
+    assert worktree.title == "Working tree state recorded (a dirty tree blocks only the tag)"
+    assert worktree.titles["pt-BR"] == "Estado da árvore de trabalho registrado (árvore suja bloqueia só a tag)"
 
 
-def test_the_catalog_translates_only_checks_that_exist() -> None:
-    load_builtin_checks()
-    stale = sorted(set(catalog("pt-BR")["checks"]) - set(REGISTRY))
-    assert stale == [], f"reports/i18n/pt-BR.yaml translates checks that are not registered: {stale}"
+def test_check_titles_are_given_only_in_languages_the_report_has() -> None:
+    languages = {p.stem for p in (PROJECT_ROOT / "sealgate" / "reports" / "i18n").glob("*.yaml")}
+    unknown = {c.id: sorted(set(c.titles) - languages) for c in library().values() if set(c.titles) - languages}
+    assert unknown == {}, f"titles in languages no report catalog has: {unknown}"
 
 
 def test_the_report_shows_the_spec_title_then_the_code_title_and_its_language_word_for_a_stage(

@@ -12,7 +12,7 @@ from conftest import commit_all, git
 from demo import make_demo_repo
 
 from sealgate import engine
-from sealgate.sprint.context import RunOptions
+from sealgate.api.context import RunOptions
 from seals import bare_remote, clone, edit_json, forge_seal, sealed_file
 
 

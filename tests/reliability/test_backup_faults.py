@@ -40,11 +40,11 @@ from checkrun import explain, run_checks
 from conftest import need, need_docker
 from stack_fixtures import run_backup
 
-from sealgate.checks.backup import archive_facts, reports_of
+from sealgate.analysis.backups import archive_facts, reports_of
 from sealgate.evidence.store import EvidenceStore
-from sealgate.fsutil import sha256_file as sha256_of
-from sealgate.sprint.model import CheckResult, Status
-from sealgate.sprint.spec import load_spec
+from sealgate.kernel.fsutil import sha256_file as sha256_of
+from sealgate.model.results import CheckResult, Status
+from sealgate.run.plan import open_spec
 
 SCRIPT = "stack/scripts/backup_observability.sh"
 PREFIXES = ("postgres", "prometheus", "grafana")
@@ -160,7 +160,7 @@ def assert_previous_backup_intact(dest: Path, previous: dict[str, str]) -> None:
 
 def stage_evidence(root: Path) -> tuple[EvidenceStore, dict[str, dict[str, Any]]]:
     """The stage 3 evidence run_checks wrote in `root` (schema and attachment digests verified), checks by id."""
-    store = EvidenceStore(root, load_spec(root, "F9.10").slug)
+    store = EvidenceStore(root, open_spec(root, "F9.10").slug)
     document = store.read_stage(3)
     return store, {c["id"]: c for c in document["predicate"]["checks"]}
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import node_paths, replaced, values
 
-from sealgate.errors import InputError
-from sealgate.sprint.spec import load_spec
-from sealgate.sprint.yamlsource import parse_yaml
+from sealgate.kernel.errors import InputError
+from sealgate.kernel.yamlsource import parse_yaml
+from sealgate.run.plan import open_spec
 
 SPEC_TEXT = (PROJECT_ROOT / "sprint" / "F9.10.yaml").read_text()
 SPEC = yaml.safe_load(SPEC_TEXT)
@@ -29,7 +29,7 @@ def _mutate(path: tuple, value: object) -> dict:
 def _load(tmp_root: Path, text: str) -> None:
     (tmp_root / "sprint" / "F9.10.yaml").write_text(text)
     try:
-        load_spec(tmp_root, "F9.10")
+        open_spec(tmp_root, "F9.10")
     except InputError as exc:
         for problem in exc.problems:
             assert problem.where.startswith("sprint/F9.10"), problem
@@ -71,7 +71,7 @@ def test_random_waiver_file_fails_cleanly(tmp_path_factory, document: object) ->
     root = _scratch(tmp_path_factory)
     (root / "sprint" / "F9.10.waivers.yaml").write_text(yaml.safe_dump(document))
     try:
-        load_spec(root, "F9.10")
+        open_spec(root, "F9.10")
     except InputError as exc:
         assert all(p.where.startswith("sprint/F9.10") for p in exc.problems)
 
@@ -81,7 +81,7 @@ def test_huge_spec_is_refused_within_a_bound(tmp_path: Path) -> None:
     shutil.copytree(PROJECT_ROOT / "sprint", root / "sprint", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "sprint" / "F9.10.yaml").write_text(SPEC_TEXT + "#" * (3 * 1024 * 1024))
     try:
-        load_spec(root, "F9.10")
+        open_spec(root, "F9.10")
     except InputError as exc:
         assert "larger than the" in str(exc)
     else:

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import node_paths, replaced, values
 
-from sealgate.backends.base import StackError
 from sealgate.backends.composefile import ComposeFile
-from sealgate.errors import SealgateError
-from sealgate.sprint.model import CheckResult, Severity, Status
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import SealgateError
+from sealgate.model.results import CheckResult, Severity, Status
 
 RULE_FILES = ("stack/prometheus/alerts/api.yml", "stack/prometheus/alerts/llm.yml")
 ALERTMANAGER = "stack/prometheus/alertmanager.yml"
@@ -212,7 +212,7 @@ def _load_compose_file(root: Path, text: str) -> None:
 def _run_compose_checks(root: Path, text: str, compose_v2: bool) -> None:
     """The static containerize checks resolve the file through `docker compose config` where Compose v2 is
     installed, else parse it themselves: both paths must fail cleanly."""
-    from sealgate.checks import containerize
+    from sealgate.analysis import compose as containerize
 
     with pytest.MonkeyPatch.context() as patch:
         if not compose_v2:
@@ -486,7 +486,7 @@ def test_static_containerize_checks_fail_cleanly_on_a_malformed_compose_file(
 ) -> None:
     # The profiles are gathered before Compose reads the file (a crash on `services: 1` or a list service), and the
     # fallback without Compose v2 read services/networks of any type: both are now a failure naming the file.
-    from sealgate.checks import containerize
+    from sealgate.analysis import compose as containerize
 
     if not compose_v2:
         monkeypatch.setattr(containerize, "shutil", SimpleNamespace(which=lambda name: None))

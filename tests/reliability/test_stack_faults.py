@@ -31,9 +31,9 @@ from faults import docker_socket_proxy, faulty_http
 from leaks import marked_processes, remove_compose_project, remove_compose_projects
 from stack_fixtures import new_compose_backend, new_run_dir
 
+from sealgate.api.context import RunOptions
 from sealgate.evidence.store import EvidenceStore
-from sealgate.sprint.context import RunOptions
-from sealgate.sprint.model import CheckResult, Status
+from sealgate.model.results import CheckResult, Status
 
 pytestmark = pytest.mark.stack
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from sealgate.ports import free_ports
+from sealgate.kernel.ports import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK = PROJECT_ROOT / "stack"

@@ -22,7 +22,7 @@ from stack_fixtures import (
     wait_for,
 )
 
-from sealgate.backends.base import ServiceNotRunning, StackError
+from sealgate.backends.errors import ServiceNotRunning, StackError
 
 pytestmark = [pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
 

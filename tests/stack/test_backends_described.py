@@ -11,10 +11,10 @@ import pytest
 import requests
 from conftest import init_repo
 
-from sealgate.backends.base import StackError
 from sealgate.backends.description import load_description
+from sealgate.backends.errors import StackError
 from sealgate.backends.local import LocalBackend
-from sealgate.errors import InputError
+from sealgate.kernel.errors import InputError
 
 COMPOSE = """\
 services:
@@ -139,7 +139,7 @@ def test_an_unknown_placeholder_names_itself_and_what_is_known(tmp_path: Path) -
 def test_stack_copies_start_in_parallel_on_their_own_ports_and_leave_nothing(tmp_path: Path) -> None:
     """A run's isolated copies of a stack (a drill's): started in the background, each on kernel-chosen ports with
     its own data, all removed when the run closes its stack."""
-    from sealgate.sprint.runner import StackManager
+    from sealgate.run.runner import StackManager
 
     root = other_team(tmp_path / "team")
     description = load_description(root, "deploy/stack.yaml")
@@ -165,7 +165,7 @@ def test_stack_copies_start_in_parallel_on_their_own_ports_and_leave_nothing(tmp
 def test_the_main_stack_starts_when_asked_after_a_copy_was_started_first(tmp_path: Path) -> None:
     """A drill's `prepare` starts its copies when the run begins, which constructs the main backend as their
     template: the main stack must still start when the first check asks for it (and only once)."""
-    from sealgate.sprint.runner import StackManager
+    from sealgate.run.runner import StackManager
 
     root = other_team(tmp_path / "team")
     description = load_description(root, "deploy/stack.yaml")

@@ -27,7 +27,7 @@ from stack_fixtures import (
     wait_for,
 )
 
-from sealgate.backends.base import ServiceNotRunning, StackError
+from sealgate.backends.errors import ServiceNotRunning, StackError
 from sealgate.backends.local import LocalBackend
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -1,6 +1,6 @@
 """Host ports of the stack: chosen by the kernel, a lost bind recognised, its holder named, the start retried once.
 
-sealgate.ports on its own (real sockets, the real outputs of Docker, Prometheus and Alertmanager quoted), then both
+sealgate.kernel.ports on its own (real sockets, the real outputs of Docker, Prometheus and Alertmanager quoted), then both
 backends for real: a port chooser whose first pick is a port this test holds listening (`faults.TakenFirst`) makes
 the race between choosing a free port and binding it happen on every run.
 """
@@ -24,10 +24,10 @@ from stack_fixtures import (
     new_run_dir,
 )
 
-from sealgate.backends.base import StackError
 from sealgate.backends.composefile import ComposeFile
-from sealgate.errors import InputError
-from sealgate.ports import (
+from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import InputError
+from sealgate.kernel.ports import (
     NO_VISIBLE_HOLDER,
     describe_holder,
     ephemeral_range,
@@ -62,7 +62,7 @@ ALERTMANAGER = (
 PYTHON = "    self.socket.bind(self.server_address)\nOSError: [Errno 98] Address already in use"
 
 
-# --- sealgate.ports --------------------------------------------------------------------------------------------
+# --- sealgate.kernel.ports --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

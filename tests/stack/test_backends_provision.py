@@ -20,7 +20,7 @@ import pytest
 from conftest import need_tool
 
 from sealgate.backends import provision
-from sealgate.backends.base import StackError
+from sealgate.backends.errors import StackError
 
 MANUAL_HINT = "apt-get install -y prometheus prometheus-alertmanager"
 

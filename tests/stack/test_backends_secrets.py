@@ -24,9 +24,9 @@ from conftest import commit_all, need
 from otherproject import make_shop_project
 from stack_fixtures import new_run_dir, wait_for
 
-from sealgate.backends.base import StackError
 from sealgate.backends.composefile import ComposeFile, SecretRef
 from sealgate.backends.description import load_description
+from sealgate.backends.errors import StackError
 from sealgate.backends.local import LocalBackend
 from sealgate.backends.provision import find_binary
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import PROJECT_ROOT, need_docker, reference_description
 
 from sealgate.backends import auto_choice, docker_engine_answers, select_backend
-from sealgate.errors import InputError
+from sealgate.kernel.errors import InputError
 
 
 def test_auto_picks_compose_when_an_engine_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

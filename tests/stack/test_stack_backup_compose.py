@@ -17,7 +17,7 @@ from conftest import need, need_docker
 from leaks import remove_compose_project
 from stack_content_support import STACK
 
-from sealgate.ports import free_ports, lost_bind_port
+from sealgate.kernel.ports import free_ports, lost_bind_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
 

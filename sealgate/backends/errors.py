@@ -1,0 +1,31 @@
+"""The stack's errors, a leaf module: every backend module, the stack description and the compose-file reader raise
+them, and the runner and checks catch them, without importing one another for it."""
+
+from __future__ import annotations
+
+from sealgate.kernel.errors import Problem, SealgateError
+
+
+class StackError(SealgateError):
+    """The stack could not be brought up, inspected or stopped; the message says which service and why.
+
+    `logs` maps a failing service to the tail of its output, captured when the error was raised (the container or
+    process may be gone by the time anyone looks), so evidence can attach it.
+    """
+
+    def __init__(self, *problems: Problem | str, logs: dict[str, str] | None = None) -> None:
+        self.logs: dict[str, str] = dict(logs or {})
+        super().__init__(*problems)
+
+
+class ServiceNotRunning(StackError):
+    """A service of the stack is not running on this backend (e.g. Grafana where no Grafana can run)."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"{service}: not running ({reason})")
+
+
+class StackUnavailable(Exception):
+    """The stack could not be brought up; checks that need it are errored with this reason."""

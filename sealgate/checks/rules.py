@@ -1,0 +1,669 @@
+"""Alert rules and routing: a hand-made "parecer de executabilidade" (is every rule executable?), automated.
+
+Static: promtool check rules/config, promtool unit tests (JUnit attached), the rule inventory against the spec,
+amtool check-config and routing. Live (against the running stack): every metric each rule reads exists in the
+scraped target's metrics and in Prometheus (a real PromQL parser, see checks/promql.py), the rules are loaded and
+healthy, and an alert drill runs the spec's named phases — each injects a fault with generic primitives (stop or
+start a service, POST to one), and its alerts must really fire in Prometheus, reach Alertmanager and the receiver,
+then resolve once the fault is undone — with the rules' real `for` durations.
+
+Files, services and the scrape target come from the spec's parameters or the stack description (by role); the
+rule files default to what the described Prometheus service loads (checks/described.py).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sealgate.analysis import parecer, promql
+from sealgate.analysis.described import (
+    DEFAULT_CONFIG,
+    described_service,
+    prometheus,
+    prometheus_config,
+    rule_file_patterns,
+    service_by_role,
+    spec_entry,
+)
+from sealgate.analysis.promtool import failed_tests, junit_from_promtool, promtool_findings
+from sealgate.analysis.rulefiles import (
+    Rule,
+    all_rules,
+    duration_s,
+    expand,
+    iso_to_epoch,
+    judge_rules,
+    load_rules,
+    read_rule_file,
+    recordings,
+    verdict_line,
+)
+from sealgate.api.context import Context, RunningCommand
+from sealgate.api.params import DURATION, STRING_LIST
+from sealgate.api.registry import check
+from sealgate.backends.composefile import ComposeFile
+from sealgate.backends.http import HttpAnswerError, request
+from sealgate.checks.containerize import load_compose
+from sealgate.kernel.errors import InputError
+from sealgate.kernel.poll import poll
+from sealgate.kernel.text import first_line
+from sealgate.kernel.yamlsource import Located, load_yaml
+from sealgate.model.results import Severity
+
+# --- reading rule files -------------------------------------------------------------------------------------------
+
+
+# --- rules/promtool-check -----------------------------------------------------------------------------------------
+
+
+def container_to_host(
+    pattern: str, mounts: list[dict[str, Any]], root: Path, config_dir: str
+) -> tuple[str | None, str | None]:
+    """Map a path as the Prometheus container sees it to the repository file(s) behind its bind mount.
+
+    Returns (host pattern, mount target) or (None, None) when no bind mount of the service covers it.
+    """
+    absolute = pattern if pattern.startswith("/") else f"{config_dir.rstrip('/')}/{pattern}"
+    best: dict[str, Any] | None = None
+    for mount in mounts:
+        target = str(mount.get("target", "")).rstrip("/")
+        if mount.get("type") != "bind" or not target:
+            continue
+        if (absolute == target or absolute.startswith(target + "/")) and (
+            best is None or len(target) > len(str(best["target"]))
+        ):
+            best = mount
+    if best is None:
+        return None, None
+    rest = absolute[len(str(best["target"]).rstrip("/")) :]
+    return str(Path(str(best["source"])).resolve()) + rest, str(best["target"])
+
+
+@check(
+    "rules/promtool-check",
+    title="promtool check rules and check config pass (PromQL syntax, YAML, duplicates)",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"rules": STRING_LIST, "config": {"type": "string"}, "service": {"type": "string"}},
+    },
+)
+def promtool_check(ctx: Context) -> None:
+    patterns = rule_file_patterns(ctx)
+    paths = expand(ctx, patterns)
+    if not paths:
+        ctx.fail(f"no rule file matches {', '.join(patterns)}")
+    # promtool reads the files while this check parses them (each file once, shared with the stage's other checks).
+    version = ctx.start(["promtool", "--version"], timeout=30)
+    checking = ctx.start(["promtool", "check", "rules", "--lint=all", "--lint-fatal", *paths], timeout=120)
+    started = [version, checking]
+    # Compose's view of the mounts (`docker compose config`, for the config check) is resolved meanwhile too.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    compose = pool.submit(load_compose, ctx)
+    try:
+        files = [read_rule_file(ctx, path) for path in paths]
+        rules = all_rules(files)
+        rejected: list[tuple[Rule, str]] = []
+        for rule in rules:
+            try:
+                promql.analyse(rule.expr)  # cached: rules/metrics-exist reads the same analysis
+            except promql.PromQLError as exc:
+                rejected.append((rule, str(exc)))
+        config_check = _start_config_check(ctx, paths, compose.result())
+        started.append(config_check[0])
+        ctx.tool_version("promtool", first_line(version.wait().output).replace("promtool, version ", ""))
+        result = checking.wait()
+        ctx.record("rules_checked", paths)
+        if not result.ok and not promtool_findings(ctx, result.output, rules):
+            ctx.finding(
+                f"promtool check rules exited {result.exit_code}: {result.output.strip()[-500:]}", file=paths[0]
+            )
+        for rule, problem in rejected:
+            # promtool is the authority on syntax; a disagreement of the two parsers is worth a look, not a failure.
+            reported = any(f.location.file == rule.file and f.severity is Severity.ERROR for f in ctx.findings)
+            if not reported:
+                ctx.finding(
+                    f"rule {rule.name}: promql-parser rejects the expression promtool accepts: {problem}",
+                    file=rule.file,
+                    line=rule.expr_line,
+                    severity=Severity.WARNING,
+                )
+        ctx.record("rules", len(rules))
+        _finish_config_check(ctx, *config_check)
+    finally:
+        pool.shutdown(wait=True)
+        for command in started:
+            command.discard()  # a check that stopped early leaves no promtool running
+
+
+def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFile) -> tuple[RunningCommand, str]:
+    """Start promtool check config on a copy of prometheus.yml whose rule_files point where the container's bind
+    mounts really take them from (promtool on the host cannot see container paths)."""
+    config_rel = prometheus_config(ctx)
+    service = service_by_role(ctx, "prometheus", "service")
+    config_path = ctx.judge(config_rel)
+    try:
+        located = load_yaml(config_path, config_rel)
+    except InputError as exc:
+        ctx.fail(str(exc))
+    config = dict(located.value or {})
+    declared = compose.services.get(service)
+    mounts = [
+        {"type": m.type, "source": m.source, "target": m.target}
+        for m in (declared.mounts(compose.base) if declared else [])
+    ]
+    config_target = next(
+        (str(m["target"]) for m in mounts if m.get("type") == "bind" and Path(str(m.get("source"))) == config_path),
+        None,
+    )
+    if config_target is None:
+        ctx.finding(
+            f"{config_rel} is not bind-mounted into service {service} ({ctx.description.compose_file})",
+            file=ctx.description.compose_file,
+            line=compose.line("services", service, "volumes"),
+        )
+        config_target = DEFAULT_CONFIG["prometheus"]
+    mapped: list[str] = []
+    loaded: set[str] = set()
+    for index, pattern in enumerate(config.get("rule_files") or []):
+        line = located.line_of(("rule_files", index))
+        host, _target = container_to_host(str(pattern), mounts, ctx.root, str(Path(config_target).parent))
+        if host is None:
+            ctx.finding(
+                f"rule_files entry {pattern!r} is under no bind mount of service {service}: the container "
+                "loads no rules from it",
+                file=config_rel,
+                line=line,
+            )
+            continue
+        matches = sorted(glob.glob(host))
+        if not matches:
+            ctx.finding(
+                f"rule_files entry {pattern!r} matches no file in the repository (it maps to {_display(ctx, host)})",
+                file=config_rel,
+                line=line,
+            )
+        loaded.update(_display(ctx, m) for m in matches)
+        mapped.append(host)
+    for path in rule_paths:
+        if path not in loaded:
+            ctx.finding(
+                f"{path} is not loaded by {config_rel} (rule_files) as the container sees it",
+                file=config_rel,
+                line=located.line_of(("rule_files",)),
+            )
+    ctx.record("rule_files_loaded", sorted(loaded))
+    copy = dict(config, rule_files=mapped)
+    temp = ctx.run_dir / "prometheus.check.yml"
+    temp.write_text(yaml.safe_dump(copy, sort_keys=False))
+    # --syntax-only: the rule files it loads are exactly `rule_paths` (asserted above), which `promtool check rules`
+    # already checked; reading every rule a second time doubled the stage's time on large rule sets.
+    return ctx.start(["promtool", "check", "config", "--syntax-only", str(temp)], timeout=120), config_rel
+
+
+def _finish_config_check(ctx: Context, running: RunningCommand, config_rel: str) -> None:
+    result = running.wait()
+    if not result.ok:
+        ctx.finding(
+            f"promtool check config (rule_files mapped to the repository) exited {result.exit_code}: "
+            f"{result.output.strip()[-500:]}",
+            file=config_rel,
+        )
+
+
+def _display(ctx: Context, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+# --- rules/promtool-test ------------------------------------------------------------------------------------------
+
+
+def _supports_junit(ctx: Context) -> bool:
+    help_text = ctx.run(["promtool", "test", "rules", "--help"], timeout=30)
+    return "--junit" in help_text.output
+
+
+@check(
+    "rules/promtool-test",
+    title="promtool test rules: every unit test of the rules passes (JUnit attached)",
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["tests"],
+        "properties": {"tests": STRING_LIST, "rules": STRING_LIST},
+    },
+)
+def promtool_test(ctx: Context) -> None:
+    test_files = expand(ctx, [str(p) for p in ctx.params["tests"]])
+    if not test_files:
+        ctx.fail(f"no promtool test file matches {', '.join(ctx.params['tests'])}")
+    native_junit = _supports_junit(ctx)
+    suites = []
+    alerts_tested: set[str] = set()
+    totals = {"tests": 0, "failed": 0}
+    for relative in test_files:
+        path = ctx.judge(relative)
+        try:
+            located = load_yaml(path, relative)
+        except InputError as exc:
+            ctx.fail(str(exc))
+        doc = located.value if isinstance(located.value, dict) else {}
+        for pattern in doc.get("rule_files") or []:
+            for match in glob.glob(str(path.parent / str(pattern))):
+                ctx.judge(_display(ctx, match))
+        tests = [t for t in doc.get("tests") or [] if isinstance(t, dict)]
+        names = [str(t.get("name") or f"test #{i}") for i, t in enumerate(tests)]
+        for test in tests:
+            alerts_tested.update(str(a.get("alertname")) for a in test.get("alert_rule_test") or [])
+        argv = ["promtool", "test", "rules", relative]
+        junit_path = ctx.run_dir / f"{Path(relative).stem}.junit.xml"
+        if native_junit:
+            argv.insert(3, f"--junit={junit_path}")
+        result = ctx.run(argv, timeout=300)
+        failures = failed_tests(result.stderr, names)
+        error = "" if result.ok or failures else result.output.strip()
+        suites.append((relative, [(n, failures.get(n)) for n in names], error))
+        totals["tests"] += len(names)
+        totals["failed"] += len(failures) + (len(names) if error else 0)
+        for name, text in failures.items():
+            index = names.index(name)
+            ctx.finding(
+                f"promtool test {name!r} failed: {first_line(text)}",
+                file=relative,
+                line=located.line_of(("tests", index, "name")) or located.line_of(("tests", index)),
+            )
+        if error:
+            ctx.finding(f"promtool test rules exited {result.exit_code}: {error[-500:]}", file=relative)
+        if not result.ok and not failures and not error:
+            ctx.finding(f"promtool test rules exited {result.exit_code}", file=relative)
+        if native_junit and junit_path.is_file():
+            ctx.attach(f"promtool-junit-{Path(relative).stem}.xml", junit_path.read_text())
+    if not native_junit:
+        ctx.attach("promtool-junit.xml", junit_from_promtool(suites))
+    ctx.record(
+        "junit",
+        "promtool --junit" if native_junit else "built from promtool's text output (this promtool has no --junit)",
+    )
+    ctx.record("tests", totals["tests"])
+    ctx.record("failed", totals["failed"])
+    ctx.record("files", test_files)
+    # Every alert rule should have a unit test; a rule nobody tested is reported, not failed.
+    for rule in all_rules([read_rule_file(ctx, f) for f in expand(ctx, rule_file_patterns(ctx))]):
+        if rule.kind == "alert" and rule.name not in alerts_tested:
+            ctx.finding(
+                f"alert {rule.name} has no promtool unit test",
+                file=rule.file,
+                line=rule.line,
+                severity=Severity.WARNING,
+            )
+
+
+# --- rules/inventory ----------------------------------------------------------------------------------------------
+
+EXPECTED_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "an alert (alert, severity, for) or a recording rule (record); `labels` a rule must carry tell "
+    "apart rules of one name (a warning/critical pair tells itself apart by severity)",
+    "properties": {
+        "alert": {"type": "string"},
+        "record": {"type": "string"},
+        "severity": {"type": "string"},
+        "for": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    # if/then/else rather than oneOf: a spec copied from a mixin holds thousands of entries, validated at each load.
+    "if": {"required": ["record"]},
+    "then": {"properties": {"alert": False, "for": False}},
+    "else": {"required": ["alert", "severity", "for"]},
+}
+
+
+@dataclass
+class _Expected:
+    group: str
+    index: int
+    entry: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "alert" if "alert" in self.entry else "record"
+
+    @property
+    def name(self) -> str:
+        return str(self.entry[self.kind])
+
+    def wanted_labels(self) -> dict[str, str]:
+        labels = dict(self.entry.get("labels") or {})
+        if "severity" in self.entry:
+            labels["severity"] = self.entry["severity"]
+        return labels
+
+    def matches(self, rule: Rule) -> bool:
+        """The rule is this entry exactly: same group, its labels (severity included), its `for`."""
+        return (
+            rule.group == self.group
+            and all(rule.labels.get(k) == v for k, v in self.wanted_labels().items())
+            and (self.kind != "alert" or abs(rule.for_s - duration_s(self.entry["for"])) < 1e-6)
+        )
+
+
+def _pair(
+    rules: list[Rule], expected: list[_Expected]
+) -> tuple[list[tuple[Rule, _Expected]], list[Rule], list[_Expected]]:
+    """Rules and entries of one (kind, name): exact matches first — a warning/critical pair finds its two entries
+    whatever their order — then the rest in order, so their differences can be named; and what is left over."""
+    rules, expected = list(rules), list(expected)
+    pairs = []
+    for entry in list(expected):
+        rule = next((r for r in rules if entry.matches(r)), None)
+        if rule is not None:
+            pairs.append((rule, entry))
+            rules.remove(rule)
+            expected.remove(entry)
+    count = min(len(rules), len(expected))
+    pairs += list(zip(rules[:count], expected[:count], strict=True))
+    return pairs, rules[count:], expected[count:]
+
+
+@check(
+    "rules/inventory",
+    title="Exactly the spec's rules and groups (names, severities, for, annotations)",
+    requires=("rules/promtool-check",),
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["groups"],
+        "properties": {
+            "rules": STRING_LIST,
+            "groups": {"type": "object", "additionalProperties": {"type": "array", "items": EXPECTED_RULE}},
+            "annotations": STRING_LIST,
+            "removed": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+)
+def inventory(ctx: Context) -> None:
+    """Rules are keyed by kind, name and labels, not by name alone: a mixin defines one alert twice (warning and
+    critical, with their own `for`) and recording rules next to alerts; an inventory copied from it must pass."""
+    files = load_rules(ctx, rule_file_patterns(ctx))
+    rules = all_rules(files)
+    expected_groups: dict[str, list[dict[str, Any]]] = ctx.params["groups"]
+    required = [str(a) for a in ctx.params.get("annotations", ["summary", "description"])]
+    spec: list[tuple[Located | None, tuple[Any, ...]]] = []
+
+    def spec_line(*path: Any) -> int | None:
+        if not spec:  # read only when a finding points into the spec: a 10,000-entry spec is not parsed twice
+            spec.append(spec_entry(ctx))
+        located, base = spec[0]
+        return located.line_of((*base, *path)) if located else None
+
+    groups = {name: (f.path, line) for f in files for name, line in f.groups}
+    for group, (file, line) in groups.items():
+        if group not in expected_groups:
+            ctx.finding(
+                f"group {group!r} is not in the spec (expected groups: {', '.join(expected_groups)})",
+                file=file,
+                line=line,
+            )
+    for group in expected_groups:
+        if group not in groups:
+            ctx.finding(
+                f"group {group!r} named by the spec is missing from the rule files",
+                file=ctx.spec.relpath,
+                line=spec_line("groups", group),
+            )
+    seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+    by_key: dict[tuple[str, str], list[Rule]] = {}
+    for rule in rules:
+        identity = (rule.kind, rule.name, tuple(sorted(rule.labels.items())))
+        if identity in seen:
+            ctx.finding(f"rule {rule.name} is defined more than once", file=rule.file, line=rule.line)
+        seen.add(identity)
+        by_key.setdefault((rule.kind, rule.name), []).append(rule)
+    wanted: dict[tuple[str, str], list[_Expected]] = {}
+    for group, entries in expected_groups.items():
+        for index, entry in enumerate(entries):
+            item = _Expected(group, index, entry)
+            wanted.setdefault((item.kind, item.name), []).append(item)
+    leftover_rules: list[Rule] = []
+    leftover_entries: list[_Expected] = []
+    for key in {**by_key, **wanted}:
+        pairs, extra, missing = _pair(by_key.get(key, []), wanted.get(key, []))
+        leftover_rules += extra
+        leftover_entries += missing
+        for rule, entry in pairs:
+            _compare(ctx, rule, entry, len(wanted[key]) > 1, required)
+    other_kind = {(e.name, e.kind) for e in leftover_entries}
+    for rule in leftover_rules:
+        if (rule.name, "record" if rule.kind == "alert" else "alert") in other_kind:
+            expects = "an alert" if rule.kind == "record" else "a recording rule"
+            ctx.finding(
+                f"{rule.name} is a {rule.kind} rule; the spec expects {expects}", file=rule.file, line=rule.line
+            )
+            continue
+        ctx.finding(
+            f"{rule.kind} rule {rule.name} (group {rule.group}) is not in the spec's inventory",
+            file=rule.file,
+            line=rule.line,
+        )
+    for entry in leftover_entries:
+        ctx.finding(
+            f"{entry.kind} {entry.name} (group {entry.group}) named by the spec is missing from the rule files",
+            file=ctx.spec.relpath,
+            line=spec_line("groups", entry.group, entry.index),
+        )
+    names = {rule.name: rule for rule in rules}
+    for name in ctx.params.get("removed", []):
+        if name in names:
+            rule = names[name]
+            ctx.finding(
+                f"alert {name} must stay removed (the spec's technical decisions), but it is defined",
+                file=rule.file,
+                line=rule.line,
+            )
+    names_by_group: dict[str, list[str]] = {group: [] for group in groups}
+    for rule in rules:
+        names_by_group.setdefault(rule.group, []).append(rule.name)
+    ctx.record("groups", {group: sorted(found) for group, found in names_by_group.items()})
+    ctx.record("rule_count", len(rules))
+    ctx.record("group_count", len(groups))
+
+
+def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required: list[str]) -> None:
+    """Findings for every way `rule` differs from the spec's `entry` (they share kind and name)."""
+    # One of several rules of a name (warning/critical) says which: "alert X (severity critical)".
+    name = f"{rule.kind} {rule.name}" + (f" (severity {entry.entry.get('severity')})" if paired else "")
+    where = {"file": rule.file, "line": rule.line}
+    if rule.group != entry.group:
+        ctx.finding(f"{name} is in group {rule.group!r}, the spec puts it in {entry.group!r}", **where)
+    if "severity" in entry.entry and rule.labels.get("severity") != entry.entry["severity"]:
+        ctx.finding(
+            f"{name} has severity {rule.labels.get('severity')!r}, the spec says {entry.entry['severity']!r}", **where
+        )
+    for key, value in (entry.entry.get("labels") or {}).items():
+        if rule.labels.get(key) != value:
+            ctx.finding(f"{name} has label {key}={rule.labels.get(key)!r}, the spec says {value!r}", **where)
+    if rule.kind == "alert":
+        if abs(rule.for_s - duration_s(entry.entry["for"])) > 1e-6:
+            ctx.finding(f"{name} has `for` {rule.for_s:g}s, the spec says {entry.entry['for']}", **where)
+        for annotation in required:
+            if not rule.annotations.get(annotation, "").strip():
+                ctx.finding(f"{name} has no {annotation!r} annotation", **where)
+
+
+# --- rules/metrics-exist ------------------------------------------------------------------------------------------
+
+
+@check(
+    "rules/metrics-exist",
+    title="Every metric and label every rule reads exists in the scraped target's metrics and in Prometheus",
+    needs_stack=True,
+    requires=("rules/promtool-check",),
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "rules": STRING_LIST,
+            "target": {
+                "type": "string",
+                "description": "stack service whose metrics the rules are about (default: the described main target)",
+            },
+            "metrics_path": {"type": "string", "description": "default: the target's described metrics_path"},
+            "min_age": {**DURATION, "description": "a metric gone from Prometheus for less is a warning (default 1h)"},
+            "lookback": {**DURATION, "description": "how far back Prometheus' history is read (default 7d)"},
+        },
+    },
+)
+def metrics_exist(ctx: Context) -> None:
+    """The parecer (checks/parecer.py) on every rule: metrics and labels against the target's /metrics and the
+    running Prometheus, recorded series through their rules' inputs, absent()/`or vector()`/`unless` by meaning."""
+    rules = all_rules(load_rules(ctx, rule_file_patterns(ctx)))
+    decl = (
+        described_service(ctx, str(ctx.params["target"]), ("target",))
+        if ctx.params.get("target")
+        else ctx.description.main_target()
+    )
+    target = decl.name
+    metrics_url = ctx.stack.url(target) + str(ctx.params.get("metrics_path") or decl.metrics_path)
+    prom = prometheus(ctx)
+    answer = request("GET", metrics_url)
+    if not answer.ok or not isinstance(answer.body, str):
+        ctx.error(f"GET {metrics_url}: HTTP {answer.status}, not a text exposition")
+    exposition = answer.body
+    ctx.attach(f"{target}-metrics.txt", exposition)
+    source = parecer.PrometheusSource(
+        prom.base,
+        scope="since the stack started",
+        min_age_s=duration_s(ctx.params.get("min_age", "1h")),
+        lookback_s=duration_s(ctx.params.get("lookback", "7d")),
+    )
+    try:
+        exported = parecer.Exposition.parse(exposition, f"{target} (GET {metrics_url})")
+        judge = parecer.Parecer([exported], source, recordings(rules))
+        judged = judge_rules(judge, rules)
+    except parecer.SourceError as exc:
+        ctx.error(str(exc))
+    per_rule: dict[str, list[str]] = {}
+    for rule, result in judged:
+        if result.syntax_error is not None:
+            ctx.finding(
+                f"rule {rule.name}: PromQL syntax error: {result.syntax_error}", file=rule.file, line=rule.expr_line
+            )
+            continue
+        assert result.analysis is not None
+        per_rule[rule.name] = list(dict.fromkeys(str(use.ref) for use in result.analysis.uses))
+        for verdict in result.verdicts:
+            ctx.finding(
+                f"rule {rule.name}: {verdict.message}",
+                file=rule.file,
+                line=verdict_line(rule, verdict),
+                severity=Severity(verdict.severity),
+            )
+    ctx.record("metrics_url", metrics_url)
+    ctx.record("metrics_by_rule", per_rule)
+    ctx.record("exported_count", len(exported.names))
+    ctx.record("min_age_s", source.min_age_s)
+
+
+# --- rules/loaded-live --------------------------------------------------------------------------------------------
+
+
+def _normalise(expr: str) -> str:
+    try:
+        return str(promql.parse(expr))
+    except promql.PromQLError:
+        return " ".join(expr.split())
+
+
+@check(
+    "rules/loaded-live",
+    title="The running Prometheus loaded exactly the repository's rules, all healthy",
+    needs_stack=True,
+    requires=("rules/promtool-check",),
+    params={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "rules": STRING_LIST,
+            "groups": {"type": "integer", "minimum": 1},
+            "rule_count": {"type": "integer", "minimum": 1},
+        },
+    },
+)
+def loaded_live(ctx: Context) -> None:
+    rules = all_rules(load_rules(ctx, rule_file_patterns(ctx)))
+    prom = prometheus(ctx)
+    where = f"{prom.base}/api/v1/rules"
+    started = ctx.stack.started_at or 0.0
+    groups: list[dict[str, Any]] = []
+    live: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def evaluated() -> bool:
+        """Every rule evaluated at least once by this Prometheus since the stack started: `health` means something."""
+        nonlocal groups, live
+        try:
+            groups = list((prom.api("rules") or {}).get("groups") or [])
+        except HttpAnswerError as exc:
+            ctx.error(f"GET {where}: {exc}")
+        live = [(g, r) for g in groups for r in g.get("rules", [])]
+        return bool(live) and all(iso_to_epoch(r.get("lastEvaluation", "")) >= started for _g, r in live)
+
+    done, waited = poll(evaluated, timeout=60, interval=1.0, sleep=ctx.sleep)
+    if not done:
+        ctx.finding("not every rule was evaluated within 60 s of asking", json_path=f"{where} $.data.groups")
+    ctx.note_wait("every rule evaluated since the stack started", waited)
+    by_name = {r.get("name"): (g, r) for g, r in live}
+    expected_groups = int(ctx.params.get("groups", len({r.group for r in rules})))
+    expected_count = int(ctx.params.get("rule_count", len(rules)))
+    if len(groups) != expected_groups or len(live) != expected_count:
+        ctx.finding(
+            f"Prometheus loaded {len(live)} rules in {len(groups)} groups; expected {expected_count} in "
+            f"{expected_groups}",
+            json_path=f"{where} $.data.groups",
+        )
+    for group, rule in live:
+        path = f"{where} $.data.groups[?name=={group.get('name')}].rules[?name=={rule.get('name')}]"
+        if rule.get("health") != "ok" or rule.get("lastError"):
+            ctx.finding(
+                f"rule {rule.get('name')} health {rule.get('health')!r}: {rule.get('lastError', '')}", json_path=path
+            )
+        if rule.get("name") not in {r.name for r in rules}:
+            ctx.finding(
+                f"Prometheus runs rule {rule.get('name')} that no repository rule file defines (stale config?)",
+                json_path=path,
+            )
+    for rule in rules:
+        if rule.name not in by_name:
+            ctx.finding(f"rule {rule.name} is not loaded by the running Prometheus", file=rule.file, line=rule.line)
+            continue
+        group, live_rule = by_name[rule.name]
+        if _normalise(str(live_rule.get("query", ""))) != _normalise(rule.expr):
+            ctx.finding(
+                f"rule {rule.name}: the running expression differs from the file's: {live_rule.get('query')!r}",
+                file=rule.file,
+                line=rule.expr_line,
+            )
+        if abs(float(live_rule.get("duration", 0)) - rule.for_s) > 1e-6 and rule.kind == "alert":
+            ctx.finding(
+                f"rule {rule.name}: running `for` is {live_rule.get('duration')}s, the file says {rule.for_s:g}s",
+                file=rule.file,
+                line=rule.line,
+            )
+        if group.get("name") != rule.group:
+            ctx.finding(
+                f"rule {rule.name} runs in group {group.get('name')!r}, the file puts it in {rule.group!r}",
+                file=rule.file,
+                line=rule.line,
+            )
+    ctx.record("groups", {g.get("name"): [r.get("name") for r in g.get("rules", [])] for g in groups})
+    ctx.record("health", {r.get("name"): r.get("health") for _g, r in live})
+    ctx.record("evaluation_interval_s", sorted({g.get("interval") for g in groups}))

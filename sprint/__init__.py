@@ -1,1 +1,0 @@
-"""The sprint room: spec loading, the check registry, the run context and the stage runner."""
