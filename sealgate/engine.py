@@ -144,6 +144,7 @@ def seal(
     _run_stages(repo, spec, list(spec.stages), options, out, stack_factory, reuse=not options.force)
     judgement, digest = _judge_disk(repo, spec, head)
     assert digest is not None  # _run_stages just wrote the manifest
+    _say_stale(judgement, out)
     base = tagging.base_facts(repo, judgement, head)
     decision = tagging.decide(repo, judgement, head, base, digest)
     if options.no_tag:
@@ -191,10 +192,12 @@ def eixo(
             f"{spec.relpath}: sprint {spec.id} declares no {spec.stage_word} {number} (it has {sorted(spec.stages)})"
         )
     _run_stages(repo, spec, [number], options, out, stack_factory)
-    verdict = judge(spec, repo.root, repo.head(), stages=[number]).stages[number]
+    judgement = judge(spec, repo.root, repo.head(), stages=[number])
+    verdict = judgement.stages[number]
     for cv in verdict.checks:
         for waiver in cv.waivers:
             out(f"  waived   {cv.check_id}: {waiver.target_kind} {waiver.target} — {waiver.justification}")
+    _say_stale(judgement, out)
     out(f"{spec.stage_label(number)} verdict: {verdict.verdict.value}")
     return EXIT_OK if verdict.verdict.ok else EXIT_REFUSED
 
@@ -281,11 +284,16 @@ def lint(options: Any, fmt: str = "text", out: Printer = print, err: Printer | N
     return EXIT_REFUSED if report.errors else EXIT_OK
 
 
+def _say_stale(judgement: Judgement, out: Printer) -> None:
+    for stale in judgement.stale:
+        out(f"stale: {stale} — remove it")
+
+
 def _judge_disk(repo: Repo, spec: Spec, head: str) -> tuple[Judgement, str | None]:
     store = EvidenceStore(repo.root, spec.slug)
     try:
         manifest, digest = store.read_manifest()
-        problems = store.manifest_problems(manifest)
+        problems = store.manifest_problems(manifest, spec.stages)
     except SealgateError:
         digest, problems = None, []
     judgement = judge(spec, repo.root, head)
@@ -310,7 +318,8 @@ def _render_report(
         judgement,
         repo.root,
         operator=repo.operator(),
-        branch=spec.raw.get("branch", ""),
+        branch=repo.current_branch() or "HEAD (detached)",
+        declared_branch=str(spec.raw.get("branch", "")),
         dirty=repo.is_dirty(),
         base=base,
         outcome=outcome,

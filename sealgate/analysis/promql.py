@@ -56,6 +56,7 @@ _FAMILY_SUFFIXES = {
     "untyped": ("",),
 }
 
+
 class PromQLError(ValueError):
     """The expression is not valid PromQL; the message is the parser's."""
 
@@ -353,6 +354,28 @@ def analyse(expr: str) -> Analysis:
 
     visit(tree, {"absence": False, "fallback": False, "presence_only": False}, False, False, None)
     return Analysis(expr, tree, list(uses))
+
+
+# Functions of a range that need two samples in it: with one, they return nothing.
+TWO_SAMPLE_FUNCTIONS = frozenset({"rate", "irate", "increase", "delta", "idelta", "deriv", "predict_linear"})
+
+
+def short_ranges(expr: str, min_range_s: float) -> list[str]:
+    """Every `fn(selector[range])` of `expr` whose `fn` needs two samples and whose range is shorter than
+    `min_range_s` (two scrape intervals): it holds one sample at most, so it is always empty — pint's promql/rate.
+    PromQLError when `expr` is not valid."""
+    import promql_parser
+
+    found: list[str] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.Call) and node.func.name in TWO_SAMPLE_FUNCTIONS:
+            ranges = [a.range.total_seconds() for a in node.args if isinstance(a, promql_parser.MatrixSelector)]
+            if any(r < min_range_s for r in ranges):
+                found.append(str(node))
+
+    promql_parser.walk(parse(expr), visit)
+    return found
 
 
 LabelSet = frozenset[str]

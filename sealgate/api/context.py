@@ -357,10 +357,13 @@ class Context:
         line: int | None = None,
         json_path: str | None = None,
         severity: Severity = Severity.ERROR,
+        rule: str | None = None,
+        metric: str | None = None,
     ) -> None:
-        """Report a problem; any ERROR finding makes the check fail once it returns."""
+        """Report a problem; any ERROR finding makes the check fail once it returns. `rule` and `metric` name what it
+        is about (a waiver may name them)."""
         with self._recorder.lock:
-            self.findings.append(Finding(severity, summary, Location(file, line, json_path)))
+            self.findings.append(Finding(severity, summary, Location(file, line, json_path), rule, metric))
 
     def fail(self, reason: str, location: Location | None = None) -> NoReturn:
         if location is not None:

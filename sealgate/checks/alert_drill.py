@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sealgate.analysis.alert_coverage import DrillProof, judge_coverage
-from sealgate.analysis.described import described_service, param_error, service_by_role
+from sealgate.analysis.described import described_service, param_error, param_where, service_by_role
 from sealgate.analysis.rulefiles import duration_s, iso_to_epoch
 from sealgate.api.context import CheckErrored, CheckFailed, CheckSkipped, Context
 from sealgate.api.params import STRING_LIST
@@ -148,6 +148,21 @@ PARAMS: dict[str, Any] = {
             "items": {"type": "string"},
             "description": "promtool unit test files (globs) that cover alerts; default: the spec's "
             "rules/promtool-test `tests`",
+        },
+        "budgets": {
+            "type": "object",
+            "description": "a team's alerting SLO per alert: seconds from the fault until the alert is delivered "
+            "firing to the receiver (max_fire_s), and from the restore until its resolution is (max_resolve_s); a "
+            "phase over a budget fails naming the alert and both numbers",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "max_fire_s": {"type": "number", "exclusiveMinimum": 0},
+                    "max_resolve_s": {"type": "number", "exclusiveMinimum": 0},
+                },
+            },
         },
     },
 }  # fmt: skip
@@ -436,28 +451,100 @@ class TrafficRun:
 
 @dataclass
 class RuleFacts:
-    """What the running Prometheus evaluates: each alert's `for`, and the scrape and evaluation intervals."""
+    """What the running Prometheus evaluates: each alert's `for` and labels, the scrape and evaluation intervals;
+    and how long the running Alertmanager holds each alert's first notification (its route's `group_wait`)."""
 
     for_s: dict[str, float]
     scrape_s: float
     evaluation_s: float
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    group_wait_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def slack(self) -> float:
         """First scrape + evaluation to notice, one more of each, and delivery."""
         return 2 * self.scrape_s + 2 * self.evaluation_s + 30
 
+    def fire_bound(self, alert: str) -> float:
+        """How long the drill waits for `alert` to be delivered firing after its fault: its `for`, the slack, and
+        Alertmanager's group_wait for it."""
+        return self.for_s[alert] + self.slack + self.group_wait_s.get(alert, 0.0)
+
     @classmethod
-    def read(cls, prometheus: Prometheus) -> RuleFacts:
+    def read(cls, prometheus: Prometheus, alertmanager: str | None = None) -> RuleFacts:
         groups = list((prometheus.api("rules") or {}).get("groups") or [])
-        for_s = {r["name"]: float(r.get("duration", 0)) for g in groups for r in g.get("rules", [])}
+        rules = [r for g in groups for r in g.get("rules", [])]
+        for_s = {r["name"]: float(r.get("duration", 0)) for r in rules}
+        labels = {r["name"]: {str(k): str(v) for k, v in (r.get("labels") or {}).items()} for r in rules}
         evaluation_s = max([float(g.get("interval", 15)) for g in groups] or [15.0])
         config = yaml.safe_load((prometheus.api("status/config") or {}).get("yaml") or "") or {}
         scrape_s = max(
             [duration_s((config.get("global") or {}).get("scrape_interval", "15s"))]
             + [duration_s(job.get("scrape_interval", "0s")) for job in config.get("scrape_configs") or []]
         )
-        return cls(for_s, scrape_s, evaluation_s)
+        waits: dict[str, float] = {}
+        if alertmanager is not None:
+            status = get_json(f"{alertmanager}/api/v2/status")
+            route = (yaml.safe_load(((status or {}).get("config") or {}).get("original") or "") or {}).get("route")
+            waits = {name: group_wait(route or {}, {"alertname": name, **labels[name]}) for name in for_s}
+        return cls(for_s, scrape_s, evaluation_s, labels, waits)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One drilled alert's time budget: the bound the drill computes (what it waits at most) and the spec's own
+    alerting SLO, if it states one."""
+
+    alert: str
+    fire_bound_s: float
+    resolve_bound_s: float
+    max_fire_s: float | None = None
+    max_resolve_s: float | None = None
+    where: str = ""  # the spec's line of the stated budget
+
+    def over(self, fired_s: float | None, resolved_s: float | None) -> list[str]:
+        """What exceeds the stated budget, each naming the alert and both numbers."""
+        found = []
+        if self.max_fire_s is not None and fired_s is not None and fired_s > self.max_fire_s:
+            found.append(
+                f"{self.alert}: delivered firing {fired_s:g}s after the fault, over its budget max_fire_s "
+                f"{self.max_fire_s:g}s ({self.where})"
+            )
+        if self.max_resolve_s is not None and resolved_s is not None and resolved_s > self.max_resolve_s:
+            found.append(
+                f"{self.alert}: resolution delivered {resolved_s:g}s after the restore, over its budget "
+                f"max_resolve_s {self.max_resolve_s:g}s ({self.where})"
+            )
+        return found
+
+
+def group_wait(route: dict[str, Any], labels: dict[str, str], inherited: float = 30.0) -> float:
+    """Seconds Alertmanager holds the first notification of an alert with `labels`: the `group_wait` of the route
+    that takes it (the first matching child, depth first, as Alertmanager routes; inherited down the tree)."""
+    own = duration_s(route["group_wait"]) if route.get("group_wait") else inherited
+    for child in route.get("routes") or []:
+        if isinstance(child, dict) and route_matches(child, labels):
+            return group_wait(child, labels, own)
+    return own
+
+
+_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+
+
+def route_matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A route's `match`, `match_re` and `matchers` against an alert's labels (an unset label is empty)."""
+    tests: list[tuple[str, str, str]] = [(k, "=", str(v)) for k, v in (route.get("match") or {}).items()]
+    tests += [(k, "=~", str(v)) for k, v in (route.get("match_re") or {}).items()]
+    for text in route.get("matchers") or []:
+        parsed = _MATCHER.match(str(text))
+        if parsed:
+            tests.append((parsed[1], parsed[2], parsed[3]))
+    for name, op, value in tests:
+        have = labels.get(name, "")
+        hit = re.fullmatch(value, have) is not None if op in ("=~", "!~") else have == value
+        if hit != (op in ("=", "=~")):
+            return False
+    return True
 
 
 class Drill:
@@ -465,7 +552,14 @@ class Drill:
     phase's timeline (times since the drill began, shared by every phase)."""
 
     def __init__(
-        self, ctx: Context, stack: StackBackend, receiver: str, facts: RuleFacts, t0: float, name: str
+        self,
+        ctx: Context,
+        stack: StackBackend,
+        receiver: str,
+        facts: RuleFacts,
+        t0: float,
+        name: str,
+        budgets: dict[str, Budget] | None = None,
     ) -> None:
         self.ctx = ctx
         self.stack = stack
@@ -475,6 +569,7 @@ class Drill:
         self.receiver = receiver
         self.job = ctx.description.main_target().job or ""
         self.facts = facts
+        self.budgets = budgets or {}
         self.timeline: list[dict[str, Any]] = []
         self.t0 = t0
 
@@ -710,7 +805,7 @@ def wait_fire(drill: Drill, run: PhaseRun, snapshot: list[str]) -> bool:
             phase.traffic.during_fault,
             lambda o: all(o.prom_state(a) == wanted if wanted else o.prom_state(a) != "inactive" for a in phase.alerts),
         )
-    timeout = max(drill.facts.for_s[a] for a in phase.alerts) + drill.slack
+    timeout = max(drill.facts.fire_bound(a) for a in phase.alerts)
     fired = drill.wait(f"{phase.name}: alerts fire", expectations, timeout, traffic)
     if traffic is not None:
         run.traffic["during_fault"] = traffic.to_json()
@@ -786,7 +881,10 @@ def run_phase(drill: Drill, run: PhaseRun) -> None:
         fired = wait_fire(drill, run, snapshot)
         snapshot = restore(drill, run)
         resolved = wait_resolved(drill, run, snapshot) if fired else False
-        run.status = "passed" if fired and resolved else "failed"
+        over = [(alert, line) for alert in run.phase.alerts for line in budget_overruns(drill, run, alert)]
+        for alert, line in over:
+            drill.ctx.finding(line, json_path=f"rules/alert-drill phase {run.phase.name}", rule=alert)
+        run.status = "passed" if fired and resolved and not over else "failed"
     except BaseException:
         run.status = "errored"
         raise
@@ -796,14 +894,46 @@ def run_phase(drill: Drill, run: PhaseRun) -> None:
         run.timeline = drill.timeline
 
 
-def on_copy(ctx: Context, run: PhaseRun, receiver: str, facts: RuleFacts, t0: float) -> None:
+def budget_overruns(drill: Drill, run: PhaseRun, alert: str) -> list[str]:
+    budget = drill.budgets.get(alert)
+    if budget is None:
+        return []
+    seen = {e.key: e.seconds for e in run.expectations if e.alert == alert}
+    return budget.over(seen.get("fire_receiver"), seen.get("resolve_receiver"))
+
+
+def budgets_of(ctx: Context, facts: RuleFacts, phases: list[Phase]) -> dict[str, Budget]:
+    """Every drilled alert's budget: the bound the drill computes, and the spec's own where it states one."""
+    stated = ctx.params.get("budgets") or {}
+    for alert in stated:
+        if alert not in facts.for_s:
+            param_error(ctx, ("budgets", alert), f"alert {alert} is not loaded by the running Prometheus")
+    budgets = {}
+    for phase in phases:
+        window = phase.traffic.after_restore.every_s * phase.traffic.after_restore.max_requests if phase.traffic else 0
+        for alert in phase.alerts:
+            own = stated.get(alert) or {}
+            budgets[alert] = Budget(
+                alert,
+                round(facts.fire_bound(alert), 1),
+                round(facts.slack + window, 1),
+                own.get("max_fire_s"),
+                own.get("max_resolve_s"),
+                param_where(ctx, "budgets", alert) if own else "",
+            )
+    return budgets
+
+
+def on_copy(
+    ctx: Context, run: PhaseRun, receiver: str, facts: RuleFacts, t0: float, budgets: dict[str, Budget]
+) -> None:
     """One phase, in a thread of its own: wait for its copy of the stack, then its steps on it."""
     phase = run.phase
     stack = ctx.stack_copy(phase.copy_name, copy_services(ctx, phase, receiver))
     run.waited_for_copy_s = round(time.monotonic() - t0, 1)
     ctx.note_wait(f"{phase.name}: its stack copy ready", run.waited_for_copy_s)
     run.copy = {"name": phase.copy_name, **_copy_facts(stack)}
-    drill = Drill(ctx, stack, receiver, facts, t0, phase.name)
+    drill = Drill(ctx, stack, receiver, facts, t0, phase.name, budgets)
     try:
         run_phase(drill, run)
     finally:
@@ -863,16 +993,19 @@ def alert_drill(ctx: Context) -> None:
     # What Prometheus evaluates, read from the main stack (its rules are the copies' rules: rules/loaded-live proved
     # them the project's), so an alert no Prometheus runs fails at once, before any copy is waited for.
     main_prometheus = Prometheus(ctx.stack.url(service_by_role(ctx, "prometheus")))
+    main_alertmanager = ctx.stack.url(service_by_role(ctx, "alertmanager"))
     try:
-        facts = RuleFacts.read(main_prometheus)
+        facts = RuleFacts.read(main_prometheus, main_alertmanager)
     except HttpAnswerError as exc:
-        ctx.error(f"the running Prometheus does not say its rules and intervals: {exc}")
+        ctx.error(f"the running Prometheus or Alertmanager does not say its rules, intervals and routes: {exc}")
     alerts = [a for phase in phases for a in phase.alerts]
     for alert in alerts:
         if alert not in facts.for_s:
             ctx.fail(f"alert {alert} is not loaded by the running Prometheus ({main_prometheus.base}/api/v1/rules)")
     ctx.record("intervals", {"scrape_s": facts.scrape_s, "evaluation_s": facts.evaluation_s})
     ctx.record("rule_for_s", {a: facts.for_s[a] for a in alerts})
+    ctx.record("group_wait_s", {a: facts.group_wait_s.get(a, 0.0) for a in alerts})
+    budgets = budgets_of(ctx, facts, phases)
     ctx.record(
         "observed",
         {
@@ -891,7 +1024,7 @@ def alert_drill(ctx: Context) -> None:
 
     def one(run: PhaseRun) -> None:
         try:
-            on_copy(ctx, run, receiver, facts, t0)
+            on_copy(ctx, run, receiver, facts, t0, budgets)
         except BaseException as exc:  # handed to the check's own thread below
             with lock:
                 errors[run.phase.name] = exc
@@ -902,12 +1035,38 @@ def alert_drill(ctx: Context) -> None:
     for thread in threads:
         thread.join()
     record_runs(ctx, runs, started, t0)
+    ctx.record("budgets", budget_table(runs, budgets))
     for run in runs:  # the first phase (in spec order) that could not run decides how the check ends
         if run.phase.name in errors:
             _raise_for(ctx, run.phase.name, errors[run.phase.name])
     proofs = {alert: run.proof(alert) for run in runs for alert in run.phase.alerts}
     on_request = {alert: p.name for p in not_run for alert in p.alerts}
     ctx.record("coverage", [row.to_json() for row in judge_coverage(ctx, proofs, on_request)])
+
+
+def budget_table(runs: list[PhaseRun], budgets: dict[str, Budget]) -> list[dict[str, Any]]:
+    """Per drilled alert, the computed bound and the stated budget beside the measured times (the SEAL shows them
+    side by side)."""
+    rows = []
+    for run in runs:
+        for alert in run.phase.alerts:
+            seen = {e.key: e.seconds for e in run.expectations if e.alert == alert}
+            budget = budgets[alert]
+            rows.append(
+                {
+                    "alert": alert,
+                    "phase": run.phase.name,
+                    "fire_bound_s": budget.fire_bound_s,
+                    "resolve_bound_s": budget.resolve_bound_s,
+                    "max_fire_s": budget.max_fire_s,
+                    "max_resolve_s": budget.max_resolve_s,
+                    "fire_prometheus_s": seen.get("fire_prometheus"),
+                    "fire_receiver_s": seen.get("fire_receiver"),
+                    "resolve_receiver_s": seen.get("resolve_receiver"),
+                    "over_budget": budget.over(seen.get("fire_receiver"), seen.get("resolve_receiver")),
+                }
+            )
+    return rows
 
 
 def record_runs(ctx: Context, runs: list[PhaseRun], started: float, t0: float) -> None:

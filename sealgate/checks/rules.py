@@ -115,8 +115,9 @@ def promtool_check(ctx: Context) -> None:
                 promql.analyse(rule.expr)  # cached: rules/metrics-exist reads the same analysis
             except promql.PromQLError as exc:
                 rejected.append((rule, str(exc)))
-        config_check = _start_config_check(ctx, paths, compose.result())
-        started.append(config_check[0])
+        running, config_rel, scrape_s = _start_config_check(ctx, paths, compose.result())
+        started.append(running)
+        _judge_short_ranges(ctx, rules, scrape_s)
         ctx.tool_version("promtool", first_line(version.wait().output).replace("promtool, version ", ""))
         result = checking.wait()
         ctx.record("rules_checked", paths)
@@ -135,16 +136,46 @@ def promtool_check(ctx: Context) -> None:
                     severity=Severity.WARNING,
                 )
         ctx.record("rules", len(rules))
-        _finish_config_check(ctx, *config_check)
+        _finish_config_check(ctx, running, config_rel)
     finally:
         pool.shutdown(wait=True)
         for command in started:
             command.discard()  # a check that stopped early leaves no promtool running
 
 
-def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFile) -> tuple[RunningCommand, str]:
+def _judge_short_ranges(ctx: Context, rules: list[Rule], scrape_s: float) -> None:
+    """An alerting rule whose rate-like function reads a range holding one sample at most can never be pending,
+    so its `for:` never matures: it never fires."""
+    for rule in rules:
+        if rule.kind != "alert":
+            continue
+        try:
+            short = promql.short_ranges(rule.expr, 2 * scrape_s)
+        except promql.PromQLError:
+            continue  # promtool and the syntax check above say what is wrong with it
+        for call in short:
+            ctx.finding(
+                f"rule {rule.name}: {call} spans less than two scrape intervals (2 × {scrape_s:g}s, the shortest "
+                f"this Prometheus scrapes at): it holds one sample at most, so it is always empty and the rule can "
+                f"never fire (its `for: {rule.for_s:g}s` never matures)",
+                file=rule.file,
+                line=rule.expr_line,
+                rule=rule.name,
+            )
+
+
+def scrape_interval_s(config: dict[str, Any]) -> float:
+    """The shortest interval any job of a Prometheus configuration is scraped at (Prometheus' default: 1m)."""
+    default = duration_s((config.get("global") or {}).get("scrape_interval") or "1m")
+    jobs = [duration_s(j["scrape_interval"]) for j in config.get("scrape_configs") or [] if isinstance(j, dict)
+            and j.get("scrape_interval")]  # fmt: skip
+    return min([default, *jobs])
+
+
+def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFile) -> tuple[RunningCommand, str, float]:
     """Start promtool check config on a copy of prometheus.yml whose rule_files point where the container's bind
-    mounts really take them from (promtool on the host cannot see container paths)."""
+    mounts really take them from (promtool on the host cannot see container paths); with the shortest scrape
+    interval the configuration sets."""
     config_rel = prometheus_config(ctx)
     service = service_by_role(ctx, "prometheus", "service")
     config_path = ctx.judge(config_rel)
@@ -204,7 +235,13 @@ def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFil
     temp.write_text(yaml.safe_dump(copy, sort_keys=False))
     # --syntax-only: the rule files it loads are exactly `rule_paths` (asserted above), which `promtool check rules`
     # already checked; reading every rule a second time doubled the stage's time on large rule sets.
-    return ctx.start(["promtool", "check", "config", "--syntax-only", str(temp)], timeout=120), config_rel
+    try:
+        scrape_s = scrape_interval_s(config)
+    except ValueError as exc:
+        ctx.finding(f"scrape_interval: {exc}", file=config_rel)
+        scrape_s = 0.0  # promtool check config says what is wrong; no range is judged against it
+    running = ctx.start(["promtool", "check", "config", "--syntax-only", str(temp)], timeout=120)
+    return running, config_rel, scrape_s
 
 
 def _finish_config_check(ctx: Context, running: RunningCommand, config_rel: str) -> None:

@@ -35,7 +35,7 @@ def finalize(root: Path, spec: Spec, commit: str, stages: list[int], sign: bool)
     else:
         for envelope in store.directory.glob("eixo_*.dsse.json"):
             envelope.unlink()
-    store.write_manifest(spec.id, commit)
+    store.write_manifest(spec.id, commit, spec.stages)
     keyed.record(root, store, stages)
 
 

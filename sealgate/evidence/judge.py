@@ -13,7 +13,7 @@ from pathlib import Path
 from sealgate.evidence.model import Statement
 from sealgate.evidence.store import DigestSource, EvidenceStore, freshness, working_tree_digests
 from sealgate.kernel.errors import EvidenceError, Problem
-from sealgate.model.results import CheckResult, Status
+from sealgate.model.results import CheckResult, Finding, Severity, Status
 from sealgate.sprint.model import Spec, Waiver
 
 
@@ -56,6 +56,7 @@ class CheckVerdict:
     reason: str
     result: CheckResult | None = None  # as recorded in the evidence
     waivers: list[Waiver] = field(default_factory=list)  # what lets a non-passed (part of a) check through
+    covered: list[Finding] = field(default_factory=list)  # the findings its waiver covers (a waived failure)
 
 
 @dataclass
@@ -84,12 +85,25 @@ class CriterionVerdict:
     waiver: Waiver | None = None
 
 
+@dataclass(frozen=True)
+class StaleWaiver:
+    """A waiver (or one of its finding entries) that covers nothing any more: the thing it was written for is gone,
+    so it should go too — reported, never used."""
+
+    waiver: Waiver
+    why: str
+
+    def __str__(self) -> str:
+        return f"waiver for {self.waiver.target_kind} {self.waiver.target} ({self.waiver.source}) {self.why}"
+
+
 @dataclass
 class Judgement:
     spec: Spec
     head: str
     stages: dict[int, StageVerdict]
     criteria: list[CriterionVerdict]
+    stale: list[StaleWaiver] = field(default_factory=list)
 
     @property
     def all_ok(self) -> bool:
@@ -166,37 +180,24 @@ def judge(
         checks = [by_id[c] for c in criterion.checks if c in by_id]
         if len(checks) < len(criterion.checks):  # a stage outside this judgement: not proven here
             continue
-        overall = worst([c.verdict for c in checks])
-        reason = next(
-            (
-                f"{c.check_id}: {c.verdict.value} — {c.reason}"
-                for c in checks
-                if c.verdict is overall and overall is not Verdict.PASSED
-            ),
-            "",
-        )
-        waiver = spec.waiver_for("criterion", criterion.id)
-        if not overall.ok and waiver is not None:
-            if waiver.covers(overall.value):
-                overall = Verdict.WAIVED
-            else:
-                reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
-        criteria.append(
-            CriterionVerdict(
-                criterion.id,
-                criterion.title,
-                overall,
-                reason,
-                checks,
-                waiver if overall is Verdict.WAIVED and waiver else None,
-            )
-        )
-    return Judgement(spec, head, judged, criteria)
+        criteria.append(criterion_verdict(spec, criterion.id, criterion.title, checks))
+    judgement = Judgement(spec, head, judged, criteria)
+    judgement.stale = stale_waivers(judgement, complete=stages is None)
+    return judgement
+
+
+def failure_items(result: CheckResult) -> list[Finding]:
+    """What a failed or errored check found wrong: its error findings, or — when it failed without a finding, or
+    could not run — its reason, as one finding without a place."""
+    errors = [f for f in result.findings if f.severity is Severity.ERROR]
+    return errors or [Finding(Severity.ERROR, result.reason)]
 
 
 def check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) -> CheckVerdict:
     """A check's verdict: its recorded status, then waivers. A passed check that applied waivers to parts of
-    itself (a skipped stack test) is *waived*; each waiver it cites must still be in the spec, or it fails."""
+    itself (a skipped stack test) is *waived*; each waiver it cites must still be in the spec, or it fails. A waiver
+    of the check itself accepts a skip (whose reason matches its pattern, when it gives one), or a failure all of
+    whose findings it names; any finding it does not name fails the check as if there were no waiver."""
     # The title as the spec and the report's language give it now (evidence keeps the one of its run).
     title = spec.check_title(check_id, result.title)
     cv = CheckVerdict(check_id, title, stage, _FROM_STATUS[result.status], result.reason, result)
@@ -211,10 +212,93 @@ def check_verdict(spec: Spec, check_id: str, stage: int, result: CheckResult) ->
         cv.verdict = Verdict.WAIVED
         cv.reason = "; ".join(f"{w.target_kind} {w.target} waived" for w in cv.waivers)
     waiver = spec.waiver_for("check", check_id)
-    if waiver is not None and not cv.verdict.ok:
-        if waiver.covers(cv.verdict.value):
+    if waiver is None or cv.verdict.ok:
+        return cv
+    if not waiver.covers(cv.verdict.value):
+        cv.reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
+    elif cv.verdict is Verdict.SKIPPED:
+        if waiver.accepts_skip(result.reason):
             cv.verdict = Verdict.WAIVED
             cv.waivers.append(waiver)
         else:
-            cv.reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
+            cv.reason += f" (its waiver, {waiver.source}, accepts only a skip matching {waiver.reason!r})"
+    else:
+        covered, uncovered = waiver.split(failure_items(result))
+        if uncovered:
+            first = uncovered[0]
+            more = f" (+{len(uncovered) - 1} more)" if len(uncovered) > 1 else ""
+            cv.reason = f"its waiver ({waiver.source}) does not cover: {first}{more}"
+        else:
+            cv.verdict = Verdict.WAIVED
+            cv.waivers.append(waiver)
+            cv.covered = covered
+            cv.reason = f"{len(covered)} finding(s) covered by its waiver ({waiver.source})"
     return cv
+
+
+def satisfies_requirement(spec: Spec, check_id: str, result: CheckResult) -> bool:
+    """Whether a check that others `require` lets them run: it passed, or it failed and its waiver covers every
+    finding (it ran; what it found is accepted). A skip or an error — waived or not — did not do the work they rely
+    on, and a failure a waiver does not cover stops them."""
+    if result.status is Status.PASSED:
+        return True
+    if result.status is not Status.FAILED:
+        return False
+    return check_verdict(spec, check_id, 0, result).verdict is Verdict.WAIVED
+
+
+def criterion_verdict(spec: Spec, criterion_id: str, title: str, checks: list[CheckVerdict]) -> CriterionVerdict:
+    """The worst of its checks' verdicts; a waiver of the criterion accepts it as a waiver of a check does — a skip,
+    or failures every finding of which it names."""
+    overall = worst([c.verdict for c in checks])
+    reason = next(
+        (f"{c.check_id}: {c.verdict.value} — {c.reason}" for c in checks if c.verdict is overall and not overall.ok),
+        "",
+    )
+    waiver = spec.waiver_for("criterion", criterion_id)
+    if overall.ok or waiver is None:
+        return CriterionVerdict(criterion_id, title, overall, reason, checks)
+    if not waiver.covers(overall.value):
+        reason += f" (its waiver, {waiver.source}, accepts only: {', '.join(waiver.accepts)})"
+        return CriterionVerdict(criterion_id, title, overall, reason, checks)
+    failing = [c for c in checks if not c.verdict.ok]
+    uncovered = [
+        item
+        for c in failing
+        if c.result is not None and c.verdict in (Verdict.FAILED, Verdict.ERRORED)
+        for item in waiver.split(failure_items(c.result))[1]
+    ]
+    skips = [c for c in failing if c.verdict is Verdict.SKIPPED and not waiver.accepts_skip(c.reason)]
+    others = [c for c in failing if c.verdict not in (Verdict.FAILED, Verdict.ERRORED, Verdict.SKIPPED)]
+    if uncovered or skips or others or any(not waiver.covers(c.verdict.value) for c in failing):
+        why = str(uncovered[0]) if uncovered else (skips or others or failing)[0].reason
+        reason += f" (its waiver, {waiver.source}, does not cover: {why})"
+        return CriterionVerdict(criterion_id, title, overall, reason, checks)
+    return CriterionVerdict(criterion_id, title, Verdict.WAIVED, reason, checks, waiver)
+
+
+def stale_waivers(judgement: Judgement, complete: bool) -> list[StaleWaiver]:
+    """Waivers of what this judgement judged that cover nothing any more (`complete`: every stage was judged, so a
+    stack-test or alert waiver no check applied is stale too)."""
+    spec = judgement.spec
+    checks = {cv.check_id: cv for s in judgement.stages.values() for cv in s.checks}
+    criteria = {c.id: c for c in judgement.criteria}
+    cited = {(w.target_kind, w.target) for cv in checks.values() for w in cv.waivers}
+    stale = []
+    for waiver in spec.waivers:
+        if waiver.target_kind == "check" and waiver.target in checks:
+            cv = checks[waiver.target]
+            if cv.result is None:
+                continue  # no evidence: what it covers is not known
+            if cv.result.status is Status.PASSED:
+                stale.append(StaleWaiver(waiver, "covers nothing: the check passed"))
+            elif cv.result.status in (Status.FAILED, Status.ERRORED):
+                for matcher in waiver.idle_matchers(failure_items(cv.result)):
+                    stale.append(StaleWaiver(waiver, f"names a finding no longer found: {matcher} ({matcher.source})"))
+        elif waiver.target_kind == "criterion" and waiver.target in criteria:
+            criterion = criteria[waiver.target]
+            if criterion.waiver is None and criterion.verdict.ok:
+                stale.append(StaleWaiver(waiver, "covers nothing: the criterion is met without it"))
+        elif waiver.target_kind in ("test", "alert") and complete and (waiver.target_kind, waiver.target) not in cited:
+            stale.append(StaleWaiver(waiver, f"covers nothing: no check found that {waiver.target_kind} not passing"))
+    return stale

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,20 +132,32 @@ class EvidenceStore:
         return path
 
     # --- manifest -----------------------------------------------------------------------------------------
-    def evidence_files(self) -> list[Path]:
+    def evidence_files(self, stages: Iterable[int] | None = None) -> list[Path]:
+        """Every statement, envelope and attachment here — of `stages` only, when given (a spec's declared ones)."""
         candidates = [*self.directory.glob("eixo_*.json"), *self.directory.glob("eixo_*/*")]
+        wanted = None if stages is None else {f"eixo_{n}" for n in stages}
         files = [
-            p for p in candidates if p.is_file() and EVIDENCE_NAME.fullmatch(p.relative_to(self.directory).as_posix())
+            p
+            for p in candidates
+            if p.is_file()
+            and EVIDENCE_NAME.fullmatch(p.relative_to(self.directory).as_posix())
+            and (wanted is None or _stage_prefix(p.relative_to(self.directory).as_posix()) in wanted)
         ]
         return sorted(files, key=lambda p: p.relative_to(self.directory).as_posix())
 
-    def write_manifest(self, sprint: str, commit: str) -> tuple[Path, str]:
+    def undeclared_files(self, stages: Iterable[int]) -> list[Path]:
+        """Evidence of stages the spec does not declare (left by an earlier spec): never sealed, never listed."""
+        declared = set(self.evidence_files(stages))
+        return [p for p in self.evidence_files() if p not in declared]
+
+    def write_manifest(self, sprint: str, commit: str, stages: Iterable[int]) -> tuple[Path, str]:
+        """The manifest of the evidence of `stages` (the spec's declared ones): exactly what a seal holds."""
         document = {
             "sprint": sprint,
             "commit": commit,
             "files": [
                 {"name": p.relative_to(self.directory).as_posix(), "sha256": sha256_file(p)}
-                for p in self.evidence_files()
+                for p in self.evidence_files(stages)
             ],
         }
         path = self.directory / MANIFEST
@@ -171,8 +183,9 @@ class EvidenceStore:
             raise EvidenceError(*problems)
         return document, sha256_bytes(data)
 
-    def manifest_problems(self, manifest: dict[str, Any]) -> list[Problem]:
-        """Every listed file has its digest, and no evidence file exists that the manifest does not list."""
+    def manifest_problems(self, manifest: dict[str, Any], stages: Iterable[int] | None = None) -> list[Problem]:
+        """Every listed file has its digest, and no evidence file (of `stages`, when given) exists that the manifest
+        does not list."""
         display = self.display(self.directory / MANIFEST)
         problems = []
         listed = set()
@@ -181,11 +194,16 @@ class EvidenceStore:
             problems += self._digest_problems(
                 self.directory / entry["name"], entry["sha256"], f"{display}: $.files[{index}]"
             )
-        for path in self.evidence_files():
+        for path in self.evidence_files(stages):
             name = path.relative_to(self.directory).as_posix()
             if name not in listed:
                 problems.append(Problem(display, f"{self.display(path)} is not listed in the manifest"))
         return problems
+
+
+def _stage_prefix(name: str) -> str:
+    """`eixo_2` of `eixo_2.json`, `eixo_2.dsse.json` and `eixo_2/promtool.junit.xml`."""
+    return name.split("/", 1)[0].split(".", 1)[0]
 
 
 @dataclass

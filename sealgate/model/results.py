@@ -70,13 +70,30 @@ class Finding:
     severity: Severity
     summary: str
     location: Location = field(default_factory=Location)
+    # What the finding is about, when it is about an alerting/recording rule or a metric: what a waiver names.
+    rule: str | None = None
+    metric: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity.value, "summary": self.summary, "location": self.location.to_json()}
+        data: dict[str, Any] = {
+            "severity": self.severity.value,
+            "summary": self.summary,
+            "location": self.location.to_json(),
+        }
+        for key, value in (("rule", self.rule), ("metric", self.metric)):
+            if value is not None:
+                data[key] = value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
-        return cls(Severity(data["severity"]), data["summary"], Location.from_json(data.get("location", {})))
+        return cls(
+            Severity(data["severity"]),
+            data["summary"],
+            Location.from_json(data.get("location", {})),
+            data.get("rule"),
+            data.get("metric"),
+        )
 
     def __str__(self) -> str:
         where = str(self.location)

@@ -50,8 +50,9 @@ def drill_view(t: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None
         return None
     on_request = [str(name) for name in data.get("phases_on_request") or []]
     status_words = t["verdict"]  # a phase's status in the report's words (passed, failed, errored)
+    budgets = {str(b["alert"]): b for b in data.get("budgets") or [] if isinstance(b, dict)}
     return {
-        "coverage": [_coverage_row(words, row, status_words) for row in coverage],
+        "coverage": [_coverage_row(words, row, status_words, budgets.get(str(row["alert"]))) for row in coverage],
         "uncovered": [row["alert"] for row in coverage if not row.get("covered_by")],
         "coverage_summary": words["coverage_summary"].format(
             total=len(coverage),
@@ -63,7 +64,23 @@ def drill_view(t: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None
     }
 
 
-def _coverage_row(words: dict[str, Any], row: dict[str, Any], status_words: dict[str, str]) -> dict[str, str]:
+def _budget_cell(words: dict[str, Any], budget: dict[str, Any] | None) -> str:
+    """The drilled alert's bound (what the drill waits at most) beside the spec's own budget, and what went over."""
+    if budget is None:
+        return "—"
+    cell = words["budget_cell"].format(
+        fire_bound=_seconds(budget.get("fire_bound_s")),
+        max_fire=_seconds(budget.get("max_fire_s")),
+        resolve_bound=_seconds(budget.get("resolve_bound_s")),
+        max_resolve=_seconds(budget.get("max_resolve_s")),
+    )
+    over = budget.get("over_budget") or []
+    return f"{cell} ❌ {'; '.join(over)}" if over else cell
+
+
+def _coverage_row(
+    words: dict[str, Any], row: dict[str, Any], status_words: dict[str, str], budget: dict[str, Any] | None = None
+) -> dict[str, str]:
     drill = row.get("drill") or None
     if drill is None:
         drilled = "—"
@@ -86,6 +103,7 @@ def _coverage_row(words: dict[str, Any], row: dict[str, Any], status_words: dict
         "rule": f"{row['file']}:{row['line']}",
         "unit_test": "✅ " + ", ".join(f"`{f}`" for f in tests) if tests else "—",
         "drill": drilled,
+        "budget": _budget_cell(words, budget),
         "waiver": words["waived_at"].format(source=row["waiver"]) if row.get("waiver") else "—",
         "covered": "✅ " + ", ".join(covered_by) if covered_by else words["uncovered"],
     }

@@ -20,7 +20,7 @@ from sealgate.kernel.fsutil import atomic_write, sha256_file
 from sealgate.reports.catalog import catalog
 from sealgate.reports.drill import drill_view
 from sealgate.seal.tag import BaseFacts
-from sealgate.sprint.model import Waiver
+from sealgate.sprint.model import Spec, Waiver
 
 REPORTS_DIR = "reports"
 MERMAID_CLASS = {
@@ -67,6 +67,7 @@ def build_view(
     *,
     operator: str,
     branch: str,
+    declared_branch: str,
     dirty: bool,
     base: BaseFacts,
     outcome: SealOutcome,
@@ -88,8 +89,8 @@ def build_view(
         "stages": _stages_view(t, judgement, shown),
         **_criteria_view(t, judgement, shown),
         **_narrative_view(t, judgement),
-        **_commit_tag_view(judgement, runs, branch=branch, dirty=dirty, tag=outcome.tag),
-        **_appendix_view(t, spec.id, store, shown, manifest_digest),
+        **_commit_tag_view(t, judgement, runs, branch=branch, declared=declared_branch, dirty=dirty, tag=outcome.tag),
+        **_appendix_view(t, spec, store, shown, manifest_digest),
     }
 
 
@@ -123,14 +124,16 @@ def _header_view(
     spec = judgement.spec
     starts = [run.started_at for run in runs]
     ends = [run.finished_at for run in runs]
-    all_pass = t["all_pass"] if judgement.all_ok else t["not_all_pass"]
+    counts = _criteria_counts(judgement)
+    not_ok = [f"{s.number} ({s.name})" for s in judgement.stages.values() if not s.verdict.ok]
+    stages = t["stages_not_ok"].format(stages=", ".join(not_ok)) if not_ok else ""
     return {
         "title": t["title"].format(id=spec.id, title=spec.raw["title"]),
         "started": _when(min(starts)) if starts else "—",
         "finished": _when(max(ends)) if ends else "—",
         "operator": operator,
         "base": _base_text(t, base, spec.raw.get("base_external")),
-        "outcome": t["tag_outcome"][outcome.kind].format(tag=outcome.tag, all=all_pass),
+        "outcome": t["tag_outcome"][outcome.kind].format(tag=outcome.tag, stages=stages, **counts),
         "outcome_reasons": outcome.reasons,
     }
 
@@ -199,7 +202,9 @@ def _check_view(t: dict[str, Any], check: CheckVerdict) -> dict[str, Any]:
             t["waiver_short"].format(approver=w.approver, expires=w.expires.isoformat()) for w in check.waivers
         ),
         "findings": [
-            f"`{f.location}` {f.summary}" if str(f.location) else f.summary for f in (result.findings if result else [])
+            (f"`{f.location}` {f.summary}" if str(f.location) else f.summary)
+            + (f" ({t['covered_by_waiver']})" if f in check.covered else "")
+            for f in (result.findings if result else [])
         ],
         "facts": [f"{k}: {v}" for k, v in sorted(facts.items())],
         "drill": drill_view(t, result.data) if result else None,
@@ -208,16 +213,20 @@ def _check_view(t: dict[str, Any], check: CheckVerdict) -> dict[str, Any]:
 
 def _criteria_view(t: dict[str, Any], judgement: Judgement, shown: Callable[[str], str]) -> dict[str, Any]:
     """Section 3: every criterion with its evidence, the pass count and the waivers applied."""
-    criteria = judgement.criteria
-    passed = sum(c.verdict is Verdict.PASSED for c in criteria)
-    waived = sum(c.verdict is Verdict.WAIVED for c in criteria)
     return {
-        "criteria": [_criterion_view(t, criterion, judgement.stages, shown) for criterion in criteria],
-        "criteria_result": t["criteria_result"].format(
-            passed=passed, total=len(criteria), waived=waived, failing=len(criteria) - passed - waived
-        ),
+        "criteria": [_criterion_view(t, criterion, judgement.stages, shown) for criterion in judgement.criteria],
+        "criteria_result": t["criteria_result"].format(**_criteria_counts(judgement)),
         "waivers": [_waiver_line(t, w) for w in judgement.waivers_used],
+        "stale_waivers": [_cell(str(s)) for s in judgement.stale],
     }
+
+
+def _criteria_counts(judgement: Judgement) -> dict[str, int]:
+    """How many criteria passed on evidence, were waived, are not met — the same three numbers everywhere."""
+    passed = sum(c.verdict is Verdict.PASSED for c in judgement.criteria)
+    waived = sum(c.verdict is Verdict.WAIVED for c in judgement.criteria)
+    total = len(judgement.criteria)
+    return {"passed": passed, "waived": waived, "failing": total - passed - waived, "total": total}
 
 
 def _criterion_view(
@@ -266,11 +275,15 @@ def _proof_text(t: dict[str, Any], check_ids: list[str], verdicts: dict[str, Ver
 
 
 def _commit_tag_view(
-    judgement: Judgement, runs: list[RunInfo], *, branch: str, dirty: bool, tag: str
+    t: dict[str, Any], judgement: Judgement, runs: list[RunInfo], *, branch: str, declared: str, dirty: bool, tag: str
 ) -> dict[str, Any]:
-    """Section 8 (commit and tag): branch, judged commit and tag; also the backends the stages ran on (header)."""
+    """Section 8 (commit and tag): the branch and judged commit it was sealed on (the spec's declared branch beside
+    it when they differ) and the tag; also the backends the stages ran on (header)."""
+    shown = f"`{branch}`" if branch else "—"
+    if declared and declared != branch:
+        shown += f" ({t['branch_declared'].format(branch=declared)})"
     return {
-        "branch": branch or "—",
+        "branch": shown,
         "commit": judgement.head,
         "dirty": dirty,
         "tag": tag,
@@ -279,14 +292,16 @@ def _commit_tag_view(
 
 
 def _appendix_view(
-    t: dict[str, Any], sprint_id: str, store: EvidenceStore, shown: Callable[[str], str], manifest_digest: str | None
+    t: dict[str, Any], spec: Spec, store: EvidenceStore, shown: Callable[[str], str], manifest_digest: str | None
 ) -> dict[str, Any]:
     """Section 10 (appendix) and the closing lines: every evidence file with its sha256, the manifest digest."""
     return {
-        "evidence_files": [{"name": shown(store.display(p)), "sha256": sha256_file(p)} for p in store.evidence_files()],
+        "evidence_files": [
+            {"name": shown(store.display(p)), "sha256": sha256_file(p)} for p in store.evidence_files(spec.stages)
+        ],
         "manifest_digest": manifest_digest or "—",
         "generated": t["generated"].format(version=__version__),
-        "end": t["end"].format(id=sprint_id),
+        "end": t["end"].format(id=spec.id),
         "rendered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

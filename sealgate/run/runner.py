@@ -23,6 +23,7 @@ from sealgate import __version__
 from sealgate.api.context import CheckErrored, CheckFailed, CheckSkipped, Context, RunOptions, StageRecorder
 from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
 from sealgate.backends.errors import StackUnavailable
+from sealgate.evidence.judge import Verdict, check_verdict, satisfies_requirement, worst
 from sealgate.evidence.model import RunInfo, StageInfo, Statement, Subject, Wait
 from sealgate.evidence.reuse import ReusedStage
 from sealgate.evidence.store import EvidenceStore
@@ -268,7 +269,7 @@ class Runner:
                 continue
             else:
                 pending.results[ref.id] = self._run_check(stage, ref, pending.done_results(), recorder)
-            self._report_check(ref.id, pending.results[ref.id])
+            self._report_check(stage.number, ref.id, pending.results[ref.id])
         if pending.running:
             self.pending[stage.number] = pending
             if not overlap:
@@ -287,7 +288,7 @@ class Runner:
                 continue
             for check_id, future in pending.running.items():
                 pending.results[check_id] = future.result()  # still pending meanwhile: an interrupt names it
-                self._report_check(check_id, pending.results[check_id], f"{self.spec.stage_label(each)}: ")
+                self._report_check(each, check_id, pending.results[check_id], f"{self.spec.stage_label(each)}: ")
             del self.pending[each]
             outcome = self._write_stage(pending)
         return outcome if number is not None else None
@@ -325,11 +326,15 @@ class Runner:
             self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sealgate-check")
         return self._executor
 
-    def _report_check(self, check_id: str, result: CheckResult | None, prefix: str = "") -> None:
+    def _report_check(self, stage: int, check_id: str, result: CheckResult | None, prefix: str = "") -> None:
+        """One line per check, as the judge sees it: a result its waiver accepts is said *waived*, with the waiver."""
         assert result is not None
-        self.progress(
-            f"  {prefix}{result.status.value:>7}  {check_id}" + (f" — {result.reason}" if result.reason else "")
-        )
+        verdict = check_verdict(self.spec, check_id, stage, result)
+        reason = verdict.reason  # what a waiver does not cover is said here too
+        if verdict.verdict is Verdict.WAIVED and not verdict.covered:
+            waived_by = "waived by " + ", ".join(w.source for w in verdict.waivers)
+            reason = f"{result.reason}; {waived_by}" if result.reason else waived_by
+        self.progress(f"  {prefix}{verdict.verdict.value:>7}  {check_id}" + (f" — {reason}" if reason else ""))
 
     def _write_stage(self, pending: PendingStage) -> StageOutcome:
         stage, recorder = pending.stage, pending.recorder
@@ -369,9 +374,9 @@ class Runner:
         path = self.store.commit_stage(stage.number, document, recorder.attachments_dir)
         outcome = StageOutcome(stage.number, status, results, path, duration, self.stack.describe())
         self.outcomes[stage.number] = outcome
-        self.progress(
-            f"{self.spec.stage_label(stage.number)}: {status.value} ({duration:.1f}s) → {self.store.display(path)}"
-        )
+        verdict = worst([check_verdict(self.spec, r.check_id, stage.number, r).verdict for r in results])
+        label, shown = self.spec.stage_label(stage.number), self.store.display(path)
+        self.progress(f"{label}: {verdict.value} ({duration:.1f}s) → {shown}")
         return outcome
 
     def _blocked_by_stage_prerequisites(self, stage: StageSpec) -> str:
@@ -442,7 +447,7 @@ class Runner:
         title = self.spec.check_title(check_id, definition.title)
         for required in definition.requires:
             previous = earlier.get(required) or self._result_of(required)
-            if previous is None or previous.status is not Status.PASSED:
+            if previous is None or not satisfies_requirement(self.spec, required, previous):
                 why = previous.status.value if previous else "not run before it in this run"
                 return CheckResult(check_id, title, Status.ERRORED, f"prerequisite {required} did not pass ({why})")
         ctx = self._context(stage, ref, recorder)

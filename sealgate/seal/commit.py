@@ -106,10 +106,21 @@ def create(
     message = tagging.message(judgement, head, digest, base)
     message += f"\nevidence: {folder}/ in the seal commit this tag points at (its only parent is {head[:12]})\n"
     repo.create_tag(spec.tag, message, sign=sign, target=seal)
+    left_out = [
+        f"left out of the seal: {store.display(path)} ({spec.relpath} declares no stage {_stage_number(path)})"
+        for path in store.undeclared_files(spec.stages)
+    ]
     return [
+        *left_out,
         f"seal commit {seal[:12]} adds {folder}/ on the judged commit {head[:12]}",
         *_fast_forward(repo, head, seal, folder),
     ]
+
+
+def _stage_number(path: Path) -> str:
+    """`9` of an evidence file of stage 9 (`eixo_9.json`, `eixo_9/…`)."""
+    name = path.name if path.name.startswith("eixo_") else path.parent.name
+    return name.removeprefix("eixo_").split(".", 1)[0]
 
 
 def _signers(repo: Repo, store: EvidenceStore, stages: Any, files: dict[str, bytes]) -> list[str]:

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import io
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -204,6 +205,29 @@ def verify_evidence_digests(state: VerifyState) -> list[Problem]:
     return problems
 
 
+def verify_stage_set(state: VerifyState) -> list[Problem]:
+    """The seal holds the evidence of exactly the stages its spec declares: none missing, none extra."""
+    assert state.store and state.spec
+    sealed = _sealed_statements(state)
+    problems = [
+        Problem(state.store.display(state.store.stage_path(n)), f"missing: {state.spec.relpath} declares stage {n}")
+        for n in state.spec.stages
+        if n not in sealed
+    ]
+    problems += [
+        Problem(state.store.display(path), f"is in the seal but {state.spec.relpath} declares no stage {n}")
+        for n, path in sorted(sealed.items())
+        if n not in state.spec.stages
+    ]
+    return problems
+
+
+def _sealed_statements(state: VerifyState) -> dict[int, Path]:
+    assert state.store
+    found = (re.fullmatch(r"eixo_(\d+)\.json", p.name) for p in state.store.directory.glob("eixo_*.json"))
+    return {int(m[1]): state.store.directory / m[0] for m in found if m}
+
+
 def verify_schemas(state: VerifyState) -> list[Problem]:
     assert state.store and state.spec
     problems = []
@@ -256,7 +280,7 @@ def verify_commit(state: VerifyState) -> list[Problem]:
                 f"made at {state.manifest['commit'][:12]}, the judged commit is {state.judged[:12]}",
             )
         )
-    for number in state.spec.stages:
+    for number in sorted(_sealed_statements(state)):  # every statement the seal holds, declared or not
         commit = state.store.read_statement(number).run.commit
         if commit != state.judged:
             problems.append(
@@ -332,6 +356,7 @@ STEPS: list[tuple[str, Step]] = [
     ("seal record names this seal", verify_seal_record),
     ("manifest digest matches the tag", verify_manifest_digest),
     ("evidence files match the manifest", verify_evidence_digests),
+    ("the seal holds the evidence of exactly the spec's stages", verify_stage_set),
     ("evidence validates against its schemas", verify_schemas),
     ("statements are signed by an allowed signer", verify_envelopes),
     ("evidence was made at the judged commit", verify_commit),
@@ -448,8 +473,10 @@ def verify(
             break
         seen.add(base.seal_commit)
         chain.append((base, f"base of {ref.tag_name}"))
-    names = " → ".join(ref.tag_name for ref, _ in reversed(chain))
-    report(f"chain: {names}" + (f" ({start})" if start else ""))
+    names = [ref.tag_name for ref, _ in reversed(chain)]
+    if start:  # what is known of the oldest seal's own base reads beside it
+        names[0] += f" ({start})"
+    report("chain: " + " → ".join(names))
     results = []
     for ref, role in reversed(chain):
         head = f"seal {ref.seal_commit[:12]}" + ("" if ref.tag else ", found in HEAD's history")

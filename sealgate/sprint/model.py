@@ -5,12 +5,13 @@ validating a spec file lives in spec.py; this is what it produces and what the r
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sealgate.model.results import CheckDef
+from sealgate.model.results import CheckDef, Finding
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
@@ -45,6 +46,38 @@ class Criterion:
 
 
 @dataclass(frozen=True)
+class FindingMatcher:
+    """One kind of finding a waiver names: every field given must match (`file` a glob on the finding's file,
+    `rule` and `metric` regular expressions matching the whole name the finding is about, `message` one found in its
+    summary). A check that fails without a finding is matched through its reason (`message` only)."""
+
+    file: str | None = None
+    rule: str | None = None
+    metric: str | None = None
+    message: str | None = None
+    source: str = ""  # file:line of the matcher in the spec or waiver file
+
+    def matches(self, finding: Finding) -> bool:
+        location = finding.location
+        return (
+            (self.file is None or (location.file is not None and fnmatch.fnmatchcase(location.file, self.file)))
+            and (self.rule is None or (finding.rule is not None and re.fullmatch(self.rule, finding.rule) is not None))
+            and (
+                self.metric is None
+                or (finding.metric is not None and re.fullmatch(self.metric, finding.metric) is not None)
+            )
+            and (self.message is None or re.search(self.message, finding.summary) is not None)
+        )
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("file", self.file), ("rule", self.rule), ("metric", self.metric),
+                                  ("message", self.message)) if v is not None}  # fmt: skip
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.fields().items())
+
+
+@dataclass(frozen=True)
 class Waiver:
     target_kind: str  # "check" | "criterion" | "test" | "alert"
     target: str
@@ -53,14 +86,28 @@ class Waiver:
     expires: datetime.date
     source: str  # file:line
     # Verdicts it may turn into "waived". Skipped only by default: a waiver written for "cannot run here" must not
-    # also hide the check failing where it can run.
+    # also hide the check failing where it can run; one that accepts failures names the findings it covers.
     accepts: tuple[str, ...] = ("skipped",)
+    reason: str | None = None  # a skip is accepted only when its reason matches this (a regular expression)
+    findings: tuple[FindingMatcher, ...] = ()
 
     def covers(self, verdict: str) -> bool:
         return verdict in self.accepts
 
+    def accepts_skip(self, reason: str) -> bool:
+        return "skipped" in self.accepts and (self.reason is None or re.search(self.reason, reason) is not None)
+
+    def split(self, items: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+        """(the items some matcher of this waiver covers, those none does)."""
+        covered = [f for f in items if any(m.matches(f) for m in self.findings)]
+        return covered, [f for f in items if f not in covered]
+
+    def idle_matchers(self, items: list[Finding]) -> list[FindingMatcher]:
+        """Matchers that cover none of `items` (stale: the finding they were written for is gone)."""
+        return [m for m in self.findings if not any(m.matches(f) for f in items)]
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "kind": self.target_kind,
             "target": self.target,
             "justification": self.justification,
@@ -69,6 +116,11 @@ class Waiver:
             "source": self.source,
             "accepts": list(self.accepts),
         }
+        if self.reason is not None:
+            record["reason"] = self.reason
+        if self.findings:
+            record["findings"] = [m.fields() for m in self.findings]
+        return record
 
 
 @dataclass

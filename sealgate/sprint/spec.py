@@ -22,10 +22,11 @@ from sealgate.kernel.errors import InputError, Problem
 from sealgate.kernel.schemas import load_schema, validator
 from sealgate.kernel.yamlsource import Located, json_path, load_yaml, schema_problems
 from sealgate.model.registry import Registry
-from sealgate.sprint.model import CheckRef, Criterion, Spec, StageSpec, Waiver
+from sealgate.sprint.model import CheckRef, Criterion, FindingMatcher, Spec, StageSpec, Waiver
 
 SPRINT_DIR = "sprint"
 WAIVER_KINDS = ("check", "criterion", "test", "alert")
+FAILURE_VERDICTS = ("failed", "errored")
 
 
 def natural_key(text: str) -> list[Any]:
@@ -296,10 +297,68 @@ class _SpecReader:
                     )
                 )
             accepts = tuple(entry.get("accepts", ("skipped",)))
+            reason = self.pattern(doc, [*where, "reason"], entry.get("reason"))
+            matchers = self.finding_matchers(doc, where, entry, kind, target, accepts)
             waivers.append(
-                Waiver(kind, target, entry["justification"], entry["approver"], expires, doc.where(where), accepts)
-            )
+                Waiver(
+                    kind, target, entry["justification"], entry["approver"], expires, doc.where(where), accepts,
+                    reason, matchers,
+                )
+            )  # fmt: skip
         return waivers
+
+    def finding_matchers(
+        self, doc: Located, where: list[Any], entry: dict[str, Any], kind: str, target: str, accepts: tuple[str, ...]
+    ) -> tuple[FindingMatcher, ...]:
+        """A waiver that accepts a failure names the findings it covers; one that accepts only skips names none."""
+        failures = [a for a in accepts if a in FAILURE_VERDICTS]
+        entries = entry.get("findings") or []
+        if failures and kind not in ("check", "criterion"):
+            self.problems.append(
+                doc.problem(
+                    [*where, "accepts"], f"a waiver of a {kind} accepts only skipped, not {', '.join(failures)}"
+                )
+            )
+            return ()
+        if failures and not entries:
+            self.problems.append(
+                doc.problem(
+                    [*where, "accepts"],
+                    f"waiver for {kind} {target!r} accepts {' and '.join(failures)} without naming the findings it "
+                    "covers (a waiver never hides more than it names)",
+                    'name them, e.g. findings: [{file: "prometheus/alerts/*.yml", rule: "NodeDown", '
+                    'message: "not exported"}] — any other finding still fails the check',
+                )
+            )
+        if entries and not failures:
+            self.problems.append(
+                doc.problem(
+                    [*where, "findings"],
+                    "findings: only a waiver that accepts failed or errored covers findings (a skip has none)",
+                    "add accepts: [failed], or remove findings",
+                )
+            )
+        matchers = []
+        for mi, item in enumerate(entries):
+            at = [*where, "findings", mi]
+            for key in ("rule", "metric", "message"):
+                self.pattern(doc, [*at, key], item.get(key))
+            matchers.append(
+                FindingMatcher(
+                    item.get("file"), item.get("rule"), item.get("metric"), item.get("message"), doc.where(at)
+                )
+            )
+        return tuple(matchers)
+
+    def pattern(self, doc: Located, path: list[Any], value: str | None) -> str | None:
+        """A regular expression of a waiver, refused at its line when it does not compile."""
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            self.problems.append(doc.problem(path, f"{json_path(path)}: not a regular expression: {exc}"))
+        return value
 
     def read_stack(self) -> StackDescription | None:
         """The stack description the spec names (`stack:`), else the default one when the project has it."""

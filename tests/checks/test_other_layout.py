@@ -197,6 +197,53 @@ def test_a_fault_that_does_not_fire_its_alert_fails_its_phase_naming_what_was_no
     assert not any("ShopGone" in m for m in unseen), unseen
 
 
+@pytest.mark.stack
+def test_an_alert_over_the_budget_its_spec_states_fails_its_phase_naming_both_numbers(
+    shop: Path, shop_stack: Any
+) -> None:
+    """The spec's own alerting SLO: ShopGone must reach the receiver within 0.5 s of its fault, which no alert with a
+    `for` can. The phase fails naming the alert, the measured time and the budget; the other phase, with no stated
+    budget, passes. Every drilled alert's computed bound stands beside it in the evidence."""
+    spec = SPEC.replace(
+        "            - name: gone\n",
+        "            - name: gone\n",
+        1,
+    ).replace(
+        "              fault: {stop: shop}\n              restore: {start: shop}\n",
+        "              fault: {stop: shop}\n              restore: {start: shop}\n"
+        "          budgets:\n            ShopGone: {max_fire_s: 0.5}\n",
+        1,
+    )
+    write_spec(shop, "BUDGET", spec)
+    try:
+        results = run_checks(shop, 0, [*RULES_LIVE, "rules/alert-drill"], stack=shop_stack, sprint="BUDGET")
+    finally:
+        (shop / "sprint" / "BUDGET.yaml").unlink()
+    drill = results["rules/alert-drill"]
+    assert drill.status is Status.FAILED, explain(drill)
+    assert {p["name"]: p["status"] for p in drill.data["phases"]} == {"unhealthy": "passed", "gone": "failed"}
+    over, uncovered = [f for f in drill.findings if f.severity.value == "error"]
+    # A phase over budget covers nothing: the alert is then covered by none of the ways, said at its rule.
+    assert uncovered.summary.startswith("alert ShopGone is covered by none of:"), uncovered.summary
+    assert "a passed drill phase (phase gone: failed)" in uncovered.summary
+    budgets = {row["alert"]: row for row in drill.data["budgets"]}
+    delivered = budgets["ShopGone"]["fire_receiver_s"]
+    assert over.rule == "ShopGone"
+    assert over.summary == (
+        f"ShopGone: delivered firing {delivered:g}s after the fault, over its budget max_fire_s 0.5s "
+        f"(sprint/BUDGET.yaml:{_line(spec, 'ShopGone: {max_fire_s')})"
+    )
+    assert budgets["ShopGone"]["over_budget"] == [over.summary]
+    intervals = drill.data["intervals"]
+    slack = 2 * intervals["scrape_s"] + 2 * intervals["evaluation_s"] + 30
+    for alert, row in budgets.items():  # the bound the drill waits, beside what it measured
+        assert row["fire_bound_s"] == round(
+            drill.data["rule_for_s"][alert] + slack + drill.data["group_wait_s"][alert], 1
+        )
+        assert row["fire_receiver_s"] is not None and row["fire_receiver_s"] <= row["fire_bound_s"]
+    assert budgets["ShopUnhealthy"]["max_fire_s"] is None and budgets["ShopUnhealthy"]["over_budget"] == []
+
+
 # --- alert coverage ----------------------------------------------------------------------------------------------
 
 # Two more alerts on the shop: no phase drills them. ShopIdle gets a promtool unit test in COVPT only; ShopRefusing
@@ -295,7 +342,7 @@ def test_an_alert_no_unit_test_drill_or_waiver_covers_is_reported_by_name(covere
     assert [(w["kind"], w["target"]) for w in drill.waivers] == [("alert", "ShopRefusing")]
     # The SEAL says it: the coverage table, the uncovered rule by name, and the timeline.
     report = _report(root, "COV")
-    assert f"| `ShopIdle` | `monitoring/rules/shop.rules.yml:{idle}` | — | — | — | ❌ by nothing |" in report
+    assert f"| `ShopIdle` | `monitoring/rules/shop.rules.yml:{idle}` | — | — | — | — | ❌ by nothing |" in report
     assert "| `ShopRefusing` |" in report and "⚠️ sprint/COV.yaml:" in report
     assert "4 alerting rules, 1 covered by nothing." in report
     gantt = report.split("```mermaid\ngantt\n", 1)[1].split("```", 1)[0]

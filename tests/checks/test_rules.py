@@ -201,6 +201,23 @@ def test_rule_file_not_loaded_by_the_container_fails(project_copy: Path) -> None
     assert any(f"{API_RULES} is not loaded" in f.summary for f in errors(result))
 
 
+def test_an_alert_whose_range_holds_one_sample_at_most_can_never_fire(project_copy: Path) -> None:
+    """increase() over 20 s when Prometheus scrapes every 15 s: one sample at most in the range, so the expression is
+    always empty, the rule is never pending and its `for` never matures — promtool accepts it, the check does not."""
+    need_tool("promtool")
+    old = 'increase(llm_errors_total{error_type="provider_unavailable"}[5m])'
+    line = edit(project_copy, LLM_RULES, old, old.replace("[5m]", "[20s]"))
+    result = run_checks(project_copy, 2, ["rules/promtool-check"])["rules/promtool-check"]
+    assert result.status is Status.FAILED, result.reason
+    (finding,) = errors(result)
+    assert (finding.location.file, finding.location.line, finding.rule) == (LLM_RULES, line - 1, "LLMProviderDown")
+    assert finding.summary.startswith(
+        'rule LLMProviderDown: increase(llm_errors_total{error_type="provider_unavailable"}[20s]) spans less than two '
+        "scrape intervals (2 × 15s, the shortest this Prometheus scrapes at): it holds one sample at most, so it is "
+        "always empty and the rule can never fire"
+    ), finding.summary
+
+
 # --- rules/promtool-test ------------------------------------------------------------------------------------------
 
 

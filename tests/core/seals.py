@@ -52,7 +52,13 @@ def forge_seal(
             if name in files:
                 entry = {"name": name, "sha256": hashlib.sha256(files[name] or b"").hexdigest()}
             entries.append(entry)
-        manifest["files"] = entries
+        listed = {entry["name"] for entry in entries}
+        entries += [  # a file added to the seal is listed too, as a forger who knows the format would list it
+            {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
+            for name, data in files.items()
+            if data is not None and name not in listed and name.startswith("eixo_")
+        ]
+        manifest["files"] = sorted(entries, key=lambda entry: entry["name"])
         manifest_bytes = pretty_json(manifest)
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         files["manifest.json"] = manifest_bytes

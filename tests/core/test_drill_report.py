@@ -107,6 +107,7 @@ def test_an_alert_covered_by_nothing_is_named() -> None:
         "rule": f"stack/prometheus/alerts/llm.yml:{row['line']}",
         "unit_test": "—",
         "drill": "phase error_rate runs only with `--drill all`",
+        "budget": "—",  # evidence made before drills recorded budgets
         "waiver": "—",
         "covered": "❌ by nothing",
     }
@@ -178,3 +179,28 @@ def test_the_real_mermaid_refuses_a_broken_gantt() -> None:
     done = render_svg(text)
     assert done.returncode == 1, done.stdout[:300]
     assert "Parse error" in done.stderr, done.stderr
+
+
+def test_each_drilled_alert_shows_its_bound_and_stated_budget_beside_what_was_measured() -> None:
+    data = copy.deepcopy(evidence())
+    data["budgets"] = [
+        {"alert": "APIDown", "phase": "api_down", "fire_bound_s": 151.0, "resolve_bound_s": 90.0, "max_fire_s": 120,
+         "max_resolve_s": None, "fire_prometheus_s": 70.0, "fire_receiver_s": 80.4, "resolve_receiver_s": 26.6,
+         "over_budget": []},
+        {"alert": "LLMProviderDown", "phase": "provider_failure", "fire_bound_s": 121.0, "resolve_bound_s": 110.0,
+         "max_fire_s": 30, "max_resolve_s": None, "fire_prometheus_s": 40.0, "fire_receiver_s": 49.2,
+         "resolve_receiver_s": 15.3,
+         "over_budget": ["LLMProviderDown: delivered firing 49.2s after the fault, over its budget max_fire_s 30s (x)"]},
+    ]  # fmt: skip
+    en, pt = drill_view(catalog("en"), data), drill_view(catalog("pt-BR"), data)
+    assert en is not None and pt is not None
+    rows = {row["alert"]: row["budget"] for row in en["coverage"]}
+    assert rows["APIDown"] == "fire ≤ 151.0 s · 120.0 s; resolve ≤ 90.0 s · —"
+    assert rows["LLMProviderDown"] == (
+        "fire ≤ 121.0 s · 30.0 s; resolve ≤ 110.0 s · — ❌ LLMProviderDown: delivered firing 49.2s after the fault, "
+        "over its budget max_fire_s 30s (x)"
+    )
+    assert rows["LLMHighLatency"] == "—"  # not drilled in this run
+    assert {r["alert"]: r["budget"] for r in pt["coverage"]}[
+        "APIDown"
+    ] == "disparo ≤ 151.0 s · 120.0 s; resolução ≤ 90.0 s · —"

@@ -78,6 +78,8 @@ def test_a_check_waiver_accepts_only_the_verdicts_it_names(
     tmp_path: Path, status: Status, accepts: str | None, expected: Verdict
 ) -> None:
     waivers = CHECK_WAIVER + (f"    accepts: {accepts}\n" if accepts else "")
+    if accepts and "failed" in accepts:  # a waiver of failures names the findings it covers (here, the reason)
+        waivers += '    findings: [{message: "^boom$"}]\n'
     cv = check_verdict(_spec(tmp_path, waivers), "demo/beta", 0, CheckResult("demo/beta", "Beta", status, "boom"))
     assert cv.verdict is expected
     if expected is not Verdict.WAIVED:

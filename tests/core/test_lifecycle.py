@@ -221,7 +221,7 @@ def test_verify_walks_the_chain_oldest_first_and_names_a_broken_link(tmp_path: P
     assert engine.verify(root, "DEMO2-SEALED", None, out=out.append) == 0, out
     headers = [line for line in out if line.startswith(("chain:", "── "))]
     assert headers == [
-        "chain: DEMO-SEALED → DEMO2-SEALED (base DEMO-BASE is not a sealgate seal: the chain starts there)",
+        "chain: DEMO-SEALED (base DEMO-BASE is not a sealgate seal: the chain starts there) → DEMO2-SEALED",
         f"── DEMO-SEALED: seal {git(root, 'rev-parse', 'DEMO-SEALED^{commit}')[:12]} (base of DEMO2-SEALED)",
         f"── DEMO2-SEALED: seal {git(root, 'rev-parse', 'DEMO2-SEALED^{commit}')[:12]}",
     ]

@@ -441,13 +441,15 @@ def test_evidence_and_manifest_edited_together_are_rerun_not_reused(tmp_path: Pa
     assert (root / ".sealgate" / "evidence.key").stat().st_mode & 0o077 == 0
     evidence = root / "artifacts" / "demo" / "eixo_1.json"
     evidence.write_bytes(edit_json(evidence.read_bytes(), {"reason": "edited"}))
-    EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))  # the manifest agrees again
+    EvidenceStore(root, "demo").write_manifest(
+        "DEMO", git(root, "rev-parse", "HEAD"), [0, 1]
+    )  # the manifest agrees again
     code, lines = seal(root, no_tag=True)
     assert code == 0 and stage_runs(lines) == {0: "ran", 1: "ran"}
     assert "re-running stage 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
     # A run of another stage does not launder it: EIXO 0 alone, then the edited EIXO 1 is still re-run.
     evidence.write_bytes(edit_json(evidence.read_bytes(), {"reason": "edited again"}))
-    EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"))
+    EvidenceStore(root, "demo").write_manifest("DEMO", git(root, "rev-parse", "HEAD"), [0, 1])
     assert engine.eixo(root, "DEMO", 0, OPTS, out=lambda _: None) == 0
     code, lines = seal(root, no_tag=True)
     assert "re-running stage 1: its evidence was edited after the run (artifacts/demo/eixo_1.json)" in lines
