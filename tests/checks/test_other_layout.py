@@ -364,7 +364,7 @@ def test_coverage_by_unit_test_drill_and_waiver_in_the_portuguese_seal(covered_s
     report = _report(root, "COVPT")
     assert "Cobertura de alertas (toda regra de alerta dos arquivos de regras)" in report
     assert "| `ShopIdle` | `monitoring/rules/shop.rules.yml:" in report
-    assert "| ✅ `monitoring/tests/shop_test.yml` | — | — | ✅ teste unitário |" in report
+    assert "| ✅ `monitoring/tests/shop_test.yml` | — | — | — | ✅ teste unitário |" in report
     assert "✅ unhealthy: disparou" in report and "| ✅ drill |" in report
     assert "4 regras de alerta, 0 sem cobertura." in report
     assert "falha injetada → pendente" in report and "Linha do tempo (segundos desde a primeira falha)" in report
