@@ -50,7 +50,7 @@ def remove_compose_project(project: str) -> list[str]:
     client = docker.from_env(timeout=DOCKER_TIMEOUT)
     labelled = {"label": f"{COMPOSE_PROJECT_LABEL}={project}"}
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters=labelled):
+    for container in client.containers.list(all=True, filters=labelled, ignore_removed=True):
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True, v=True)
             removed.append(f"container {container.name}")
@@ -71,7 +71,7 @@ def compose_projects_named(prefix: str) -> set[str]:
     import docker
 
     client = docker.from_env(timeout=DOCKER_TIMEOUT)
-    labels = [c.labels or {} for c in client.containers.list(all=True)]
+    labels = [c.labels or {} for c in client.containers.list(all=True, ignore_removed=True)]
     labels += [n.attrs.get("Labels") or {} for n in client.networks.list()]
     labels += [v.attrs.get("Labels") or {} for v in client.volumes.list()]
     names = {str(label.get(COMPOSE_PROJECT_LABEL, "")) for label in labels}
@@ -102,7 +102,8 @@ class Thing:
 
 def docker_things(client: Any) -> dict[str, Thing]:
     things: dict[str, Thing] = {}
-    for container in client.containers.list(all=True):
+    # ignore_removed: another session's container may go between the engine's list and the SDK's inspect of it.
+    for container in client.containers.list(all=True, ignore_removed=True):
         project = (container.labels or {}).get(COMPOSE_PROJECT_LABEL, "")
         things[f"container:{container.id}"] = Thing("container", container.id, container.name, project)
     for network in client.networks.list():
