@@ -15,13 +15,16 @@ tools_only=false
 # of a containerization sprint names what is missing).
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   log "cannot install system packages here (needs root and apt-get): install Docker (engine + Compose v2) for the"
-  log "compose backend, and prometheus, prometheus-alertmanager, postgresql, prometheus-postgres-exporter, awscli"
-  log "for the local one — or run this script as root on Debian/Ubuntu"
+  log "compose backend, and prometheus, prometheus-alertmanager, postgresql, prometheus-postgres-exporter, awscli,"
+  log "prometheus-node-exporter, prometheus-pushgateway for the local one — or run this script as root on Debian/Ubuntu"
   exit 0
 fi
 
 apt_packages=(prometheus prometheus-alertmanager postgresql prometheus-postgres-exporter sqlite3 git ca-certificates
               python3-venv)
+# The exporters the public repositories of tests/fixtures/real/ run (node-exporter, pushgateway): Debian's builds run
+# them as local processes there (tests/seal/test_real_repos.py).
+apt_packages+=(prometheus-node-exporter prometheus-pushgateway)
 # The backup script's S3 client for the offsite copy (any `aws` on PATH will do).
 command -v aws >/dev/null || apt_packages+=(awscli)
 $tools_only || apt_packages+=(debootstrap shellcheck curl)

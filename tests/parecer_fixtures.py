@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -93,16 +93,22 @@ def wait_until(what: str, predicate: Any, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def scraping_prometheus(workdir: Path, exporter: Exporter, job: str = "app") -> Iterator[str]:
-    """A real Prometheus on 127.0.0.1 (kernel-chosen port) scraping `exporter` every second as job `job`; yields
-    its URL once it holds a sample of the exporter."""
+def scraping_prometheus(
+    workdir: Path, exporter: Exporter, job: str = "app", others: Mapping[str, Exporter] | None = None
+) -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1 (kernel-chosen port) scraping `exporter` every second as job `job` (and each
+    of `others` as the job it is keyed by); yields its URL once it holds a sample of every one of them."""
     (port,) = free_ports(1)
-    scrape = f"scrape_configs:\n  - job_name: {job}\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    jobs = {job: exporter, **(others or {})}
+    scrape = "scrape_configs:\n" + "".join(
+        f"  - job_name: {name}\n    static_configs: [{{targets: ['{scraped.address}']}}]\n"
+        for name, scraped in jobs.items()
+    )
     with prometheus_process(
         workdir,
         port,
         scrape,
-        lambda url: bool(prom_query(url, f'up{{job="{job}"}} == 1')),
-        f"a scrape of {exporter.url}",
+        lambda url: all(prom_query(url, f'up{{job="{name}"}} == 1') for name in jobs),
+        f"a scrape of {', '.join(scraped.url for scraped in jobs.values())}",
     ) as url:
         yield url

@@ -8,7 +8,8 @@ the described stack: an error at the parameter's own line of the spec (`sprint/X
 Derived defaults (each overridable by the check's own parameter):
 
 * the Prometheus configuration: the file behind the `--config.file` of the service with role `prometheus`
-  (its image's default path otherwise), found through that service's bind mounts in the compose file;
+  (its image's default path otherwise), found where the compose file gives it to that service's container — a bind
+  mount of the file or of a directory above it, or a `configs:` entry (`ComposeFile.file_at`);
 * the rule files: that configuration's `rule_files`, mapped the same way;
 * the Alertmanager configuration: as for Prometheus, for the service with role `alertmanager`.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from sealgate.backends.composefile import ComposeFile, flag_value, map_path
+from sealgate.backends.composefile import ComposeFile, flag_value
 from sealgate.backends.errors import StackError
 from sealgate.backends.http import Prometheus
 from sealgate.kernel.errors import InputError
@@ -116,14 +117,21 @@ def _service_config(ctx: Context, role: str) -> tuple[str, str, ComposeFile]:
     compose = _compose(ctx)
     svc = compose.services[service]
     container = flag_value([*svc.entrypoint(), *svc.command()], "--config.file") or DEFAULT_CONFIG[role]
-    host = map_path(container, svc.mounts(compose.base))
-    relative = _relative(ctx, host) if host else None
+    relative = repository_file(ctx, compose, service, container)
     if relative is None:
         ctx.error(
             f"{ctx.description.compose_file}: the {role} service {service!r} reads {container}, which no bind mount "
-            "takes from the repository: name the file with `with.config`"
+            "or config takes from the repository: name the file with `with.config`"
         )
     return relative, container, compose
+
+
+def repository_file(ctx: Context, compose: ComposeFile, service: str, container_path: str) -> str | None:
+    """The repository file (repository-relative) service `service`'s container reads at `container_path`, through
+    whatever the compose file gives it there (`ComposeFile.file_at`); None when that is not a file of the
+    repository (the image's own, a named volume, a host path outside the repository)."""
+    mounted = compose.file_at(service, container_path)
+    return _relative(ctx, mounted.host) if mounted is not None and mounted.host is not None else None
 
 
 def prometheus_config(ctx: Context) -> str:
@@ -151,17 +159,37 @@ def rule_file_patterns(ctx: Context) -> list[str]:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         ctx.error(f"{relative}: not valid YAML ({exc}): name the rule files with `with.rules`")
-    mounts = compose.services[service_by_role(ctx, "prometheus")].mounts(compose.base)
+    service = service_by_role(ctx, "prometheus")
     patterns: list[str] = []
     for entry in (config.get("rule_files") if isinstance(config, dict) else None) or []:
         inside = str(entry) if str(entry).startswith("/") else str(PurePosixPath(container).parent / str(entry))
-        host = map_path(inside, mounts)
-        mapped = _relative(ctx, host) if host else None
-        if mapped is None:
+        mapped = [_relative(ctx, host) for host in compose.host_patterns(service, inside)]
+        if not mapped or None in mapped:
             ctx.error(
-                f"{relative}: rule_files entry {entry!r} is under no bind mount: name the files with `with.rules`"
+                f"{relative}: rule_files entry {entry!r} is under no bind mount or config of the repository: name "
+                "the files with `with.rules`"
             )
-        patterns.append(mapped)
+        patterns.extend(str(m) for m in mapped)
     if not patterns:
         ctx.error(f"{relative} loads no rule_files: name the rule files with `with.rules`")
     return patterns
+
+
+# How long a check waits for every target's first scrape of this stack: Prometheus's default scrape interval (1m)
+# and a little; a target still unscraped then is judged as it is.
+SCRAPED_WAIT_S = 65.0
+
+
+def judged_since_start(ctx: Context, prom: Prometheus) -> None:
+    """Wait (bounded) until Prometheus has scraped every active target since the stack started, so a metric is
+    judged on this stack's samples — not missed because its target's first scrape is still to come."""
+    if ctx.stack.started_at is None:
+        return
+    waited = prom.wait_all_scraped_after(ctx.stack.started_at, SCRAPED_WAIT_S, sleep=ctx.sleep)
+    ctx.note_wait("every target scraped since the stack started", waited)
+
+
+def unjudged_values(ctx: Context) -> tuple[str, ...]:
+    """Labels whose values this backend changes: the local backend scrapes 127.0.0.1:<port> where the compose file
+    says exporter:9100, so an `instance` value in a rule is the compose file's and cannot be judged here."""
+    return ("instance",) if ctx.stack.rewrites_scrape_addresses else ()

@@ -4,21 +4,29 @@ cloudflare/pint's promql/series judges it, for rules and dashboards alike, by `r
 
 What exists comes from up to three places, each optional:
 
-* text expositions (`/metrics` of the code, or files): what the code exports, each sample's labels and type;
+* text expositions (`/metrics` of the code, or files): what the code exports, each sample's labels, label values and
+  type, and which families are declared (HELP/TYPE) with no sample yet;
 * Prometheus: what it holds *now* (an instant query, so a series that went stale does not count), what it held
   within a look-back window (default 7 days: "never existed" is told apart from "disappeared", and a series gone for
   less than a minimum age — default 1 h — is a warning, a restart or a scrape gap more likely than a removal), the
-  labels each metric carried in that window, and metric types from its metadata;
-* recording rules of the same rule set: a recorded series exists when its rule's own inputs do (judged through
-  them, recursively), and carries the labels its expression keeps (promql.output_labels).
+  labels each metric carried in that window and the values they took, and metric types from its metadata;
+* the rule set: a recorded series exists when its rule's own inputs do (judged through them, recursively), and
+  carries the labels its expression keeps (promql.output_labels); `ALERTS{alertname=…}` needs an alerting rule of
+  that name.
 
 When both an exposition and Prometheus are given, a metric must be in both (the code exports it *and* it is
-scraped). Each selector is judged by what the query means (promql.analyse): under `absent()` a missing metric
-makes the query always true (a warning, not an error: that is what absent() watches for when the metric exists
-somewhere), left of `or vector(…)` or right of `unless` the query copes with it missing (a warning); a label matcher
-that needs a label the metric never carries — in the exposition *and* in Prometheus — is an error like a missing
-metric; `rate()` on a gauge and a counter's raw value in a comparison are warnings. A metric name built from a
-Grafana variable cannot be judged statically: it is said so, never reported missing.
+scraped); a family the exposition declares with no sample yet is created on first use (a warning, `metric-cold`).
+A missing name with a colon is a recording rule's output no rule makes, and said so with the closest recorded one.
+Each selector is judged by what the query means (promql.analyse): under `absent()` a missing metric makes the query
+always true (a warning, not an error: that is what absent() watches for when the metric exists somewhere), left of
+`or vector(…)` or right of `unless` the query copes with it missing (a warning); a label matcher that needs a label
+the metric never carries — in the exposition *and* in Prometheus — is an error like a missing metric, and so is an
+`=`/`=~` matcher whose value no series carries (named with the values that exist, closest by edit distance first);
+labels Prometheus adds at scrape time (`job`, `instance`, target labels) are judged against Prometheus alone. When
+the query needs the selector, the verdict says the query can never return anything (an alert on it never fires);
+under an absent() that is the query's answer, that it always does. `rate()` on a gauge and a counter's raw value in
+a comparison are warnings. A metric name built from a Grafana variable cannot be judged statically: it is said so,
+never reported missing.
 """
 
 from __future__ import annotations
@@ -30,8 +38,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import requests
-
 from sealgate.analysis import promql
 from sealgate.analysis.grafana_query import (
     TEMPLATED,
@@ -42,8 +48,6 @@ from sealgate.analysis.grafana_query import (
     render_static,
     variables_of,
 )
-from sealgate.backends.errors import StackError
-from sealgate.backends.http import HttpAnswerError, Prometheus
 
 TARGET_LABELS = frozenset({"job", "instance"})  # added by Prometheus at scrape time: never in an exposition
 LOOKBACK_S = 7 * 86400.0
@@ -92,6 +96,8 @@ class Exposition:
     names: set[str] = field(default_factory=set)
     types: dict[str, str] = field(default_factory=dict)
     labels: dict[str, set[str]] = field(default_factory=dict)  # only names with samples: declared-only are unknown
+    sampled: set[str] = field(default_factory=set)  # names with a sample; the rest of `names` is declared only
+    values: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # name -> label -> values its samples carry
 
     @classmethod
     def parse(cls, text: str, origin: str) -> Exposition:
@@ -111,9 +117,28 @@ class Exposition:
             for sample in family.samples:
                 name = promql.sample_name(family.type, family.name, sample.name, written)
                 found.names.add(name)
+                found.sampled.add(name)
                 found.types[name] = sample_type(family.type, family.name, name)
                 found.labels.setdefault(name, set()).update(sample.labels)
+                values = found.values.setdefault(name, {})
+                for label, value in sample.labels.items():
+                    values.setdefault(label, set()).add(value)
         return found
+
+    def copy(self) -> Exposition:
+        """A deep copy (merging into it leaves the original as it was)."""
+        return Exposition(
+            self.origin,
+            set(self.names),
+            dict(self.types),
+            {name: set(labels) for name, labels in self.labels.items()},
+            set(self.sampled),
+            {name: {label: set(v) for label, v in values.items()} for name, values in self.values.items()},
+        )
+
+    def cold(self, name: str) -> bool:
+        """Exported as a family (its HELP/TYPE is there) with no sample yet: a labelled metric before first use."""
+        return name in self.names and name not in self.sampled
 
     def merge(self, other: Exposition) -> None:
         self.origin = f"{self.origin}, {other.origin}"
@@ -122,9 +147,16 @@ class Exposition:
             self.types[name] = kind if self.types.get(name, kind) == kind else "unknown"
         for name, labels in other.labels.items():
             self.labels.setdefault(name, set()).update(labels)
+        self.sampled |= other.sampled
+        for name, values in other.values.items():
+            mine = self.values.setdefault(name, {})
+            for label, seen in values.items():
+                mine.setdefault(label, set()).update(seen)
 
 
 def read_exposition_url(url: str, origin: str | None = None, timeout: float = HTTP_TIMEOUT) -> Exposition:
+    import requests  # here: `sealgate lint` on files alone never pays for the HTTP stack
+
     try:
         response = requests.get(url, timeout=timeout, headers={"Accept": "text/plain;version=0.0.4"})
         response.raise_for_status()
@@ -163,15 +195,21 @@ class PrometheusSource:
         self.lookback_s = lookback_s
         self.min_age_s = min_age_s
         self.scope = scope  # how messages say when: "now", "since the stack started"
+        from sealgate.backends.http import Prometheus  # the HTTP stack only when a Prometheus is judged
+
         self.client = Prometheus(self.url, timeout=timeout)
         self._present: dict[str, bool] = {}
         self._held: dict[str, bool] = {}  # any series within the look-back window
         self._last_seen: dict[str, float | None] = {}
         self._labels: dict[str, frozenset[str]] = {}
+        self._values: dict[tuple[str, str], frozenset[str]] = {}
         self._types: dict[str, str] | None = None
         self._names: set[str] | None = None
 
     def _get(self, path: str, params: dict[str, Any] | None = None, post: bool = False) -> Any:
+        from sealgate.backends.errors import StackError
+        from sealgate.backends.http import HttpAnswerError
+
         try:
             return self.client.api(path, post=post, **(params or {}))
         except HttpAnswerError as exc:
@@ -254,6 +292,21 @@ class PrometheusSource:
             with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(self.label_names, todo))
 
+    def values_of(self, name: str, label: str) -> frozenset[str]:
+        """Every value the label took on a series of the metric within the look-back window (SourceError when
+        Prometheus does not answer: an unanswered question is never read as "no value")."""
+        key = (name, label)
+        if key not in self._values:
+            data = self._get(f"label/{label}/values", {"match[]": f'{{__name__="{name}"}}', "start": self._start()})
+            self._values[key] = frozenset(str(v) for v in data or [])
+        return self._values[key]
+
+    def prefetch_values(self, pairs: Iterable[tuple[str, str]]) -> None:
+        todo = sorted({p for p in pairs if p not in self._values})
+        if len(todo) > 1:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda pair: self.values_of(*pair), todo))
+
     def types(self) -> dict[str, str]:
         """Sample name -> counter | gauge from Prometheus' metadata (a name typed differently by two targets is
         left out: it is not always a counter)."""
@@ -307,6 +360,14 @@ class Recording:
 
 # --- the judgement -----------------------------------------------------------------------------------------------
 
+# What a verdict means for the query as a whole, when it is certain (rules say it of themselves: rule_message).
+NEVER = "never"  # the query can never return anything: an alert on it can never fire
+ALWAYS = "always"  # the query always returns something: an alert on it always fires
+
+# Series Prometheus writes for every alerting rule: their `alertname` is a rule's name, not something a target carries.
+ALERT_SERIES = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
+CLOSEST = 5  # values named by a finding about a value no series carries
+
 
 @dataclass
 class MetricVerdict:
@@ -317,17 +378,24 @@ class MetricVerdict:
     label: str | None = None
     exported: bool | None = None  # in the expositions (None: none given)
     prometheus: str | None = None  # present | gone | never (None: no Prometheus)
+    value: str | None = None  # the matcher's value a label-value verdict is about (findings point at its line)
+    consequence: str | None = None  # NEVER | ALWAYS: what it makes of the whole query, when that is certain
 
 
-# Every kind of verdict, with what it means (README and `sealgate lint --help` say the same).
+# Every kind of verdict, with what it means (the README's parecer section lists the same).
 KINDS = {
     "metric-missing": "a metric no source has (never exported, never held by Prometheus in the look-back window)",
     "metric-disappeared": "Prometheus held the metric within the look-back window but holds no series of it now",
     "metric-not-scraped": "the exposition exports the metric but Prometheus holds no series of it",
+    "metric-cold": "the exposition declares the metric (HELP/TYPE) with no sample yet: created on first use",
     "recorded-input-missing": "a recorded series whose recording rule reads metrics that do not exist",
+    "recorded-series-unknown": "a series named like a recording rule's output (with a colon) that no rule records",
     "pattern-unmatched": "a {__name__=~…} selector that matches no metric",
     "label-missing": "a label matcher on a label the metric never carries (exposition and Prometheus)",
-    "absent-always-true": "absent() of a metric that exists nowhere: the query is always true",
+    "label-value-missing": "a label matcher (= or =~) whose value no series of the metric carries",
+    "alert-unknown": "ALERTS{alertname=…} naming no alerting rule of the rule set",
+    "absent-always-true": "absent() of a metric that exists nowhere, or of a label value no series carries: "
+    "the query is always true",
     "fallback-always": "the optional side of `or vector()` / `unless` matches nothing: the fallback always wins",
     "not-judgeable": "a metric name built from a Grafana variable: it cannot be judged statically",
     "rate-on-gauge": "rate()/irate()/increase() of a gauge",
@@ -335,10 +403,62 @@ KINDS = {
 }
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), for naming the value a typo meant."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, left in enumerate(a, 1):
+        current = [i]
+        for j, right in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (left != right)))
+        previous = current
+    return previous[-1]
+
+
+def closest(wanted: str, candidates: Iterable[str], limit: int = CLOSEST) -> list[str]:
+    """The candidates nearest to `wanted` by edit distance, nearest first (ties in alphabetical order)."""
+    return sorted(set(candidates), key=lambda c: (edit_distance(wanted, c), c))[:limit]
+
+
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join(f'"{v}"' for v in values)
+
+
+def _values_text(label: str, wanted: str, values: frozenset[str]) -> str:
+    if not values:
+        return f"no series carries {label} at all"
+    nearest = closest(wanted, values)
+    more = f", … {len(values)} in all" if len(values) > len(nearest) else ""
+    return f"its {label} values, closest first: {_quoted(nearest)}{more}"
+
+
+def rule_message(kind: str, name: str, verdict: MetricVerdict) -> str:
+    """A verdict about a rule's expression as a finding says it (the seal's `rules/metrics-exist` and `sealgate lint`
+    alike): the rule named, and what the verdict makes of it when that is certain."""
+    text = f"rule {name}: {verdict.message}"
+    if verdict.consequence == NEVER:
+        text += f" — alert {name} can never fire" if kind == "alert" else f" — rule {name} records nothing"
+    elif verdict.consequence == ALWAYS and kind == "alert":
+        text += f" — alert {name} always fires"
+    return text
+
+
+def rule_line(rule: Any, verdict: MetricVerdict) -> int:
+    """The line of a rule file a verdict points at: where the matcher's value is written (a label-value verdict),
+    else where its metric is named, else the expression's first line. `rule` is a rulefiles.Rule (`lines`,
+    `expr_line`, `metric_line`)."""
+    if verdict.value and 0 < rule.expr_line <= len(rule.lines):
+        line = promql.locate(rule.lines, rule.expr_line, verdict.value)
+        if line != rule.expr_line or verdict.value in rule.lines[rule.expr_line - 1]:
+            return int(line)
+    return int(rule.metric_line(verdict.metric)) if verdict.metric else int(rule.expr_line)
+
+
 @dataclass
 class _Status:
     exists: bool
-    verdict: MetricVerdict | None = None  # why it does not exist (or a warning about it)
+    verdict: MetricVerdict | None = None  # why it does not exist (or, when it exists, a warning about it)
 
 
 class Parecer:
@@ -350,12 +470,13 @@ class Parecer:
         prometheus: PrometheusSource | None = None,
         recordings: Iterable[Recording] = (),
         target_labels: Iterable[str] = TARGET_LABELS,
+        alerts: Iterable[str] | None = None,
+        unjudged_values: Iterable[str] = (),
     ) -> None:
         self.exposition: Exposition | None = None
         for exposition in expositions or []:
             if self.exposition is None:  # a copy: merging the next ones must not change the caller's
-                self.exposition = Exposition(exposition.origin, set(exposition.names), dict(exposition.types))
-                self.exposition.labels = {name: set(labels) for name, labels in exposition.labels.items()}
+                self.exposition = exposition.copy()
             else:
                 self.exposition.merge(exposition)
         self.prometheus = prometheus
@@ -363,6 +484,13 @@ class Parecer:
         for recording in recordings:
             self.recordings.setdefault(recording.name, []).append(recording)
         self.target_labels = frozenset(target_labels)
+        # Labels whose values say where the stack runs, not what it exports: `instance` on a backend that rewrote
+        # every scrape address (the local one scrapes 127.0.0.1:<port> where the compose file says exporter:9100).
+        self.unjudged_values = frozenset(unjudged_values)
+        # The alerting rules' names, for ALERTS{alertname=…} (None: not known, not judged).
+        self.alerts = frozenset(alerts) if alerts is not None else None
+        # Scrape-time labels a matcher named with no Prometheus to judge its value against (lint says so).
+        self.unjudged_labels: set[str] = set()
         self._analyses: dict[str, promql.Analysis | None] = {}
         self._status: dict[str, _Status] = {}
         self._recorded_labels: dict[str, frozenset[str] | None] = {}
@@ -393,27 +521,28 @@ class Parecer:
             analysis = pending.pop()
             for use in analysis.uses:
                 name = use.ref.name
-                if not name or TEMPLATED in name or name in promql.GENERATED_METRICS:
+                if not name or TEMPLATED in name or name in ALERT_SERIES:
                     continue
-                names.add(name)
+                names.add(name)  # `up` and `scrape_*` too: their labels are judged against Prometheus
                 if name in self.recordings and name not in seen_recorded:
                     seen_recorded.add(name)
                     pending += [a for r in self.recordings[name] if (a := self._analysis(r.expr)) is not None]
         self.prometheus.prefetch(names)
         need_labels = set()
+        need_values: set[tuple[str, str]] = set()
         for analysis in analyses:
             for use in analysis.uses:
                 name = use.ref.name
-                if (
-                    name
-                    and name in names
-                    and self.prometheus.held(name)
-                    and any(m.requires_label() for m in use.matchers)
-                ):
-                    known = self.exposition.labels.get(name) if self.exposition else None
-                    if known is None or any(m.label not in known for m in use.matchers if m.requires_label()):
-                        need_labels.add(name)
+                if not name or name not in names or not self.prometheus.held(name):
+                    continue
+                judged = [m for m in use.matchers if m.requires_label() and TEMPLATED not in m.value]
+                known = self.exposition.labels.get(name) if self.exposition else None
+                if known is None or any(m.label not in known for m in judged):
+                    need_labels.add(name)
+                if not use.presence_only:
+                    need_values |= {(name, m.label) for m in judged if not self._exposition_matches(name, m)}
         self.prometheus.prefetch_labels(need_labels)
+        self.prometheus.prefetch_values(need_values)
 
     # -- does a metric exist (metric level, labels aside)?
     def status(self, name: str) -> _Status:
@@ -425,12 +554,15 @@ class Parecer:
             status = self._recorded_status(name)
         else:
             status = self._source_status(name)
+            if not status.exists and ":" in name:
+                status = self._unrecorded(name, status)
         self._status[name] = status
         return status
 
     def _source_status(self, name: str) -> _Status:
         exposition, prometheus = self.exposition, self.prometheus
         exported = name in exposition.names if exposition else None
+        cold = exposition is not None and exposition.cold(name)
         if prometheus is None:
             if exported is False:
                 return _Status(
@@ -443,7 +575,7 @@ class Parecer:
                         exported=False,
                     ),
                 )
-            return _Status(True)
+            return _Status(True, self._cold(name, None) if cold else None)
         present = prometheus.present(name)
         state = "present" if present else ("gone" if prometheus.held(name) else "never")
         if present and exported is not False:
@@ -454,6 +586,8 @@ class Parecer:
             message = f"metric {name} is not exported by {exposition.origin} {held} {prometheus.scope}{history}"
             missing = MetricVerdict("metric-missing", ERROR, message, name, exported=False, prometheus=state)
             return _Status(False, missing)
+        if cold:
+            return _Status(True, self._cold(name, state, history))
         recent = state == "gone" and self._recent(name)
         if exported:  # exported, not in Prometheus
             message = (
@@ -477,6 +611,38 @@ class Parecer:
         return _Status(
             False, MetricVerdict("metric-disappeared", WARNING if recent else ERROR, message, name, prometheus=state)
         )
+
+    def _cold(self, name: str, state: str | None, history: str = "") -> MetricVerdict:
+        """A family the exposition declares with no sample yet. A warning, not an error: the code does export it —
+        a labelled counter or histogram has no series until its first observation, and Prometheus none until the
+        scrape after that — so refusing the rule would refuse correct code on a cold start; but not silence
+        either: until that first use the query sees nothing (and rate() misses the first increment), which is why
+        code creates the label combinations it alerts on at 0 at start."""
+        assert self.exposition is not None
+        message = (
+            f"metric {name} has no sample yet in {self.exposition.origin}: its family is declared (HELP/TYPE) but no "
+            "series exists until its first use (a labelled counter or histogram)"
+        )
+        if self.prometheus is not None:
+            message += f", and Prometheus holds no series of it {self.prometheus.scope}{history}"
+        message += "; the query sees nothing until then (create the series it reads at 0 at start)"
+        return MetricVerdict("metric-cold", WARNING, message, name, exported=True, prometheus=state)
+
+    def _unrecorded(self, name: str, status: _Status) -> _Status:
+        """A missing series whose name has a colon — reserved for recording rules' output (level:metric:operations)
+        — is said to be what it is: a recording no rule makes, not a metric the code forgot to export."""
+        verdict = status.verdict
+        if verdict is None or verdict.exported is True:
+            return status  # the exposition does export it: judged as any exported metric
+        nearest = closest(name, self.recordings, 1)
+        recorded = f"the closest recorded series is {nearest[0]}" if nearest else "the rule set records no series"
+        message = f"{name} is named like a recording rule's output, but no rule of the rule set records it ({recorded})"
+        prometheus = self.prometheus
+        if prometheus is not None and verdict.prometheus == "never":
+            message += f", and Prometheus ({prometheus.url}) holds no series of it{self._history(name, 'never')}"
+        elif prometheus is not None and verdict.prometheus == "gone":
+            message += f", and Prometheus ({prometheus.url}) no longer holds it{self._history(name, 'gone')}"
+        return _Status(False, replace(verdict, kind="recorded-series-unknown", message=message))
 
     def _history(self, name: str, state: str) -> str:
         prometheus = self.prometheus
@@ -564,16 +730,40 @@ class Parecer:
             return None
         return frozenset().union(*(labels for _source, labels in sources))
 
+    # -- label values
+    def _exposition_matches(self, name: str, matcher: promql.Matcher) -> bool:
+        """A sample of the expositions carries a value the matcher accepts (scrape-time labels never: an exposition
+        does not carry them)."""
+        if self.exposition is None or matcher.label in self.target_labels:
+            return False
+        return any(_accepts(matcher, v) for v in self.exposition.values.get(name, {}).get(matcher.label, ()))
+
+    def _value_sources(self, name: str, label: str) -> list[tuple[str, frozenset[str]]]:
+        """(source, values) of every source that knows which values the metric's label takes. Scrape-time labels
+        (`job`, `instance`, --target-label) only Prometheus knows. A recorded series Prometheus does not hold is
+        known only where every rule recording it sets the label itself (`labels:`): the values its inputs carry
+        through the expression are not followed."""
+        known: list[tuple[str, frozenset[str]]] = []
+        exposition, prometheus = self.exposition, self.prometheus
+        if exposition and label not in self.target_labels and name in exposition.sampled:
+            known.append((exposition.origin, frozenset(exposition.values.get(name, {}).get(label, ()))))
+        if prometheus and prometheus.held(name):
+            known.append((f"Prometheus ({prometheus.url})", prometheus.values_of(name, label)))
+        elif name in self.recordings and all(label in r.labels for r in self.recordings[name]):
+            fixed = frozenset(str(r.labels[label]) for r in self.recordings[name])
+            known.append((f"its recording rule ({self.recordings[name][0].where})", fixed))
+        return known
+
     # -- a query
     def judge(self, analysis: promql.Analysis) -> list[MetricVerdict]:
-        verdicts: dict[tuple[str, str | None, str | None], MetricVerdict] = {}
+        verdicts: dict[tuple[str, str | None, str | None, str | None], MetricVerdict] = {}
         for use in analysis.uses:
             for verdict in self._judge_use(use):
                 # Two selectors of one metric (`errors{code=~"5.."} / errors`) make one finding about it.
                 key = (
-                    (verdict.kind, verdict.metric, verdict.label)
+                    (verdict.kind, verdict.metric, verdict.label, verdict.value)
                     if verdict.metric
-                    else (verdict.kind, verdict.message, None)
+                    else (verdict.kind, verdict.message, None, None)
                 )
                 verdicts.setdefault(key, verdict)
         return list(verdicts.values())
@@ -588,8 +778,11 @@ class Parecer:
             return []
         if name is None:
             return self._judge_pattern(use)
+        if name in ALERT_SERIES:
+            return self._judge_alert_names(use)
         if name in promql.GENERATED_METRICS:
-            return []
+            # Prometheus writes these per target: they exist, and their labels and values are judged against it.
+            return self._judge_labels(use)
         status = self.status(name)
         if not status.exists:
             verdict = status.verdict
@@ -600,14 +793,20 @@ class Parecer:
                 never = (
                     verdict.exported is False
                     or verdict.prometheus == "never"
-                    or verdict.kind == "recorded-input-missing"
+                    or verdict.kind in ("recorded-input-missing", "recorded-series-unknown")
                 )
                 if not never:
                     return []
                 message = f"absent() of {use} is always true: {verdict.message}"
                 return [
                     replace(
-                        verdict, kind="absent-always-true", severity=WARNING, message=message, metric=name, label=None
+                        verdict,
+                        kind="absent-always-true",
+                        severity=WARNING,
+                        message=message,
+                        metric=name,
+                        label=None,
+                        consequence=ALWAYS if use.absent_answers else None,
                     )
                 ]
             if use.presence_only:
@@ -618,7 +817,10 @@ class Parecer:
                     replace(verdict, kind="fallback-always", severity=WARNING, message=message, metric=name, label=None)
                 ]
             return [verdict]
-        return self._judge_labels(use) + self._judge_type(use)
+        # A cold metric (exists, with a warning) is said where the query needs it; absent(), `or vector()` and
+        # `unless` expect it to be missing at times.
+        cold = [status.verdict] if status.verdict is not None and not use.optional else []
+        return cold + self._judge_labels(use) + self._judge_type(use)
 
     def _judge_pattern(self, use: promql.Use) -> list[MetricVerdict]:
         ref = use.ref
@@ -643,6 +845,30 @@ class Parecer:
             ]
         return []
 
+    def _matches_nothing(self, use: promql.Use, kind: str, text: str, **fields: Any) -> MetricVerdict:
+        """A verdict about a selector that matches no series, by what the query makes of it: under absent() it is
+        always true (a warning, as for a metric that exists nowhere: the value may exist where the rule is
+        deployed), left of `or vector()` the fallback always wins (a warning), elsewhere an error — and when the
+        query needs the selector, it can never return anything."""
+        if use.absence:
+            return MetricVerdict(
+                "absent-always-true",
+                WARNING,
+                f"absent() of {use} is always true: {text}",
+                consequence=ALWAYS if use.absent_answers else None,
+                **fields,
+            )
+        if use.fallback:
+            message = f"{use} matches nothing, so the query always falls back: {text}"
+            return MetricVerdict("fallback-always", WARNING, message, **fields)
+        return MetricVerdict(
+            kind,
+            WARNING if use.optional else ERROR,
+            f"{use}: {text}, so the selector matches nothing",
+            consequence=NEVER if use.empties_query else None,
+            **fields,
+        )
+
     def _judge_labels(self, use: promql.Use) -> list[MetricVerdict]:
         name = use.ref.name
         assert name is not None
@@ -654,13 +880,67 @@ class Parecer:
             if sources and all(matcher.label not in labels for _source, labels in sources):
                 carried = sorted(frozenset().union(*(labels for _s, labels in sources)))
                 where = " and ".join(source for source, _labels in sources)
-                message = (
-                    f"{use}: metric {name} never carries label {matcher.label!r} in {where} "
-                    f"(its labels: {', '.join(carried) or 'none'}), so the selector matches nothing"
+                text = (
+                    f"metric {name} never carries label {matcher.label!r} in {where} "
+                    f"(its labels: {', '.join(carried) or 'none'})"
                 )
-                verdicts.append(
-                    MetricVerdict("label-missing", WARNING if use.optional else ERROR, message, name, matcher.label)
-                )
+                verdicts.append(self._matches_nothing(use, "label-missing", text, metric=name, label=matcher.label))
+                continue
+            if not use.presence_only:  # `x unless y{…}`: a value y carries only at times is what `unless` is for
+                verdicts += self._judge_value(use, matcher)
+        return verdicts
+
+    def _judge_value(self, use: promql.Use, matcher: promql.Matcher) -> list[MetricVerdict]:
+        """pint's "no series matching {label="value"}", with the values that do exist, closest first."""
+        name = use.ref.name
+        assert name is not None
+        if matcher.label in self.unjudged_values:
+            return []
+        if self._exposition_matches(name, matcher):
+            return []  # the cheap answer first: Prometheus is asked only when the expositions do not settle it
+        sources = self._value_sources(name, matcher.label)
+        if not sources:
+            if matcher.label in self.target_labels and self.prometheus is None:
+                self.unjudged_labels.add(matcher.label)
+            return []
+        values = frozenset().union(*(values for _source, values in sources))
+        if matcher.op == "=~":
+            try:
+                re.compile(matcher.value)
+            except re.error:
+                return []  # RE2 syntax Python cannot read: not judged
+        if any(_accepts(matcher, value) for value in values):
+            return []
+        where = " and ".join(source for source, _values in sources)
+        if matcher.op == "=":
+            text = f'no series of {name} has {matcher.label}="{matcher.value}" in {where}'
+        else:
+            text = f'no {matcher.label} value of {name} matches "{matcher.value}" in {where}'
+        text += f" ({_values_text(matcher.label, matcher.value, values)})"
+        return [
+            self._matches_nothing(
+                use, "label-value-missing", text, metric=name, label=matcher.label, value=matcher.value
+            )
+        ]
+
+    def _judge_alert_names(self, use: promql.Use) -> list[MetricVerdict]:
+        """ALERTS{alertname="X"} needs an alerting rule named X (pint's "unknown alert referenced"); which alerts
+        happened to fire is no measure of that, so Prometheus is not asked."""
+        name = use.ref.name
+        if self.alerts is None:
+            return []
+        verdicts = []
+        for matcher in use.matchers:
+            if matcher.label != "alertname" or not matcher.requires_label() or TEMPLATED in matcher.value:
+                continue
+            if any(_accepts(matcher, alert) for alert in self.alerts):
+                continue
+            nearest = closest(matcher.value, self.alerts)
+            known = f"closest: {_quoted(nearest)}" if nearest else "the rule set has no alerting rule"
+            text = f'no alerting rule of the rule set is named "{matcher.value}" ({known})'
+            verdicts.append(
+                self._matches_nothing(use, "alert-unknown", text, metric=name, label="alertname", value=matcher.value)
+            )
         return verdicts
 
     def _type_of(self, name: str) -> tuple[str | None, str]:
@@ -693,6 +973,16 @@ class Parecer:
         return []
 
 
+def _accepts(matcher: promql.Matcher, value: str) -> bool:
+    """The matcher (= or =~, as Prometheus anchors a regex at both ends) accepts the value."""
+    if matcher.op == "=":
+        return value == matcher.value
+    try:
+        return re.fullmatch(matcher.value, value) is not None
+    except re.error:
+        return True  # RE2 syntax Python cannot read: never called a mismatch
+
+
 @dataclass
 class Judged:
     """One query judged: its analysis (None when it is not valid PromQL), the parser's complaint, the verdicts."""
@@ -717,7 +1007,7 @@ def judge_all(parecer: Parecer, exprs: list[str]) -> list[Judged]:
     ]
 
 
-def variable_options(source: Prometheus | None) -> OptionSource | None:
+def variable_options(source: PrometheusSource | None) -> OptionSource | None:
     """Options of a dashboard's query variables the way Grafana gets them: `label_values(...)` asked to
     Prometheus (other variable queries stay unresolved)."""
     if source is None:

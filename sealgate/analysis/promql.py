@@ -206,6 +206,9 @@ COUNTER_SAFE_FUNCTIONS = frozenset(
     }
 )
 COUNTER_SAFE_AGGREGATIONS = frozenset({"count", "group"})
+# Functions that answer even when their vector argument is empty (scalar() gives NaN): a selector under them does not
+# empty the query. absent()/absent_over_time() too, and more: they answer *because* it is empty (see Use.absence).
+EMPTY_TOLERANT_FUNCTIONS = frozenset({"scalar"})
 _OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 
 
@@ -244,6 +247,12 @@ class Use:
     presence_only: bool = False  # right of `unless` (not compared): only whether it is there matters
     rate_function: str | None = None  # rate()/irate()/increase() applied to it directly
     raw_comparison: bool = False  # its raw value reaches a comparison with no rate-like function in between
+    # The whole query returns nothing whenever this selector does (an alert on it can never fire): false under
+    # absent(), scalar(), on either side of `or`, right of `unless` and in a scalar argument such as topk's k.
+    empties_query: bool = False
+    # Under an absent() whose answer is the query's own (`absent(…)` alone, or a side of a top-level `or`): when
+    # that absent() is always true, so is the query (an alert on it always fires).
+    absent_answers: bool = False
 
     @property
     def optional(self) -> bool:
@@ -322,7 +331,11 @@ def analyse(expr: str) -> Analysis:
     tree = parse(expr)
     uses: dict[Use, None] = {}
 
-    def visit(node: Any, flags: dict[str, Any], safe: bool, compared: bool, rate_fn: str | None) -> None:
+    def visit(
+        node: Any, flags: dict[str, Any], safe: bool, compared: bool, rate_fn: str | None, answers: bool = False
+    ) -> None:
+        """`answers`: this node's result is the query's (the root, inside parentheses, or a side of a top-level
+        `or`)."""
         if isinstance(node, promql_parser.VectorSelector):
             use = _selector_use(node, {**flags, "rate_function": rate_fn, "raw_comparison": compared and not safe})
             if use is not None:
@@ -332,12 +345,17 @@ def analyse(expr: str) -> Analysis:
         elif isinstance(node, promql_parser.Call):
             name = node.func.name
             inner = {**flags, "absence": True} if name in ABSENCE_FUNCTIONS else flags
+            if name in ABSENCE_FUNCTIONS or name in EMPTY_TOLERANT_FUNCTIONS:
+                inner = {**inner, "empties_query": False}  # absent() of nothing is 1; scalar() of nothing is NaN
+            if name in ABSENCE_FUNCTIONS:  # what is under it keeps the flag, through rate(), sum() and the like
+                inner = {**inner, "absent_answers": answers}
             for arg in node.args:
                 rated = name if name in RATE_FUNCTIONS and isinstance(arg, promql_parser.MatrixSelector) else None
-                visit(arg, inner, safe or name in COUNTER_SAFE_FUNCTIONS, compared, rated)
+                argument = {**inner, "empties_query": False} if _is_scalar(arg) else inner
+                visit(arg, argument, safe or name in COUNTER_SAFE_FUNCTIONS, compared, rated)
         elif isinstance(node, promql_parser.AggregateExpr):
             if node.param is not None:
-                visit(node.param, flags, safe, compared, None)
+                visit(node.param, {**flags, "empties_query": False}, safe, compared, None)
             visit(node.expr, flags, safe or str(node.op) in COUNTER_SAFE_AGGREGATIONS, compared, None)
         elif isinstance(node, promql_parser.BinaryExpr):
             op = str(node.op)
@@ -347,12 +365,27 @@ def analyse(expr: str) -> Analysis:
             # (`foo unless bar > 5` reads bar's value), as pint's promql/series reads it.
             presence_only = op == "unless" and not _is_comparison(node.rhs)
             right = {**flags, "presence_only": True} if presence_only else flags
-            visit(node.lhs, left, safe, compares, None)
-            visit(node.rhs, right, safe or presence_only, compares, None)
-        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+            # `a or b` answers with either side alone; `a unless b` with a alone: neither side empties it. Every
+            # other operator between two vectors (and, arithmetic, comparisons) needs both.
+            if op == "or":
+                left, right = {**left, "empties_query": False}, {**right, "empties_query": False}
+            elif op == "unless":
+                right = {**right, "empties_query": False}
+            visit(node.lhs, left, safe, compares, None, answers and op == "or")
+            visit(node.rhs, right, safe or presence_only, compares, None, answers and op == "or")
+        elif isinstance(node, promql_parser.ParenExpr):
+            visit(node.expr, flags, safe, compared, None, answers)
+        elif isinstance(node, (promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
             visit(node.expr, flags, safe, compared, None)
 
-    visit(tree, {"absence": False, "fallback": False, "presence_only": False}, False, False, None)
+    start = {
+        "absence": False,
+        "fallback": False,
+        "presence_only": False,
+        "empties_query": not _is_scalar(tree),
+        "absent_answers": False,
+    }
+    visit(tree, start, False, False, None, True)
     return Analysis(expr, tree, list(uses))
 
 

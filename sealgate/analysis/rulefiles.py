@@ -5,18 +5,19 @@ inside the repository. Parsed once per content: every check of a rules stage and
 
 from __future__ import annotations
 
-import datetime
 import glob
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealgate.analysis import parecer, promql
-from sealgate.api.context import Context
 from sealgate.kernel.errors import InputError
 from sealgate.kernel.yamlsource import Located, json_path, parse_yaml
+
+if TYPE_CHECKING:  # only for typing: `sealgate lint` runs without the check API's imports
+    from sealgate.api.context import Context
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
 
@@ -237,17 +238,6 @@ def load_rules(ctx: Context, patterns: list[str]) -> list[RuleFile]:
 
 def all_rules(files: list[RuleFile]) -> list[Rule]:
     return [rule for f in files for rule in f.rules]
-
-
-def iso_to_epoch(text: str) -> float:
-    """RFC 3339 (Prometheus/Alertmanager timestamps, nanoseconds allowed) to unix seconds; 0 when unset."""
-    if not text or text.startswith("0001-01-01"):
-        return 0.0
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text.strip())
-    if not match:
-        return 0.0
-    base = datetime.datetime.fromisoformat(match[1] + ("+00:00" if match[3] == "Z" else match[3]))
-    return base.timestamp() + float(match[2] or 0)
 
 
 def recordings(rules: list[Rule]) -> list[parecer.Recording]:

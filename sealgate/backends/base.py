@@ -7,14 +7,17 @@ role, port and readiness probe); it names no service of its own.
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sealgate.backends.errors import StackError
 from sealgate.kernel.errors import Problem
+from sealgate.kernel.fsutil import sha256_file
 
 if TYPE_CHECKING:
     from sealgate.backends.description import StackDescription
@@ -32,6 +35,18 @@ class ServiceState:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class ToolVersion:
+    """A program a backend runs for a service, and the version it reports (None, with `why`, when it says none)."""
+
+    tool: str
+    version: str | None
+    why: str = ""
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"tool": self.tool, "version": self.version, **({"why": self.why} if self.why else {})}
+
+
 @dataclass
 class StackTimings:
     """Irreducible waits measured while bringing the stack up (seconds)."""
@@ -45,6 +60,9 @@ class StackTimings:
 class StackBackend(abc.ABC):
     name: ClassVar[str]
     containerized: ClassVar[bool]
+    # True when Prometheus scrapes other addresses than the compose file names (the local backend's 127.0.0.1:<port>):
+    # the `instance` values a rule names cannot be judged against this stack.
+    rewrites_scrape_addresses: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -71,10 +89,116 @@ class StackBackend(abc.ABC):
         self.started_at: float | None = None  # time.time() when up() began
         # How this backend was chosen (select_backend fills it; `auto` records why), for evidence.
         self.selection: dict[str, str] = {"requested": self.name, "chosen": self.name, "reason": "constructed directly"}
+        # What ran, gathered once per start (what_ran); drift lines already printed, shared with this stack's copies
+        # so a drill's copies do not say them again.
+        self._what_ran: dict[str, Any] | None = None
+        self._what_ran_at: float | None = None
+        self._what_ran_lock = threading.Lock()
+        self.announced: set[str] = set()
+        self._announce_lock = threading.Lock()  # copies start in parallel threads: one of them says a line
 
     def describe(self) -> dict[str, object]:
-        """What evidence records about this backend (which images or binaries ran, from where); JSON-serialisable."""
-        return {"backend": self.name, "containerized": self.containerized, "selection": dict(self.selection)}
+        """What evidence records about this backend (`run.stack`); JSON-serialisable. Every backend gives:
+
+        - `backend`, `containerized`, `selection` (how it was chosen);
+        - `compose_file`, `compose_file_sha256`: the compose file the stack was brought up from;
+        - `images`: `{service: {"image": ref, "id": "sha256:…", "repo_digest": str | None}}` for every service that
+          ran from an image (`repo_digest` is None for a local build, which has none); `{}` where nothing ran from one;
+        - `versions`: `{service: version}` as the running software reports it — its API where it has one
+          (Prometheus' buildinfo, Alertmanager's status, PostgreSQL's `server_version`), else the program's own
+          `--version` (`version_sources` says which: `api` | `tool`); `versions_unknown`: `{service: why}`;
+        - `version_drift`: one line per service whose version differs from the one its compose image tag pins.
+
+        A backend adds its own facts (ports, project, binaries). The live facts are gathered once per start, when the
+        stack is ready; before a start they are empty."""
+        return {
+            "backend": self.name,
+            "containerized": self.containerized,
+            "selection": dict(self.selection),
+            **self.what_ran(),
+        }
+
+    # -- what ran: the facts evidence is bound to ------------------------------------------------------------------
+
+    def what_ran(self) -> dict[str, Any]:
+        """The compose file's digest, the images and versions that ran and the drift from the pins (see describe);
+        gathered on the first call after each start, then kept: they do not change while the stack runs."""
+        with self._what_ran_lock:
+            if self.started_at is None:
+                return self.what_ran_facts({}, {}, {}, {})
+            if self._what_ran is None or self._what_ran_at != self.started_at:
+                self._what_ran = self._gather_what_ran()
+                self._what_ran_at = self.started_at
+            return deepcopy(self._what_ran)
+
+    def record_what_ran(self) -> None:
+        """Gather what ran once the stack is ready (backends call it at the end of up()) and print each drift line
+        this stack (or one it was copied from) has not printed yet."""
+        for line in self.what_ran()["version_drift"]:
+            with self._announce_lock:
+                if line in self.announced:
+                    continue
+                self.announced.add(line)
+            self.progress(f"stack: version drift — {line}")
+
+    def share_facts_with(self, twin: StackBackend) -> StackBackend:
+        """A copy of this stack (copy()) says a drift line only if this one has not: one set for both."""
+        twin.announced, twin._announce_lock = self.announced, self._announce_lock
+        return twin
+
+    def image_facts(self) -> dict[str, dict[str, str | None]]:
+        """`{service: {"image", "id", "repo_digest"}}` of what ran from an image; none by default (processes)."""
+        return {}
+
+    def tool_versions(self) -> dict[str, ToolVersion]:
+        """The program this backend runs for each service and the version it reports; none by default (a
+        containerized backend runs images, whose versions the running servers report)."""
+        return {}
+
+    def ran_as(self, service: str) -> str:
+        """What ran for `service`, as a drift line names it (an image, a program)."""
+        return service
+
+    def database_version(self, service: str) -> str:
+        """`SHOW server_version` of the PostgreSQL a database service runs, asked through this backend."""
+        raise StackError(Problem(service, f"the {self.name} backend cannot ask its database for its version"))
+
+    def pinned_images(self) -> dict[str, str]:
+        """service -> the image its compose file pins, as configured (the process environment, no offline env file:
+        the pin is what the project declares, whatever stands in for it on this machine)."""
+        from sealgate.backends.composefile import ComposeFile
+
+        try:
+            file = ComposeFile(self.root / self.description.compose_file, os.environ, self.description.compose_file)
+        except StackError:
+            return {}
+        return {name: str(svc.image) for name, svc in file.services.items() if svc.image}
+
+    def _gather_what_ran(self) -> dict[str, Any]:
+        """The live facts of this start. By default only the compose file's digest: a backend that can say which
+        images and versions ran returns `sealgate.backends.versions.gather_what_ran(self)` (compose and local do;
+        it asks the running servers through the HTTP layer, which this interface module does not import)."""
+        return self.what_ran_facts({}, {}, {}, {})
+
+    def what_ran_facts(
+        self,
+        images: dict[str, dict[str, str | None]],
+        versions: dict[str, str],
+        sources: dict[str, str],
+        unknown: dict[str, str],
+        drift: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The record describe() gives, from what was found (sorted, so evidence is deterministic)."""
+        compose_file = self.root / self.description.compose_file
+        return {
+            "compose_file": self.description.compose_file,
+            "compose_file_sha256": sha256_file(compose_file) if compose_file.is_file() else None,
+            "images": dict(sorted(images.items())),
+            "versions": dict(sorted(versions.items())),
+            "version_sources": dict(sorted(sources.items())),
+            "versions_unknown": dict(sorted(unknown.items())),
+            "version_drift": list(drift or []),
+        }
 
     def stop_by_hand(self) -> str:
         """How a user stops what `down` could not (printed when `down` fails)."""

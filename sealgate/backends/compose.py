@@ -31,7 +31,9 @@ from sealgate.backends.base import ServiceState, StackBackend
 from sealgate.backends.composefile import ComposeFile, read_env_file
 from sealgate.backends.errors import ServiceNotRunning, StackError
 from sealgate.backends.readiness import Waiter, http_probe, wait_ready
+from sealgate.backends.versions import gather_what_ran
 from sealgate.kernel.errors import Problem
+from sealgate.kernel.fsutil import sha256_file
 from sealgate.kernel.ports import describe_holder, free_ports_requested, lost_bind_port
 from sealgate.kernel.ports import free_ports as kernel_free_ports
 
@@ -130,6 +132,9 @@ class ComposeBackend(StackBackend):
         self.images: dict[str, str] = {}  # service -> image reference it runs
         self.profiles: set[str] = set()
         self.unavailable: dict[str, str] = {}  # described service -> why it does not run here
+        # Those of them that cannot run on this machine (image absent, profile off): for an optional one, a check that
+        # needs it is skipped (ServiceNotRunning.optional), never errored.
+        self.cannot_run: set[str] = set()
         self.enabled: list[str] = []
         self._prepared = False
 
@@ -209,7 +214,13 @@ class ComposeBackend(StackBackend):
         offline_env = self.description.offline_env
         env_file_path = self.root / offline_env if offline_env else None
         file = ComposeFile(self.compose_file, self._env(None), self.description.compose_file)
-        missing = self._missing_images(file, file.enabled(set()))
+        # An optional service (stack description) whose image is absent is left out, not a reason to start nothing.
+        optional = [
+            name
+            for name, decl in self.description.services.items()
+            if decl.optional and name in file.services and not file.services[name].profiles
+        ]
+        missing = self._missing_images(file, [n for n in file.enabled(set()) if n not in optional])
         self.env_file, self.image_source = None, "configured"
         if missing:
             if env_file_path is None or not env_file_path.is_file():
@@ -225,7 +236,7 @@ class ComposeBackend(StackBackend):
                     )
             else:
                 offline = ComposeFile(self.compose_file, self._env(env_file_path), self.description.compose_file)
-                still_missing = self._missing_images(offline, offline.enabled(set()))
+                still_missing = self._missing_images(offline, [n for n in offline.enabled(set()) if n not in optional])
                 if still_missing and strict:
                     build = self.description.offline_build
                     raise StackError(
@@ -238,7 +249,11 @@ class ComposeBackend(StackBackend):
                     )
                 file, self.env_file, self.image_source = offline, env_file_path, "offline"
         self.profiles, self.unavailable = self._choose_profiles(file)
-        self.enabled = file.enabled(self.profiles)
+        for name in optional:
+            for absent in self._missing_images(file, [name]):
+                self.unavailable.setdefault(name, f"optional, and its image is not on this machine ({absent})")
+        self.cannot_run = set(self.unavailable)
+        self.enabled = [name for name in file.enabled(self.profiles) if name not in self.unavailable]
         if self.only is not None:
             wanted = _with_dependencies(file, self.only)
             for name in self.description.services:
@@ -339,7 +354,9 @@ class ComposeBackend(StackBackend):
 
     def _container(self, service: str) -> Any:
         if self._prepared and service in self.unavailable:
-            raise ServiceNotRunning(service, self.unavailable[service])
+            decl = self.description.services.get(service)
+            optional = decl is not None and decl.optional and service in self.cannot_run
+            raise ServiceNotRunning(service, self.unavailable[service], optional=optional)
         container = self._containers().get(service)
         if container is None:
             raise ServiceNotRunning(service, f"no container of service {service} in compose project {self.project}")
@@ -412,7 +429,9 @@ class ComposeBackend(StackBackend):
                 + ")"
             )
             try:
-                subset = self.enabled if self.only is not None else []
+                # Named services only when some are left out (a copy, an optional service without its image).
+                left_out = len(self.enabled) < len(file.enabled(self.profiles))
+                subset = self.enabled if self.only is not None or left_out else []
                 self._run("up", "-d", "--remove-orphans", *subset, timeout=deadline - time.monotonic())
                 break
             except StackError as exc:
@@ -429,6 +448,7 @@ class ComposeBackend(StackBackend):
         wait_ready(
             waiter, self.url, self.started_at, self.timings, self.description, running, self._services_probe, published
         )
+        self.record_what_ran()
 
     def _start_failure(self, exc: StackError) -> StackError:
         """`up -d` fails when a dependency never turns healthy: name it and quote its logs."""
@@ -502,7 +522,7 @@ class ComposeBackend(StackBackend):
 
     def copy(self, name: str, run_dir: Path, services: list[str] | None = None) -> ComposeBackend:
         port_variables = set(self._port_variables().values())
-        return ComposeBackend(
+        twin = ComposeBackend(
             self.root,
             run_dir,
             lambda line: self.progress(f"[{name}] {line}"),
@@ -513,6 +533,8 @@ class ComposeBackend(StackBackend):
             free_ports=True,
             only=services,
         )
+        self.share_facts_with(twin)
+        return twin
 
     def down(self, remove_volumes: bool = False) -> None:
         if not self._prepared:
@@ -606,6 +628,55 @@ class ComposeBackend(StackBackend):
     def stop_by_hand(self) -> str:
         return f"once the engine answers: docker compose -p {self.project} down"
 
+    # -- what ran (evidence) -----------------------------------------------------------------------------------------
+
+    def image_facts(self) -> dict[str, dict[str, str | None]]:
+        """Every container of the project: the image reference it was created from, the image ID it runs, and that
+        image's repository digest — the one of the reference's repository, else any it has; None for a local build
+        (a digest exists only once an image was pushed to or pulled from a registry)."""
+        digests: dict[str, list[str]] = {}
+        facts: dict[str, dict[str, str | None]] = {}
+        for service, container in self._containers().items():
+            image_id = str(container.attrs.get("Image") or "")
+            reference = str((container.attrs.get("Config") or {}).get("Image") or "")
+            if image_id not in digests:
+                digests[image_id] = self._repo_digests(image_id)
+            repository = reference.split("@", 1)[0]
+            if ":" in repository.rsplit("/", 1)[-1]:
+                repository = repository.rsplit(":", 1)[0]
+            own = [d for d in digests[image_id] if d.split("@", 1)[0] == repository]
+            chosen = (own or digests[image_id] or [None])[0]
+            facts[service] = {"image": reference or None, "id": image_id or None, "repo_digest": chosen}
+        return facts
+
+    def _repo_digests(self, image_id: str) -> list[str]:
+        import docker
+
+        try:
+            return [str(d) for d in self.client.images.get(image_id).attrs.get("RepoDigests") or []]
+        except docker.errors.ImageNotFound:
+            return []  # removed since the container was created: the container's ID is still the truth
+
+    def _gather_what_ran(self) -> dict[str, Any]:
+        return gather_what_ran(self)
+
+    def ran_as(self, service: str) -> str:
+        return f"image {self.images[service]}" if service in self.images else f"service {service}"
+
+    def database_version(self, service: str) -> str:
+        """`SHOW server_version` by psql inside the database's container (it need not publish a port), as the
+        superuser its environment declares (POSTGRES_USER, the official image's convention)."""
+        container = self._container(service)
+        environment = self.environment(service)
+        user = environment.get("POSTGRES_USER") or "postgres"
+        database = environment.get("POSTGRES_DB") or user
+        argv = ["psql", "-X", "-tA", "-U", user, "-d", database, "-c", "SHOW server_version"]
+        code, output = container.exec_run(argv)
+        text = (output or b"").decode(errors="replace").strip()
+        if code != 0 or not text:
+            raise StackError(Problem(service, f"psql in its container exited {code}: {text[-300:]}"))
+        return text.splitlines()[-1].strip()
+
     def describe(self) -> dict[str, object]:
         info = super().describe()
         info.update(
@@ -614,9 +685,9 @@ class ComposeBackend(StackBackend):
                 "compose": self._compose.describe() if self._compose else None,
                 "image_source": self.image_source,
                 "env_file": str(self.env_file.relative_to(self.root)) if self.env_file else None,
+                "env_file_sha256": sha256_file(self.env_file) if self.env_file and self.env_file.is_file() else None,
                 "profiles": sorted(self.profiles),
                 "unavailable": dict(self.unavailable),
-                "images": dict(self.images),
                 "port_choice": "free" if self.free_ports else "fixed",
                 "ports": dict(self.ports_used),
                 "port_races": list(self.port_races),

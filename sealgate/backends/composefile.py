@@ -1,11 +1,18 @@
 """Reading a project's compose file (e.g. stack/docker-compose.yml) the way Compose does, for the parts sealgate needs
 without a Docker engine: variable interpolation (`${VAR:-default}` & co.), env files, services and their profiles,
-images, mounts, published ports, networks and commands, and the line each key is on. The backends and the checks
-read this one model of the file (checks may build it from `docker compose config`'s own resolution of it).
+images, mounts (bind and volume mounts, and the files top-level `configs:` and `secrets:` deliver), published and
+exposed ports, networks and commands, and the line each key is on. The backends and the checks read this one model of
+the file (checks may build it from `docker compose config`'s own resolution of it).
+
+Which host file a container reads at a path is answered in one place, `ComposeFile.file_at`: Compose mounts a
+service's volumes, then its secrets, then its configs, and a deeper mount shadows a shallower one, so a file inside a
+directory bind mount (`./prometheus:/etc/prometheus`) is the repository's file, and one a named volume covers is not.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,6 +152,29 @@ class SecretRef:
 
 
 SECRETS_DIR = "/run/secrets"
+CONFIGS_DIR = "/"  # where Compose mounts a config whose target is absent or relative (Linux containers)
+
+
+@dataclass(frozen=True)
+class ConfigRef:
+    """One entry of a service's `configs:`: the top-level config it uses and where the container reads it."""
+
+    name: str  # the top-level `configs:` key
+    target: str  # container path: /<name>, or the `target:` of the long syntax (a relative one is under /)
+
+
+@dataclass(frozen=True)
+class MountedFile:
+    """What a service's container reads at one path, and which entry of the compose file puts it there."""
+
+    container_path: str  # the path asked about, normalised
+    host: str | None  # the host file (or directory) behind it; None when it is not a host path (a named volume,
+    # tmpfs, a config or secret made from `content:` or `environment:`)
+    key: str  # the service key of the entry that delivers it: "volumes", "secrets" or "configs"
+    index: int  # that entry's index in the file (for ComposeFile.line("services", service, key, index))
+    target: str  # the entry's own container target (a directory mount's directory, or the file itself)
+    kind: str  # bind | volume | tmpfs | npipe | cluster | config | secret
+    read_only: bool = False
 
 
 @dataclass
@@ -194,6 +224,29 @@ class Service:
             else:
                 name = target = str(entry)
             found.append(SecretRef(name, target if target.startswith("/") else f"{SECRETS_DIR}/{target}"))
+        return found
+
+    def configs(self) -> list[ConfigRef]:
+        """The service's `configs:` (short syntax `- NAME`, or long `{source, target}`), where Compose mounts them: an
+        absent target is /<name>, a relative one is under / (Compose's `buildContainerConfigMounts`)."""
+        found: list[ConfigRef] = []
+        for entry in self.raw.get("configs") or []:
+            if isinstance(entry, dict):
+                name = str(entry.get("source", ""))
+                target = str(entry.get("target") or name)
+            else:
+                name = target = str(entry)
+            found.append(ConfigRef(name, target if target.startswith("/") else CONFIGS_DIR + target))
+        return found
+
+    def exposed_ports(self) -> list[int]:
+        """Container ports of `expose:` (`"9100"`, `9100`, `"9100/tcp"`), in the file's order; port ranges and UDP
+        ports are left out (a single TCP port is what a service is reached on)."""
+        found: list[int] = []
+        for entry in self.raw.get("expose") or []:
+            port, _, protocol = str(entry).partition("/")
+            if port.strip().isdigit() and protocol in ("", "tcp"):
+                found.append(int(port))
         return found
 
     def command(self) -> list[str]:
@@ -286,7 +339,7 @@ def shape_problems(raw: dict[str, Any], where: str) -> list[Problem]:
     def kind(value: Any) -> str:
         return "null" if value is None else type(value).__name__
 
-    for key in ("volumes", "networks", "secrets"):
+    for key in ("volumes", "networks", "secrets", "configs"):
         top = raw.get(key)
         if top is not None and not isinstance(top, dict):
             bad(f"$.{key}", f"must be a mapping of {key[:-1]} names, found {kind(top)}")
@@ -307,12 +360,21 @@ def shape_problems(raw: dict[str, Any], where: str) -> list[Problem]:
             ("environment", (list, dict), "a list or a mapping"),
             ("networks", (list, dict), "a list or a mapping"),
             ("secrets", list, "a list"),
+            ("configs", list, "a list"),
+            ("expose", list, "a list"),
         ):
             if spec.get(key) is not None and not isinstance(spec[key], types):
                 bad(f"{at}.{key}", f"must be {wanted}, found {kind(spec[key])}")
         for index, entry in enumerate(spec.get("volumes") if isinstance(spec.get("volumes"), list) else []):
             if not isinstance(entry, (str, dict)):
                 bad(f"{at}.volumes[{index}]", f"must be SOURCE:TARGET text or a mapping, found {kind(entry)}")
+        for key in ("secrets", "configs"):
+            for index, entry in enumerate(spec.get(key) if isinstance(spec.get(key), list) else []):
+                if not isinstance(entry, (str, dict)):
+                    bad(f"{at}.{key}[{index}]", f"must be a {key[:-1]} name or a mapping, found {kind(entry)}")
+        for index, entry in enumerate(spec.get("expose") if isinstance(spec.get("expose"), list) else []):
+            if not isinstance(entry, (str, int)) or isinstance(entry, bool):
+                bad(f"{at}.expose[{index}]", f"must be a container port, found {kind(entry)}")
         for index, entry in enumerate(spec.get("networks") if isinstance(spec.get("networks"), list) else []):
             if not isinstance(entry, str):
                 bad(f"{at}.networks[{index}]", f"must be a network name, found {kind(entry)}")
@@ -447,12 +509,124 @@ class ComposeFile:
                     problems += exc.problems
         return problems
 
+    def object_file(self, key: str, name: str) -> str | None:
+        """The host file of top-level config or secret `name` (`key`: "configs" | "secrets") when it is made from a
+        `file:` (absolute: resolved against the compose file's directory, as Compose does); None for one made from
+        `content:`, `environment:` or `external:`, or not declared."""
+        spec = (self.raw.get(key) or {}).get(name)
+        file = spec.get("file") if isinstance(spec, dict) else None
+        if not file:
+            return None
+        return str(file) if str(file).startswith("/") else str((self.base / str(file)).resolve())
+
+    def file_at(self, service: str, container_path: str) -> MountedFile | None:
+        """Which host file service `service`'s container reads at `container_path` (absolute), and through which
+        entry: the deepest of its volume mounts (a file inside a directory bind mount is there too), file-backed
+        secrets and configs that covers the path; at one target, a volume comes before a secret, a secret before a
+        config (Compose mounts them in that order and keeps the first). None when nothing of the compose file covers
+        the path (the image's own file is there) or `service` is not declared. The one answer every reader of "the
+        repository file behind this container path" uses: checks, the stack description, the local backend."""
+        svc = self.services.get(service)
+        if svc is None or not container_path.startswith("/"):
+            return None
+        path = posixpath.normpath(container_path)
+        path = "/" + path.lstrip("/")  # normpath keeps a leading "//"
+        best: MountedFile | None = None
+        best_depth = -1
+
+        def consider(found: MountedFile) -> None:
+            nonlocal best, best_depth
+            target = posixpath.normpath(found.target)
+            covers = path == target or path.startswith(target.rstrip("/") + "/")
+            depth = len(target.rstrip("/"))
+            if covers and depth > best_depth:  # strictly deeper: the first entry at a target wins
+                best, best_depth = found, depth
+
+        for index, mount in enumerate(svc.mounts(self.base)):
+            if mount.target.startswith("/"):
+                host = mount.source if mount.bind and mount.source else None
+                consider(MountedFile(path, host, "volumes", index, mount.target, mount.type, mount.read_only))
+        for key, refs in (("secrets", svc.secrets()), ("configs", svc.configs())):
+            for index, ref in enumerate(refs):
+                host = self.object_file(key, ref.name)
+                consider(MountedFile(path, host, key, index, ref.target, key.removesuffix("s"), read_only=True))
+        if best is None:
+            return None
+        target = posixpath.normpath(best.target).rstrip("/")
+        rest = path[len(target) :]
+        if best.host is None or (rest and best.kind in ("config", "secret")):
+            # Not a host path; or below a mounted *file*, where nothing can be.
+            return MountedFile(path, None, best.key, best.index, best.target, best.kind, best.read_only)
+        host = best.host.rstrip("/") + rest if best.host != "/" else (rest or "/")
+        return MountedFile(path, host, best.key, best.index, best.target, best.kind, best.read_only)
+
+    def host_patterns(self, service: str, container_glob: str) -> list[str]:
+        """The host paths or glob patterns behind a container path that may be a glob (Prometheus' `rule_files`):
+        what `file_at` finds for it (a directory mount turns the glob into a host glob), and, for a glob, every
+        file-backed config or secret whose target it matches (`*` never crosses a `/`, as in Go's filepath.Match).
+        Empty when nothing of the host is there."""
+        found: list[str] = []
+        mounted = self.file_at(service, container_glob)
+        if mounted is not None and mounted.host is not None:
+            found.append(mounted.host)
+        svc = self.services.get(service)
+        if svc is None or not _GLOB.search(container_glob):
+            return found
+        for target in [ref.target for ref in svc.secrets()] + [ref.target for ref in svc.configs()]:
+            delivered = self.file_at(service, target)
+            if (
+                delivered is not None
+                and delivered.host is not None
+                and delivered.kind in ("config", "secret")
+                and _glob_matches(container_glob, target)
+                and delivered.host not in found
+            ):
+                found.append(delivered.host)
+        return found
+
+    def container_paths(self, service: str, host_file: str | Path) -> list[str]:
+        """Every path at which service `service`'s container sees the host file `host_file` (through a bind mount
+        of it or of a directory above it, or a file-backed config or secret), left out where a deeper mount shadows
+        it; sorted."""
+        svc = self.services.get(service)
+        if svc is None:
+            return []
+        wanted = Path(host_file).resolve()
+        candidates: set[str] = set()
+        for mount in svc.mounts(self.base):
+            if not (mount.bind and mount.source and mount.target.startswith("/")):
+                continue
+            source = Path(mount.source).resolve()
+            if wanted == source or source in wanted.parents:
+                rest = wanted.relative_to(source).as_posix()
+                candidates.add(posixpath.normpath(posixpath.join(mount.target, rest)))
+        for key, refs in (("secrets", svc.secrets()), ("configs", svc.configs())):
+            for ref in refs:
+                file = self.object_file(key, ref.name)
+                if file is not None and Path(file).resolve() == wanted:
+                    candidates.add(posixpath.normpath(ref.target))
+        seen = []
+        for candidate in sorted(candidates):
+            mounted = self.file_at(service, candidate)
+            if mounted is not None and mounted.host is not None and Path(mounted.host).resolve() == wanted:
+                seen.append(candidate)
+        return seen
+
     def volume_name(self, key: str, project: str) -> str:
         spec = (self.raw.get("volumes") or {}).get(key) or {}
         return str(spec.get("name") or f"{project}_{key}")
 
     def volume_keys(self) -> list[str]:
         return list((self.raw.get("volumes") or {}).keys())
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _glob_matches(pattern: str, path: str) -> bool:
+    """Whether container path `path` matches the glob `pattern` segment by segment (`*` never crosses a `/`)."""
+    wanted, parts = posixpath.normpath(pattern).strip("/").split("/"), posixpath.normpath(path).strip("/").split("/")
+    return len(wanted) == len(parts) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted, strict=True))
 
 
 def split_flags(command: list[str]) -> list[tuple[str, str | None]]:
@@ -487,7 +661,9 @@ def inherited_flags(command: list[str], own: set[str]) -> list[str]:
 
 
 def map_path(container_path: str, mounts: list[Mount]) -> str | None:
-    """Host path of a container path through the longest matching bind mount; None when no mount covers it."""
+    """Host path of a container path through the longest matching bind mount; None when no mount covers it. Bind
+    mounts only: a reader that has the compose file asks `ComposeFile.file_at`, which also knows configs, secrets
+    and the volumes that shadow a bind mount."""
     best: Mount | None = None
     for mount in mounts:
         target = mount.target.rstrip("/")

@@ -3,7 +3,9 @@ saying what sealgate needs beyond the compose file — each service's role, cont
 local backend runs it as a process, how to send its scraped target real work, and the stack's backup procedure.
 
 What the compose file already says is derived from it and need not be repeated: a service's container port (the one
-it publishes), a target's scrape job (from the Prometheus configuration it mounts), a Python service's local command.
+it publishes, else the one it `expose`s), a target's scrape job (from the Prometheus configuration the compose file
+gives its container: a bind mount of the file or of its directory, or a `configs:` entry), a Python service's local
+command.
 The backends, readiness, the drills and the checks read services from here by role; nothing in the framework names a
 service of any particular stack.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from sealgate.backends.composefile import ComposeFile, flag_value, map_path
+from sealgate.backends.composefile import ComposeFile, flag_value
 from sealgate.kernel.errors import InputError, Problem
 from sealgate.kernel.schemas import load_schema, validator
 from sealgate.kernel.yamlsource import Located, load_yaml, schema_problems
@@ -49,6 +51,10 @@ class LocalRecipe:
     port_flag: str = "--port"
     command: tuple[str, ...] = ()  # command: the argv, with {placeholders}
     env: dict[str, str] = field(default_factory=dict)  # command: extra variables, with {placeholders}
+    # The oldest version of its program the local backend may run ("2.40"); below it, or unreadable, it refuses to
+    # start. `min_version_at` is where the description says so (file:line), for that refusal.
+    min_version: str | None = None
+    min_version_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,10 @@ def _service(
     port = entry.get("port")
     if port is None and len({p[2] for p in published}) == 1:
         port = published[0][2]
+    exposed = set(svc.exposed_ports()) if svc is not None else set()
+    if port is None and not published and len(exposed) == 1:
+        # A service reached only on the stack's network says its port with `expose:` (exporters often do).
+        port = next(iter(exposed))
     role = str(entry.get("role", "other"))
     if port is None and role != "other" and svc is not None and mismatches is not None:
         mismatches.append(doc.problem(at, f"service {name!r}: its container port is not published", "set `port:`"))
@@ -223,6 +233,8 @@ def _service(
         local_raw.get("port_flag", "--port"),
         tuple(str(a) for a in local_raw.get("command", [])),
         {str(k): str(v) for k, v in (local_raw.get("env") or {}).items()},
+        str(local_raw["min_version"]) if local_raw.get("min_version") is not None else None,
+        doc.where([*at, "local", "min_version"]),
     )
     if kind == "command" and not local.command:
         problems.append(doc.problem([*at, "local"], f"service {name!r}: kind `command` needs a `command:` argv"))
@@ -263,10 +275,11 @@ def _default_kind(role: str, svc: Any) -> str:
 
 def _scrape_jobs(root: Path, compose: Any, prometheus: str) -> dict[str, str]:
     """service name -> the scrape job whose static target is that service, read from the Prometheus config the
-    compose file mounts (a missing or unreadable config simply derives nothing)."""
+    compose file gives the Prometheus container (a missing or unreadable config simply derives nothing)."""
     svc = compose.services[prometheus]
-    container_path = flag_value(svc.command(), "--config.file") or DEFAULT_PROMETHEUS_CONFIG
-    host = map_path(container_path, svc.mounts(compose.base))
+    container_path = flag_value([*svc.entrypoint(), *svc.command()], "--config.file") or DEFAULT_PROMETHEUS_CONFIG
+    mounted = compose.file_at(prometheus, container_path)
+    host = mounted.host if mounted is not None else None
     if host is None:
         return {}
     try:

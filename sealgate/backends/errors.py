@@ -19,12 +19,18 @@ class StackError(SealgateError):
 
 
 class ServiceNotRunning(StackError):
-    """A service of the stack is not running on this backend (e.g. Grafana where no Grafana can run)."""
+    """A service of the stack is not running on this backend (e.g. Grafana where no Grafana can run).
 
-    def __init__(self, service: str, reason: str) -> None:
+    `optional`: the stack description marks it `optional: true` and the backend left it out because it cannot run
+    here (no image, no local recipe, its program not installed) — a check that needs it is *skipped* with the reason,
+    never errored and never passed (the runner decides so)."""
+
+    def __init__(self, service: str, reason: str, *, optional: bool = False) -> None:
         self.service = service
         self.reason = reason
-        super().__init__(f"{service}: not running ({reason})")
+        self.optional = optional
+        said = "optional, cannot run here" if optional else "not running"
+        super().__init__(f"{service}: {said} ({reason})")
 
 
 class StackUnavailable(Exception):

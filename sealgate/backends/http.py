@@ -20,6 +20,7 @@ import requests
 from sealgate.backends.errors import StackError
 from sealgate.kernel.errors import Problem
 from sealgate.kernel.poll import poll
+from sealgate.kernel.text import iso_to_epoch
 
 if TYPE_CHECKING:
     from sealgate.backends.base import StackBackend
@@ -129,6 +130,23 @@ class Prometheus:
         """Wall-clock time of the newest `up` sample of `job`; 0 when there is none."""
         result = self.query(f'max(timestamp(up{{job="{job}"}}))')
         return float(result[0]["value"][1]) if result else 0.0
+
+    def unscraped_since(self, after: float) -> list[str]:
+        """`job/instance` of every active target Prometheus has not scraped since `after` (wall clock)."""
+        targets = (self.api("targets", state="active") or {}).get("activeTargets") or []
+        return [
+            f"{t.get('labels', {}).get('job', '?')}/{t.get('labels', {}).get('instance', '?')}"
+            for t in targets
+            if iso_to_epoch(str(t.get("lastScrape") or "")) <= after
+        ]
+
+    def wait_all_scraped_after(
+        self, after: float, limit_s: float, sleep: Callable[[float], None] = time.sleep
+    ) -> float:
+        """Seconds waited until every active target was scraped after `after` (its samples are this stack's, not
+        persisted ones); the wait ends at `limit_s` either way — what is still unscraped is judged as it is."""
+        _, waited = poll(lambda: not self.unscraped_since(after), timeout=limit_s, interval=0.5, sleep=sleep)
+        return waited
 
     def wait_scrape_after(
         self, job: str, after: float, limit_s: float, sleep: Callable[[float], None] = time.sleep

@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import glob
 import os
+import platform
 import pwd
 import shutil
 import signal
@@ -43,12 +44,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sealgate.backends.base import ServiceState, StackBackend
-from sealgate.backends.composefile import ComposeFile, flag_value, inherited_flags, map_path
+from sealgate.backends.base import ServiceState, StackBackend, ToolVersion
+from sealgate.backends.composefile import ComposeFile, flag_value, inherited_flags
 from sealgate.backends.description import render
 from sealgate.backends.errors import ServiceNotRunning, StackError
 from sealgate.backends.localprocs import (
@@ -69,6 +70,7 @@ from sealgate.backends.localprocs import (
 )
 from sealgate.backends.provision import Binary, resolve
 from sealgate.backends.readiness import Waiter, http_probe, wait_ready
+from sealgate.backends.versions import gather_what_ran, number, parse_version_output, program_version
 from sealgate.kernel.errors import Problem
 from sealgate.kernel.fsutil import atomic_write
 from sealgate.kernel.ports import describe_holder, free_ports, lost_bind_port, shows_lost_bind
@@ -96,9 +98,16 @@ ALERTMANAGER_OWN_FLAGS = {
 }
 
 
+def _host_file(compose: ComposeFile, service: str, container_path: str) -> str | None:
+    """The host path the service's container reads at `container_path` (None: nothing of the project is there)."""
+    mounted = compose.file_at(service, container_path)
+    return mounted.host if mounted is not None else None
+
+
 class LocalBackend(StackBackend):
     name = "local"
     containerized = False
+    rewrites_scrape_addresses = True
 
     def __init__(
         self,
@@ -132,12 +141,16 @@ class LocalBackend(StackBackend):
         self.pg_user = "postgres"  # database superuser name (the compose file's POSTGRES_USER)
         self.pg_database = "postgres"
         self.commands: dict[str, str] = {}  # Python service -> the command it runs (for evidence)
+        self.tools: dict[str, ToolVersion] = {}  # service -> the program it runs and its version (tool_versions)
         self._atexit_registered = False
         # Services run here, in start order, and the ones that cannot run as local processes (with the reason).
         self.local_services = [n for n, s in self.description.services.items() if s.local.kind != "unavailable"]
         self.unavailable = {
             n: s.local.reason for n, s in self.description.services.items() if s.local.kind == "unavailable"
         }
+        # Those of them that cannot run on this machine (no recipe, program not installed): for an optional one, a
+        # check that needs it is skipped (ServiceNotRunning.optional), never errored.
+        self.cannot_run = set(self.unavailable)
         if only is not None:  # a copy of part of the stack
             for name in [n for n in self.local_services if n not in only]:
                 self.unavailable[name] = f"not part of this copy of the stack ({self.run_dir.name})"
@@ -186,11 +199,12 @@ class LocalBackend(StackBackend):
         return files
 
     def _config_source(self, compose: ComposeFile, service: str, default_container: str) -> Path:
-        """The host file behind the config a service reads (`--config.file`, else the image's default path),
-        through its bind mounts."""
+        """The host file behind the config a service reads (`--config.file`, else the image's default path), as the
+        compose file gives it to the container (`ComposeFile.file_at`: a bind mount of it or of a directory above
+        it, or a `configs:` entry)."""
         svc = compose.services[service]
         container_path = flag_value(svc.command(), "--config.file") or default_container
-        host = map_path(container_path, svc.mounts(compose.base))
+        host = _host_file(compose, service, container_path)
         if host is None or not Path(host).is_file():
             raise StackError(
                 Problem(
@@ -202,16 +216,18 @@ class LocalBackend(StackBackend):
         return Path(host)
 
     def _write_prometheus_config(self, compose: ComposeFile, service: str) -> Path:
-        mounts = compose.services[service].mounts(compose.base)
         source = self._config_source(compose, service, "/etc/prometheus/prometheus.yml")
         config = yaml.safe_load(source.read_text()) or {}
+        # Prometheus reads a relative entry from its configuration's directory in the container.
+        reads = flag_value(compose.services[service].command(), "--config.file") or "/etc/prometheus/prometheus.yml"
         rules: list[str] = []
         for pattern in config.get("rule_files") or []:
-            mapped = map_path(str(pattern), mounts) if str(pattern).startswith("/") else None
-            host = mapped or str((source.parent / str(pattern)).resolve())
-            if not glob.glob(host):
-                raise StackError(Problem(str(source), f"rule_files entry {pattern} matches nothing at {host}"))
-            rules.append(host)
+            inside = str(pattern) if str(pattern).startswith("/") else f"{reads.rsplit('/', 1)[0]}/{pattern}"
+            hosts = compose.host_patterns(service, inside) or [str((source.parent / str(pattern)).resolve())]
+            for host in hosts:
+                if not glob.glob(host):
+                    raise StackError(Problem(str(source), f"rule_files entry {pattern} matches nothing at {host}"))
+            rules.extend(hosts)
         config["rule_files"] = rules
         addresses = self._addresses(compose)
         for section in ("scrape_configs",):
@@ -226,13 +242,12 @@ class LocalBackend(StackBackend):
         return target
 
     def _write_alertmanager_config(self, compose: ComposeFile, service: str) -> Path:
-        mounts = compose.services[service].mounts(compose.base)
         source = self._config_source(compose, service, "/etc/alertmanager/alertmanager.yml")
         config = rewrite_tree(yaml.safe_load(source.read_text()) or {}, self._addresses(compose))
         config = rewrite_secret_paths(config, self._secret_files(compose, service))
         templates = []
         for pattern in config.get("templates") or []:
-            mapped = map_path(str(pattern), mounts) if str(pattern).startswith("/") else None
+            mapped = _host_file(compose, service, str(pattern)) if str(pattern).startswith("/") else None
             templates.append(mapped or str((source.parent / str(pattern)).resolve()))
         if templates:
             config["templates"] = templates
@@ -392,7 +407,21 @@ class LocalBackend(StackBackend):
         self.config_dir.mkdir(parents=True, exist_ok=True)
         for service in self.description.services:
             (self.data_dir / service).mkdir(parents=True, exist_ok=True)
-        return {service: self._proc_for(compose, service) for service in self.local_services}
+        procs: dict[str, Proc] = {}
+        for service in list(self.local_services):
+            try:
+                procs[service] = self._proc_for(compose, service)
+            except StackError as exc:
+                if not self.description.services[service].optional:
+                    raise
+                # Optional (stack description) and it cannot run as a local process here: the stack runs without it,
+                # and every check that needs it is skipped with this reason.
+                self.unavailable[service] = str(exc)
+                self.cannot_run.add(service)
+                self.local_services.remove(service)
+                self.ports.pop(service, None)  # no configuration points at a port nothing will listen on
+                self.progress(f"stack: optional service {service} left out, it cannot run here: {exc}")
+        return procs
 
     def _proc_for(self, compose: ComposeFile, service: str) -> Proc:
         recipe = self.description.services[service].local
@@ -532,6 +561,7 @@ class LocalBackend(StackBackend):
         missing = compose.secret_problems(self.local_services)
         if missing:
             raise StackError(*missing, "no service was started: every secret the stack uses needs a value")
+        self._refuse_below_minimum()
         procs = self._build_procs(compose)
         self.progress(
             "stack: starting local processes ("
@@ -546,6 +576,7 @@ class LocalBackend(StackBackend):
         wait_ready(
             waiter, self.url, self.started_at, self.timings, self.description, self.local_services, self._services_probe
         )
+        self.record_what_ran()
 
     def _lost_bind(self) -> tuple[str, int, str] | None:
         """(service, port, holder) when a service died because its port was taken (its log says so), else None.
@@ -562,7 +593,7 @@ class LocalBackend(StackBackend):
         return None
 
     def copy(self, name: str, run_dir: Path, services: list[str] | None = None) -> LocalBackend:
-        return LocalBackend(
+        twin = LocalBackend(
             self.root,
             run_dir,
             lambda line: self.progress(f"[{name}] {line}"),
@@ -571,6 +602,9 @@ class LocalBackend(StackBackend):
             allow_download=self.allow_download,
             only=services,
         )
+        twin.tools = self.tools  # the same programs: asked their versions once
+        self.share_facts_with(twin)
+        return twin
 
     def down(self, remove_volumes: bool = False) -> None:
         self._kill_all()
@@ -581,7 +615,9 @@ class LocalBackend(StackBackend):
 
     def _unavailable(self, service: str) -> None:
         if service in self.unavailable:
-            raise ServiceNotRunning(service, self.unavailable[service])
+            decl = self.description.services.get(service)
+            optional = decl is not None and decl.optional and service in self.cannot_run
+            raise ServiceNotRunning(service, self.unavailable[service], optional=optional)
         if service not in self.description.services:
             raise StackError(Problem(service, f"unknown service (described: {', '.join(self.description.services)})"))
 
@@ -664,6 +700,93 @@ class LocalBackend(StackBackend):
     def facts(self) -> dict[str, str]:
         return {**super().facts(), "data_dir": str(self.data_dir)}
 
+    # -- what ran (evidence): every program and its version ----------------------------------------------------------
+
+    def tool_versions(self) -> dict[str, ToolVersion]:
+        """The program each local service runs and the version it reports, asked once per program: the binary's
+        `--version` (Prometheus, Alertmanager, PostgreSQL's `postgres`, a `command` recipe's program), the running
+        interpreter's for a Python service. A program that cannot be found or says no version is recorded with why."""
+        for service in self.local_services:
+            if service not in self.tools:
+                try:
+                    self.tools[service] = self._tool_version(service)
+                except StackError as exc:  # not installed: up() says so where it starts it; here only the record
+                    self.tools[service] = ToolVersion(self.description.services[service].local.kind, None, str(exc))
+        return {service: self.tools[service] for service in self.local_services}
+
+    def _tool_version(self, service: str) -> ToolVersion:
+        recipe = self.description.services[service].local
+        if recipe.kind in ("prometheus", "alertmanager"):
+            if recipe.kind not in self.binaries:
+                self.binaries[recipe.kind] = resolve(
+                    recipe.kind, allow_download=self.allow_download, progress=self.progress
+                )
+            binary = self.binaries[recipe.kind]
+            version = parse_version_output(binary.version)
+            return ToolVersion(str(binary.path), version, "" if version else f"`--version` said {binary.version!r}")
+        if recipe.kind == "postgres":
+            return program_version(str(self._find_pg_bin_dir() / "postgres"))
+        if recipe.kind == "python":
+            # The interpreter its command runs with, named: a bare number would read as the service's own version.
+            # Named by its program, not its path: evidence travels into seal commits, a machine's paths must not.
+            return ToolVersion(Path(sys.executable).name, f"Python {platform.python_version()}")
+        program = recipe.command[0] if recipe.command else ""
+        found = shutil.which(program) if program else None
+        if found is None:
+            return ToolVersion(program, None, f"{program}: not installed")
+        return program_version(found)
+
+    def _refuse_below_minimum(self) -> None:
+        """A service whose description sets `local.min_version` runs only with that version of its program or a
+        later one: an older one (or one that says no version) stops the start before anything runs, naming both."""
+        problems: list[Problem] = []
+        tools = self.tool_versions()
+        for service in self.local_services:
+            recipe = self.description.services[service].local
+            if recipe.min_version is None:
+                continue
+            tool = tools[service]
+            running = number(tool.version) if tool.version else None
+            minimum = number(recipe.min_version)
+            if running is not None and minimum is not None and running >= minimum:
+                continue
+            if running is None and self.description.services[service].optional and not Path(tool.tool).is_file():
+                continue  # its program is not on this machine: an optional service is left out, never run below it
+            found = f"{tool.tool} is {tool.version}" if tool.version else f"the version of {tool.tool} is unknown"
+            why = "" if tool.version else f" ({tool.why})"
+            problems.append(
+                Problem(
+                    recipe.min_version_at,
+                    f"{service}: {found}{why}, below the minimum {recipe.min_version} the stack description requires",
+                    f"install {recipe.kind if recipe.kind != 'command' else tool.tool} {recipe.min_version} or later, "
+                    "or lower `min_version` there",
+                )
+            )
+        if problems:
+            raise StackError(*problems, "no service was started: the local backend refuses programs below the minimum")
+
+    def _gather_what_ran(self) -> dict[str, Any]:
+        return gather_what_ran(self)
+
+    def ran_as(self, service: str) -> str:
+        tool = self.tools.get(service)
+        return tool.tool if tool is not None else service
+
+    def database_version(self, service: str) -> str:
+        """`SHOW server_version` by psql to the local PostgreSQL (it trusts local connections)."""
+        self._proc(service)  # ServiceNotRunning when it does not run here
+        if self.pg_bin_dir is None:
+            raise StackError(Problem(service, "no PostgreSQL binaries were found for it"))
+        argv = [str(self.pg_bin_dir / "psql"), "-X", "-tA", "-h", "127.0.0.1", "-p", str(self.ports[service])]
+        argv += ["-U", self.pg_user, "-d", "postgres", "-c", "SHOW server_version"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StackError(Problem(service, f"psql did not run: {type(exc).__name__}")) from None
+        if done.returncode != 0 or not done.stdout.strip():
+            raise StackError(Problem(service, f"psql exited {done.returncode}: {done.stderr.strip()[-300:]}"))
+        return done.stdout.strip().splitlines()[-1].strip()
+
     def describe(self) -> dict[str, object]:
         info = super().describe()
         info.update(
@@ -677,6 +800,8 @@ class LocalBackend(StackBackend):
                 },
                 "postgres_bin_dir": str(self.pg_bin_dir) if self.pg_bin_dir else None,
                 "commands": dict(self.commands),
+                # Only what was asked already: describing a backend never starts or downloads a program.
+                "tools": {n: t.to_json() for n, t in sorted(self.tools.items()) if n in self.local_services},
                 "unavailable": dict(self.unavailable),
             }
         )

@@ -55,14 +55,15 @@ import yaml
 
 from sealgate.analysis.alert_coverage import DrillProof, judge_coverage
 from sealgate.analysis.described import described_service, param_error, param_where, service_by_role
-from sealgate.analysis.rulefiles import duration_s, iso_to_epoch
+from sealgate.analysis.rulefiles import duration_s
 from sealgate.api.context import CheckErrored, CheckFailed, CheckSkipped, Context
-from sealgate.api.params import STRING_LIST
+from sealgate.api.params import REPO_GLOBS
 from sealgate.api.registry import check
 from sealgate.backends.errors import ServiceNotRunning, StackError, StackUnavailable
 from sealgate.backends.http import HttpAnswerError, Prometheus, get_json, request, send_traffic
 from sealgate.kernel.errors import SealgateError
 from sealgate.kernel.poll import poll
+from sealgate.kernel.text import iso_to_epoch
 
 if TYPE_CHECKING:
     from sealgate.backends.base import StackBackend
@@ -130,6 +131,7 @@ _PHASE: dict[str, Any] = {
             "waiver otherwise)",
         },
     },
+    "examples": [{"name": "app_down", "alerts": ["AppDown"], "fault": {"stop": "app"}, "restore": {"start": "app"}}],
 }
 PARAMS: dict[str, Any] = {
     "type": "object",
@@ -141,11 +143,11 @@ PARAMS: dict[str, Any] = {
             "description": "where delivered alerts are observed (its output); default: role receiver",
         },
         "phases": {"type": "array", "minItems": 1, "items": _PHASE},
-        "rules": {**STRING_LIST, "description": "the rule files whose coverage is judged; default: those the "
+        "rules": {**REPO_GLOBS, "description": "the rule files whose coverage is judged; default: those the "
                   "described Prometheus loads"},
         "unit_tests": {
             "type": "array",
-            "items": {"type": "string"},
+            "items": REPO_GLOBS["items"],
             "description": "promtool unit test files (globs) that cover alerts; default: the spec's "
             "rules/promtool-test `tests`",
         },

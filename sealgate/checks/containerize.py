@@ -12,15 +12,16 @@ stack is judged by containerize_live.py.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import Any
 
 from sealgate.analysis.compose import ENV_REFERENCE, load_compose
 from sealgate.api.context import Context
-from sealgate.api.params import STRING_LIST
+from sealgate.api.params import REPO_PATH, STRING_LIST
 from sealgate.api.registry import check
-from sealgate.backends.composefile import ComposeFile, Service, flag_value
+from sealgate.backends.composefile import ComposeFile, Mount, MountedFile, Service, flag_value
 from sealgate.kernel.errors import InputError, Problem
 from sealgate.model.results import Severity
 
@@ -292,8 +293,10 @@ def volumes(ctx: Context) -> None:
         "properties": {
             "expected": {
                 "type": "object",
-                "description": "service -> {container path: repository path} that must be bind-mounted",
-                "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+                "description": "service -> {container path: repository path} the container must read there (through "
+                "a bind mount of the file or of a directory above it, or a `configs:` entry)",
+                "additionalProperties": {"type": "object", "additionalProperties": REPO_PATH},
+                "examples": [{"prometheus": {"/etc/prometheus/prometheus.yml": "prometheus/prometheus.yml"}}],
             }
         },
     },
@@ -301,12 +304,19 @@ def volumes(ctx: Context) -> None:
 def config_mounts(ctx: Context) -> None:
     compose = load_compose(ctx)
     mounted: dict[str, dict[str, str]] = {}
+    host: dict[str, dict[str, str]] = {}
     for name, service in sorted(compose.services.items()):
         for index, mount in enumerate(service.mounts(compose.base)):
             if not mount.bind:
                 continue
             line = compose.line("services", name, "volumes", index)
             relative = _repo_relative(ctx, mount.source)
+            if relative is None and _written_as_host_path(compose, name, index):
+                # `/proc:/host/proc`, `/:/rootfs`: the host itself, which an exporter of host metrics reads by design
+                # — no configuration of the project. The dangerous ones (the engine's socket, directories above it)
+                # are containerize/hardening's findings.
+                host.setdefault(name, {})[mount.target] = mount.source
+                continue
             if relative is None:
                 ctx.finding(
                     f"service {name}: bind mount {mount.source} -> {mount.target} is outside "
@@ -333,17 +343,92 @@ def config_mounts(ctx: Context) -> None:
                 )
             mounted.setdefault(name, {})[mount.target] = relative
             _judge_tree(ctx, relative)
+        _config_files(ctx, compose, name, service, mounted)
     for service, wanted in (ctx.params.get("expected") or {}).items():
         for target, relative in wanted.items():
-            actual = mounted.get(service, {}).get(target)
+            # What the container reads at `target`, however the compose file puts it there (ComposeFile.file_at).
+            found = compose.file_at(service, target) if service in compose.services else None
+            actual = _repo_relative(ctx, found.host) if found is not None and found.host is not None else None
             if actual != relative:
+                where = f"found {actual}" if actual else _not_there(found)
                 ctx.finding(
-                    f"service {service}: expected {relative} mounted at {target}, "
-                    + (f"found {actual}" if actual else "no such bind mount"),
+                    f"service {service}: expected {relative} mounted at {target}, {where}",
                     file=compose.display,
-                    line=compose.line("services", service, "volumes"),
+                    line=(
+                        compose.line("services", service, found.key, found.index)
+                        if found is not None
+                        else compose.line("services", service, "volumes")
+                    ),
                 )
     ctx.record("bind_mounts", mounted)
+    ctx.record("host_mounts", host)
+
+
+def _written_as_host_path(compose: ComposeFile, service: str, index: int) -> bool:
+    """Whether the `volumes:` entry at `index` names its source as an absolute host path (`/proc`, `~/x`) in the file
+    as written — a host path on purpose — rather than as a path of the project (`./prometheus`, `../config`), which
+    Compose resolves from the compose file's directory and which must then be a file of the repository."""
+    written = ((compose.source.get("services") or {}).get(service) or {}).get("volumes") or []
+    if not isinstance(written, list) or index >= len(written):
+        return False
+    entry = written[index]
+    source = str(entry.get("source", "")) if isinstance(entry, dict) else str(entry).split(":", 1)[0]
+    return source.startswith(("/", "~"))
+
+
+def _not_there(found: MountedFile | None) -> str:
+    """What is at an expected container path instead of the repository file, in words."""
+    if found is None:
+        return "no such bind mount"
+    if found.host is None:
+        return f"it is on a {found.kind} mount ({found.target}), not a file of the repository"
+    return f"it is {found.host}, outside the repository"
+
+
+def _config_files(
+    ctx: Context, compose: ComposeFile, name: str, service: Service, mounted: dict[str, dict[str, str]]
+) -> None:
+    """The service's `configs:` that Compose makes from a file: the file must be in the repository and exist (a
+    config made from `content:` or `environment:` is written in the compose file itself)."""
+    declared = compose.raw.get("configs") or {}
+    for index, ref in enumerate(service.configs()):
+        line = compose.line("services", name, "configs", index)
+        spec = declared.get(ref.name)
+        if not isinstance(spec, dict):
+            ctx.finding(
+                f"service {name}: config {ref.name!r} is not declared under the top-level `configs:`",
+                file=compose.display,
+                line=line,
+            )
+            continue
+        host = compose.object_file("configs", ref.name)
+        if host is None:
+            if spec.get("external"):
+                ctx.finding(
+                    f"service {name}: config {ref.name!r} is external, which Compose cannot mount outside Swarm",
+                    file=compose.display,
+                    line=line,
+                )
+            continue
+        relative = _repo_relative(ctx, host)
+        top = compose.line("configs", ref.name, "file") or line
+        if relative is None:
+            ctx.finding(
+                f"config {ref.name} (service {name}, at {ref.target}) is made from {host}, outside the repository: "
+                "the stack must not depend on host paths",
+                file=compose.display,
+                line=top,
+            )
+        elif not (ctx.root / relative).is_file():
+            ctx.finding(
+                f"config {ref.name} (service {name}, at {ref.target}) is made from {relative}, which does not exist "
+                "in the repository",
+                file=compose.display,
+                line=top,
+            )
+        else:
+            mounted.setdefault(name, {})[ref.target] = relative
+            ctx.judge(relative)
 
 
 def _judge_tree(ctx: Context, relative: str) -> None:
@@ -416,31 +501,101 @@ def hardening(ctx: Context) -> None:
         if caps:
             finding(f"cap_add {caps} makes it root-equivalent on the host; drop them", "cap_add")
         for index, mount in enumerate(service.mounts(compose.base)):
-            if mount.source.endswith("docker.sock"):
-                finding(f"mounts the Docker engine's socket ({mount.source}): root on the host", "volumes", index)
+            host = _host_source(compose, mount)
+            if host is None:
+                continue
+            if host.endswith(_SOCKET_NAMES):
+                finding(f"mounts the {_engine(host)} socket ({host}): root on the host", "volumes", index)
+                continue
+            socket = engine_socket_below(host)
+            if socket is not None:
+                inside = posixpath.normpath(posixpath.join(mount.target, posixpath.relpath(socket, host)))
+                finding(
+                    f"mounts {host} at {mount.target}, and with it the {_engine(socket)} socket {socket} (at {inside} "
+                    "in the container): root on the host; mount only the files it needs",
+                    "volumes",
+                    index,
+                )
     _grafana_password(ctx, compose)
 
 
+# The container engines' API sockets on a Linux host (Docker, rootful and rootless, containerd, Podman): whoever can
+# write to one runs containers as root on the host. `/var/run` is `/run` on current hosts; both are listed. `*` is one
+# path segment (a user id).
+ENGINE_SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/user/*/docker.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/podman/podman.sock",
+    "/run/podman/podman.sock",
+    "/run/user/*/podman/podman.sock",
+)
+_SOCKET_NAMES = ("docker.sock", "containerd.sock", "podman.sock")
+
+
+def _engine(socket: str) -> str:
+    name = posixpath.basename(socket).removesuffix(".sock")
+    return "Docker engine's" if name == "docker" else f"{name} engine's"
+
+
+def engine_socket_below(host_dir: str) -> str | None:
+    """The engine socket a mount of host directory `host_dir` exposes (`/`, `/var/run`, `/run/user/1000`, ...) —
+    a parent-directory mount gives the container the socket as surely as mounting the socket itself; None when it
+    holds none."""
+    parts = [p for p in posixpath.normpath(host_dir).split("/") if p]
+    for socket in ENGINE_SOCKETS:
+        segments = [p for p in socket.split("/") if p]
+        if len(parts) < len(segments) and all(w == "*" or w == p for p, w in zip(parts, segments, strict=False)):
+            concrete = [p if w == "*" else w for p, w in zip([*parts, *segments[len(parts) :]], segments, strict=True)]
+            return "/" + "/".join(concrete)
+    return None
+
+
+def _host_source(compose: ComposeFile, mount: Mount) -> str | None:
+    """The host path a mount gives the container: a bind mount's source, or the `device` of a named volume the local
+    driver binds (`driver_opts: {type: none, o: bind, device: /var/run}`); None for anything else."""
+    if mount.bind:
+        return posixpath.normpath(mount.source) if mount.source else None
+    spec = (compose.raw.get("volumes") or {}).get(mount.source) if mount.source else None
+    options = (spec.get("driver_opts") or {}) if isinstance(spec, dict) else {}
+    if isinstance(options, dict) and "bind" in str(options.get("o", "")).split(",") and options.get("device"):
+        device = str(options["device"])
+        return posixpath.normpath(device) if device.startswith("/") else None
+    return None
+
+
+# A variable as a compose service is given it: its value as written (None: passed through from the environment), the
+# repository file that sets it and the line.
+_Written = tuple[str | None, str, int | None]
+
+
 def _grafana_password(ctx: Context, compose: ComposeFile) -> None:
-    """Every service running a Grafana image. Read from the file as written (the resolved model would hold the
-    operator's value when it is exported)."""
+    """Every service running a Grafana image. Read from the files as written (the resolved model would hold the
+    operator's value when it is exported): the service's `env_file:` files of the repository, then its `environment:`,
+    which Compose lets override them."""
     raw = compose.source.get("services") or {}
     grafanas = [n for n, s in sorted(compose.services.items()) if "grafana" in str(s.image or "")]
     for name in grafanas:
         line = compose.line("services", name, "environment")
+        # variable -> (its value as written, or None when passed through from the environment; file; line)
+        written = _env_file_variables(ctx, compose, name)
         environment = (raw.get(name) or {}).get("environment") or {}
         if isinstance(environment, list):
             pairs = [str(e).split("=", 1) for e in environment]
             environment = {p[0]: (p[1] if len(p) > 1 else None) for p in pairs}
-        passed = {k for k in environment if k in (_GRAFANA_PASSWORD, f"{_GRAFANA_PASSWORD}__FILE")}
-        literal = environment.get(_GRAFANA_PASSWORD)
-        if literal is not None and not ENV_REFERENCE.search(str(literal)):
-            what = "Grafana's default 'admin'" if str(literal) == "admin" else "a password committed to git"
+        for key, value in environment.items():
+            written[str(key)] = (None if value is None else str(value), compose.display, line)
+        passed = {k for k in written if k in (_GRAFANA_PASSWORD, f"{_GRAFANA_PASSWORD}__FILE")}
+        literal, where, at = written.get(_GRAFANA_PASSWORD, (None, compose.display, line))
+        if literal is not None and not ENV_REFERENCE.search(literal):
+            what = "Grafana's default 'admin'" if literal == "admin" else "a password committed to git"
             ctx.finding(
-                f"service {name}: {_GRAFANA_PASSWORD} is set in the file ({what}); pass it through from the "
-                "environment (or a secret file) instead",
-                file=compose.display,
-                line=line,
+                f"service {name}: {_GRAFANA_PASSWORD} is set in {'the file' if where == compose.display else where} "
+                f"({what}); pass it through from the environment (or a secret file) instead",
+                file=where,
+                line=at,
             )
         elif not passed:
             ctx.finding(
@@ -457,3 +612,22 @@ def _grafana_password(ctx: Context, compose: ComposeFile) -> None:
                 line=compose.line("services", name, "entrypoint") or compose.line("services", name),
             )
     ctx.record("grafana_services", grafanas)
+
+
+def _env_file_variables(ctx: Context, compose: ComposeFile, service: str) -> dict[str, _Written]:
+    """The variables the service's `env_file:` entries (a path, a list of paths or of `{path, required}`, relative to
+    the compose file) set, each with its value as written, the repository file and the line; later files override
+    earlier ones, as in Compose. A file outside the repository or missing sets nothing here."""
+    declared = ((compose.source.get("services") or {}).get(service) or {}).get("env_file") or []
+    found: dict[str, _Written] = {}
+    for entry in declared if isinstance(declared, list) else [declared]:
+        path = str(entry.get("path", "")) if isinstance(entry, dict) else str(entry)
+        relative = _repo_relative(ctx, str(compose.base / path)) if path else None
+        if relative is None or not (ctx.root / relative).is_file():
+            continue
+        text = ctx.judge(relative).read_text(encoding="utf-8", errors="replace")
+        for number, row in enumerate(text.splitlines(), 1):
+            key, sep, value = row.strip().removeprefix("export ").partition("=")
+            if sep and key.strip() and not key.lstrip().startswith("#"):
+                found[key.strip()] = (value.strip().strip("\"'"), relative, number)
+    return found

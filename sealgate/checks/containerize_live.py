@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sealgate.api.context import Context
-from sealgate.api.params import STRING_LIST
+from sealgate.api.params import REPO_PATH, STRING_LIST
 from sealgate.api.registry import check
 from sealgate.backends.errors import StackError
 from sealgate.backends.http import Answer, HttpAnswerError, Prometheus, request
@@ -193,9 +193,7 @@ def prometheus_live(ctx: Context) -> None:
         "type": "object",
         "additionalProperties": False,
         "required": ["config"],
-        "properties": {
-            "config": {"type": "string", "minLength": 1, "description": "the Alertmanager config file, repo-relative"}
-        },
+        "properties": {"config": {**REPO_PATH, "description": "the Alertmanager config file, repo-relative"}},
     },
 )
 def alertmanager_live(ctx: Context) -> None:

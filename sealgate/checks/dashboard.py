@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sealgate.analysis import parecer
+from sealgate.analysis.described import described_service, judged_since_start, spec_entry, unjudged_values
 from sealgate.analysis.grafana import GrafanaClient, GrafanaError, comparable, differences
 from sealgate.analysis.grafana_query import (
     OptionSource,
@@ -31,6 +32,7 @@ from sealgate.analysis.grafana_query import (
 )
 from sealgate.analysis.grafana_query import pointer as _pointer
 from sealgate.api.context import Context
+from sealgate.api.params import REPO_GLOBS, REPO_PATH
 from sealgate.api.registry import check
 from sealgate.backends.errors import StackError
 from sealgate.backends.http import HttpAnswerError, Prometheus, request, send_traffic
@@ -43,11 +45,15 @@ UNIT_FACTORS = {"s": 1.0, "ms": 0.001, "µs": 1e-6, "ns": 1e-9, "m": 60.0, "perc
 SHADES = ("super-light-", "light-", "semi-dark-", "dark-")
 
 # The files a check reads, repository-relative (each check lists the ones it needs as required).
-DASHBOARD_PARAM: dict[str, Any] = {"type": "string", "minLength": 1, "description": "the dashboard JSON file"}
+DASHBOARD_PARAM: dict[str, Any] = {
+    **REPO_PATH,
+    "description": "the dashboard JSON file",
+    "examples": ["grafana/dashboards/service.json"],
+}
 DATASOURCES_PARAM: dict[str, Any] = {
-    "type": "string",
-    "minLength": 1,
+    **REPO_PATH,
     "description": "the Grafana datasource provisioning file",
+    "examples": ["grafana/provisioning/datasources/prometheus.yml"],
 }
 DEFAULT_PROVISIONING_TARGET = "/etc/grafana/provisioning"  # where Grafana reads provisioning, unless told otherwise
 
@@ -102,9 +108,9 @@ def _load_yaml(ctx: Context, relative: str) -> Located:
             "dashboard": DASHBOARD_PARAM,
             "datasources": DATASOURCES_PARAM,
             "providers": {
-                "type": "string",
-                "minLength": 1,
+                **REPO_PATH,
                 "description": "the Grafana dashboard-provider provisioning file",
+                "examples": ["grafana/provisioning/dashboards/default.yml"],
             },
             "datasource": {
                 "type": "object",
@@ -114,20 +120,22 @@ def _load_yaml(ctx: Context, relative: str) -> Located:
             },
             "provider": {
                 "type": "object",
+                "description": "what the file provider must say, where the project fixes it: the directory it reads "
+                "(`options.path`) and how often it rescans (`updateIntervalSeconds`, Grafana's default 10)",
                 "properties": {"path": {"type": "string"}, "interval_s": {"type": "integer"}},
-                "required": ["path", "interval_s"],
                 "additionalProperties": False,
             },
             "provisioning_target": {
                 "type": "string",
-                "description": f"where Grafana reads provisioning (default: {DEFAULT_PROVISIONING_TARGET})",
+                "description": "where Grafana reads provisioning (default: the service's GF_PATHS_PROVISIONING, else "
+                f"{DEFAULT_PROVISIONING_TARGET})",
             },
             "service": {
                 "type": "string",
                 "description": "the compose service running Grafana (default: the described `dashboards` service)",
             },
         },
-        "required": ["dashboard", "datasources", "providers", "datasource", "provider"],
+        "required": ["dashboard", "datasources", "providers", "datasource"],
         "additionalProperties": False,
     },
 )
@@ -169,36 +177,70 @@ def provisioning(ctx: Context) -> None:
     ctx.record("datasources", entries)
 
     pv_rel = str(ctx.params["providers"])
-    want_pv = ctx.params["provider"]
+    want_pv = ctx.params.get("provider") or {}
     pv_doc = _load_yaml(ctx, pv_rel)
     providers = [p for p in pv_doc.value.get("providers") or [] if isinstance(p, dict)]
-    file_providers = [(i, p) for i, p in enumerate(providers) if p.get("type", "file") == "file"]
+    # Grafana's own defaults for what a provider may leave out (its dashboards config reader): type `file`, a rescan
+    # every 10 s (also for 0), organisation 1. Only `options.path` (formerly `options.folder`) has none.
+    file_providers = [(i, p) for i, p in enumerate(providers) if (p.get("type") or "file") == "file"]
     if not file_providers:
         ctx.finding("no file dashboard provider", file=pv_rel, line=pv_doc.line_of(["providers"]))
-    paths = []
+    reads: list[tuple[str, int | None]] = []  # (the directory each file provider reads, its line)
     for i, provider in file_providers:
-        path = (provider.get("options") or {}).get("path")
-        paths.append(path)
-        if path != want_pv["path"]:
+        options = provider.get("options") if isinstance(provider.get("options"), dict) else {}
+        path = options.get("path", options.get("folder"))
+        line = pv_doc.line_of(["providers", i, "options", "path" if "path" in options else "folder"])
+        if not isinstance(path, str) or not path:
+            ctx.finding(
+                f"provider {provider.get('name')!r} has no `options.path`: Grafana loads no dashboard from it",
+                file=pv_rel,
+                line=line,
+            )
+            continue
+        reads.append((path, line))
+        if "path" in want_pv and path != want_pv["path"]:
             ctx.finding(
                 f"provider {provider.get('name')!r} reads {path!r}, expected {want_pv['path']!r}",
                 file=pv_rel,
-                line=pv_doc.line_of(["providers", i, "options", "path"]),
+                line=line,
             )
-        if provider.get("updateIntervalSeconds") != want_pv["interval_s"]:
+        interval = provider.get("updateIntervalSeconds") or GRAFANA_PROVIDER_INTERVAL_S
+        if "interval_s" in want_pv and interval != want_pv["interval_s"]:
+            said = "" if provider.get("updateIntervalSeconds") else " (Grafana's default: the file sets none)"
             ctx.finding(
-                f"provider {provider.get('name')!r} updateIntervalSeconds is {provider.get('updateIntervalSeconds')!r}"
-                f", expected {want_pv['interval_s']}",
+                f"provider {provider.get('name')!r} updateIntervalSeconds is {interval!r}{said}, expected "
+                f"{want_pv['interval_s']}",
                 file=pv_rel,
                 line=pv_doc.line_of(["providers", i, "updateIntervalSeconds"]),
             )
     ctx.record("providers", providers)
-    _compose_mounts(ctx, want_pv["path"])
+    dashboard = _dashboard_file(ctx)
+    _compose_mounts(ctx, dashboard, reads, pv_rel)
 
 
-def _compose_mounts(ctx: Context, provider_path: str) -> None:
-    """The compose file must mount the repository's dashboards directory where the provider reads, and the
-    provisioning directory where Grafana looks for it — otherwise both files above are never seen by Grafana."""
+GRAFANA_PROVIDER_INTERVAL_S = 10  # Grafana's updateIntervalSeconds when a provider sets none (or 0)
+
+
+def _dashboard_file(ctx: Context) -> Path | None:
+    """The dashboard the check is given. The spec loader refuses a path that names nothing (`repo-path`); one that
+    names a folder, or no longer exists, is a finding at the spec's `with.dashboard`."""
+    relative = str(ctx.params["dashboard"])
+    path = ctx.path(relative)
+    if path.is_file():
+        return ctx.judge(relative)
+    located, base = spec_entry(ctx)
+    ctx.finding(
+        f"the dashboard {relative} (with.dashboard) is not a file of the repository: Grafana has nothing to load",
+        file=ctx.spec.relpath,
+        line=located.line_of((*base, "dashboard")) if located is not None else None,
+    )
+    return None
+
+
+def _compose_mounts(ctx: Context, dashboard: Path | None, reads: list[tuple[str, int | None]], pv_rel: str) -> None:
+    """Grafana must see what the files above say, as the compose file gives its container files
+    (`ComposeFile.file_at`: bind mounts of the files or of directories above them, `configs:`): the datasource and
+    provider files in its provisioning directory, and the dashboard under a directory a file provider reads."""
     from sealgate.backends.composefile import ComposeFile
 
     compose_rel = ctx.description.compose_file
@@ -211,44 +253,68 @@ def _compose_mounts(ctx: Context, provider_path: str) -> None:
         ctx.fail(str(exc))
     if service not in compose.services:
         ctx.fail(f"{compose_rel}: no service {service!r}")
-    where = compose.line("services", service, "volumes")
+    where = compose.line("services", service, "volumes") or compose.line("services", service)
     mounts = compose.services[service].mounts(compose_path.parent)
     ctx.record(
         "grafana_mounts", [{"source": _display(ctx, m.source), "target": m.target, "bind": m.bind} for m in mounts]
     )
-    dashboards_dir = ctx.path(str(ctx.params["dashboard"])).parent
-    at_provider = [m for m in mounts if m.target.rstrip("/") == provider_path.rstrip("/")]
-    if not at_provider:
+    if dashboard is not None and reads:
+        seen = compose.container_paths(service, dashboard)
+        # A file provider reads every *.json below its path (Grafana walks it, skipping hidden directories).
+        under = [
+            (path, inside)
+            for path, _line in reads
+            for inside in seen
+            if inside.startswith(path.rstrip("/") + "/")
+            and inside.endswith(".json")
+            and not any(part.startswith(".") for part in inside[len(path.rstrip("/")) + 1 :].split("/")[:-1])
+        ]
+        ctx.record("dashboard_in_grafana", sorted(inside for _path, inside in under))
+        if not under:
+            path, line = reads[0]
+            there = compose.file_at(service, path)
+            if there is None or there.host is None:
+                ctx.finding(
+                    f"service {service} mounts nothing at {path} (where the dashboard provider reads)",
+                    file=compose_rel,
+                    line=where,
+                )
+            else:
+                ctx.finding(
+                    f"the dashboard {_display(ctx, str(dashboard))} is not under {path} in service {service} "
+                    f"({path} is {_display(ctx, there.host)}"
+                    + (f"; the dashboard is at {', '.join(seen)}" if seen else "")
+                    + "): the provider never loads it",
+                    file=pv_rel,
+                    line=line,
+                )
+    target = str(
+        ctx.params.get("provisioning_target")
+        or compose.services[service].environment().get("GF_PATHS_PROVISIONING")
+        or DEFAULT_PROVISIONING_TARGET
+    ).rstrip("/")
+    missing = []
+    for kind, param in (("datasources", "datasources"), ("dashboards", "providers")):
+        relative = str(ctx.params[param])
+        # Grafana reads the *.yaml / *.yml files directly in <provisioning>/<kind>/.
+        places = [
+            inside
+            for inside in compose.container_paths(service, ctx.path(relative))
+            if inside.rsplit("/", 1)[0] == f"{target}/{kind}" and inside.endswith((".yaml", ".yml"))
+        ]
+        if not places:
+            missing.append((kind, relative))
+    if len(missing) == 2:
+        provisioning_dir = ctx.path(str(ctx.params["datasources"])).parent.parent
         ctx.finding(
-            f"service {service} mounts nothing at {provider_path} (where the dashboard provider reads)",
+            f"service {service} does not mount {_display(ctx, str(provisioning_dir))} at {target}",
             file=compose_rel,
             line=where,
         )
-    for mount in at_provider:
-        if not mount.bind or Path(mount.source).resolve() != dashboards_dir.resolve():
-            ctx.finding(
-                f"{provider_path} is mounted from {_display(ctx, mount.source)}, not from "
-                f"{_display(ctx, str(dashboards_dir))} (the dashboards directory of the repository)",
-                file=compose_rel,
-                line=where,
-            )
-    target = str(ctx.params.get("provisioning_target", DEFAULT_PROVISIONING_TARGET))
-    provisioning_dir = ctx.path(str(ctx.params["datasources"])).parent.parent
-    ok = any(
-        m.bind and (m.target.rstrip("/") == target and Path(m.source).resolve() == provisioning_dir.resolve())
-        for m in mounts
-    ) or all(
-        any(
-            m.bind
-            and m.target.rstrip("/") == f"{target}/{sub}"
-            and Path(m.source).resolve() == (provisioning_dir / sub).resolve()
-            for m in mounts
-        )
-        for sub in ("datasources", "dashboards")
-    )
-    if not ok:
+    for kind, relative in missing if len(missing) == 1 else []:
         ctx.finding(
-            f"service {service} does not mount {_display(ctx, str(provisioning_dir))} at {target}",
+            f"service {service} does not see {relative} in {target}/{kind} (where Grafana reads its {kind} "
+            "provisioning)",
             file=compose_rel,
             line=where,
         )
@@ -469,8 +535,6 @@ def _target(ctx: Context) -> Any:
 def _targets(ctx: Context) -> list[Any]:
     """Every scraped service whose metrics the panels show: the spec's `targets` (an exporter's beside the
     application's), else the one of `_target`."""
-    from sealgate.analysis.described import described_service
-
     names = ctx.params.get("targets")
     if not names:
         return [_target(ctx)]
@@ -551,7 +615,7 @@ def missing_texts(label: str, verdict: parecer.MetricVerdict, exposition: str, s
             "targets": TARGETS_PARAM,
             "rules": {
                 "type": "array",
-                "items": {"type": "string"},
+                "items": REPO_GLOBS["items"],
                 "description": "rule files whose recorded series the panels may read (judged through their inputs)",
             },
             "min_age": {"type": "string", "pattern": "^([0-9]+(ms|[smhdwy]))+$"},
@@ -583,8 +647,10 @@ def queries_metrics(ctx: Context) -> None:
     ctx.record("other_datasources", found.other)
     scope = "since this stack started"
     targets = _targets(ctx)
+    prometheus_url, prometheus = _prometheus(ctx)
+    judged_since_start(ctx, prometheus)
     source = parecer.PrometheusSource(
-        _prometheus(ctx)[0],
+        prometheus_url,
         scope=scope,
         min_age_s=rule_files.duration_s(ctx.params.get("min_age", "1h")),
         lookback_s=rule_files.duration_s(ctx.params.get("lookback", "7d")),
@@ -600,7 +666,9 @@ def queries_metrics(ctx: Context) -> None:
             parecer.Exposition.parse(_exposition(ctx, target), f"{target.name} ({target.metrics_path})")
             for target in targets
         ]
-        judge = parecer.Parecer(expositions, source, rule_files.recordings(recorded))
+        judge = parecer.Parecer(
+            expositions, source, rule_files.recordings(recorded), unjudged_values=unjudged_values(ctx)
+        )
         assert judge.exposition is not None
         exported_by = judge.exposition.origin  # every target's, merged: a metric exported by any of them exists
         for item in parecer.judge_panels(judge, dashboard, found.queries):

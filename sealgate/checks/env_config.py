@@ -33,6 +33,7 @@ from typing import Any
 
 from sealgate.analysis.described import described_service, param_error
 from sealgate.api.context import Context, Server
+from sealgate.api.params import REPO_PATH
 from sealgate.api.registry import check
 from sealgate.backends.composefile import ComposeFile
 from sealgate.backends.errors import StackError
@@ -61,7 +62,10 @@ _SERVICE_PARAMS: dict[str, Any] = {
         "description": "where the running service reports its effective settings",
         "required": ["path"],
         "additionalProperties": False,
-        "properties": {"path": {"type": "string", "pattern": "^/"}, "source_field": {"type": "string"}},
+        "properties": {
+            "path": {"type": "string", "pattern": "^/", "examples": ["/settings"]},
+            "source_field": {"type": "string"},
+        },
     },
 }
 _REQUIRED = ["service", "variables", "settings"]
@@ -292,6 +296,7 @@ def _unknown_variables(ctx: Context, service: ServiceUnderTest, env: Mapping[str
     "env_config/defaults",
     aliases=("env_config/breaker-defaults",),  # its id while only a circuit breaker used it
     title="With its variables unset, the service runs with the default settings",
+    titles={"pt-BR": "Com suas variáveis ausentes, o serviço roda com as configurações padrão"},
     params=_schema({"defaults": _VALUES}, ["defaults"]),
 )
 def defaults(ctx: Context) -> None:
@@ -309,6 +314,7 @@ def defaults(ctx: Context) -> None:
     "env_config/overrides",
     aliases=("env_config/breaker-overrides",),  # its id while only a circuit breaker used it
     title="Each variable, when set, overrides its setting's default",
+    titles={"pt-BR": "Cada variável, quando definida, sobrepõe o padrão da sua configuração"},
     params=_schema(
         {
             "cases": {
@@ -373,6 +379,7 @@ _REQUEST_STEP = {
         },
     },
     "oneOf": [{"required": ["get"]}, {"required": ["post"]}, {"required": ["wait"]}],
+    "examples": [{"name": "settings read", "get": "/settings", "expect": {"status": 200}}],
 }
 
 
@@ -380,6 +387,7 @@ _REQUEST_STEP = {
     "env_config/behaviour",
     aliases=("env_config/breaker-behaviour",),  # its id while only a circuit breaker used it
     title="The behaviour the variables configure, proven step by step on the running service",
+    titles={"pt-BR": "O comportamento que as variáveis configuram, comprovado passo a passo no serviço em execução"},
     params=_schema({"env": _ENV, "steps": {"type": "array", "minItems": 1, "items": _REQUEST_STEP}}, ["env", "steps"]),
 )
 def behaviour(ctx: Context) -> None:
@@ -501,6 +509,7 @@ class Scenario:
 @check(
     "env_config/bad-values",
     title="An invalid value of any of its variables stops the service from starting, naming the variable",
+    titles={"pt-BR": "Um valor inválido de qualquer de suas variáveis impede o serviço de iniciar, nomeando-a"},
     params=_schema({"values": {"type": "array", "items": {"type": "string"}, "minItems": 1}}, ["values"]),
 )
 def bad_values(ctx: Context) -> None:
@@ -590,9 +599,15 @@ def parse_env_example(text: str) -> dict[str, tuple[str, int]]:
 @check(
     "env_config/env-example",
     title="The example environment file documents every variable the code reads, with values the service accepts",
+    titles={
+        "pt-BR": (
+            "O arquivo de ambiente de exemplo documenta toda variável lida pelo código, com valores que o serviço "
+            "aceita"
+        )
+    },
     params=_schema(
         {
-            "env_example": {"type": "string"},
+            "env_example": {**REPO_PATH, "examples": [".env.example"]},
             "pattern": {"type": "string", "description": "regular expression of the variable names to account for"},
         },
         ["env_example", "pattern"],
@@ -647,6 +662,7 @@ def env_example(ctx: Context) -> None:
 @check(
     "env_config/live-settings",
     title="The running service reports exactly the settings its environment defines",
+    titles={"pt-BR": "O serviço em execução expõe exatamente as configurações que o seu ambiente define"},
     needs_stack=True,
     params=_schema({"defaults": _VALUES}, ["defaults"]),
 )

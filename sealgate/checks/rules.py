@@ -25,11 +25,14 @@ from sealgate.analysis import parecer, promql
 from sealgate.analysis.described import (
     DEFAULT_CONFIG,
     described_service,
+    judged_since_start,
+    param_error,
     prometheus,
     prometheus_config,
     rule_file_patterns,
     service_by_role,
     spec_entry,
+    unjudged_values,
 )
 from sealgate.analysis.promtool import failed_tests, junit_from_promtool, promtool_findings
 from sealgate.analysis.rulefiles import (
@@ -37,22 +40,21 @@ from sealgate.analysis.rulefiles import (
     all_rules,
     duration_s,
     expand,
-    iso_to_epoch,
     judge_rules,
     load_rules,
     read_rule_file,
     recordings,
-    verdict_line,
 )
 from sealgate.api.context import Context, RunningCommand
-from sealgate.api.params import DURATION, STRING_LIST
+from sealgate.api.params import DURATION, REPO_GLOBS, REPO_PATH, STRING_LIST
 from sealgate.api.registry import check
-from sealgate.backends.composefile import ComposeFile
+from sealgate.backends.composefile import ComposeFile, flag_value
+from sealgate.backends.description import ServiceDecl
 from sealgate.backends.http import HttpAnswerError, request
 from sealgate.checks.containerize import load_compose
 from sealgate.kernel.errors import InputError
 from sealgate.kernel.poll import poll
-from sealgate.kernel.text import first_line
+from sealgate.kernel.text import first_line, iso_to_epoch
 from sealgate.kernel.yamlsource import Located, load_yaml
 from sealgate.model.results import Severity
 
@@ -62,36 +64,32 @@ from sealgate.model.results import Severity
 # --- rules/promtool-check -----------------------------------------------------------------------------------------
 
 
-def container_to_host(
-    pattern: str, mounts: list[dict[str, Any]], root: Path, config_dir: str
-) -> tuple[str | None, str | None]:
-    """Map a path as the Prometheus container sees it to the repository file(s) behind its bind mount.
+def container_to_host(pattern: str, compose: ComposeFile, service: str, config_dir: str) -> tuple[list[str], str]:
+    """Map a `rule_files` entry as the Prometheus container sees it (a path or a glob, relative to the configuration's
+    directory) to the host path patterns behind it, the way Compose delivers files (`ComposeFile.host_patterns`, on
+    `ComposeFile.file_at`): a bind mount of the file or of a directory above it, and, for a glob, every config or
+    secret whose target it matches.
 
-    Returns (host pattern, mount target) or (None, None) when no bind mount of the service covers it.
+    Returns (host patterns, why none): no pattern when nothing of the repository is there, with the reason.
     """
     absolute = pattern if pattern.startswith("/") else f"{config_dir.rstrip('/')}/{pattern}"
-    best: dict[str, Any] | None = None
-    for mount in mounts:
-        target = str(mount.get("target", "")).rstrip("/")
-        if mount.get("type") != "bind" or not target:
-            continue
-        if (absolute == target or absolute.startswith(target + "/")) and (
-            best is None or len(target) > len(str(best["target"]))
-        ):
-            best = mount
-    if best is None:
-        return None, None
-    rest = absolute[len(str(best["target"]).rstrip("/")) :]
-    return str(Path(str(best["source"])).resolve()) + rest, str(best["target"])
+    hosts = compose.host_patterns(service, absolute)
+    if hosts:
+        return hosts, ""
+    mounted = compose.file_at(service, absolute)
+    if mounted is None:
+        return [], f"is under no bind mount of service {service} and is no target of its configs"
+    return [], f"is on a {mounted.kind} mount of service {service} ({mounted.target}), not a file of the repository"
 
 
 @check(
     "rules/promtool-check",
     title="promtool check rules and check config pass (PromQL syntax, YAML, duplicates)",
+    titles={"pt-BR": "promtool check rules e check config passam (sintaxe PromQL, YAML, duplicatas)"},
     params={
         "type": "object",
         "additionalProperties": False,
-        "properties": {"rules": STRING_LIST, "config": {"type": "string"}, "service": {"type": "string"}},
+        "properties": {"rules": REPO_GLOBS, "config": REPO_PATH, "service": {"type": "string"}},
     },
 )
 def promtool_check(ctx: Context) -> None:
@@ -173,9 +171,10 @@ def scrape_interval_s(config: dict[str, Any]) -> float:
 
 
 def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFile) -> tuple[RunningCommand, str, float]:
-    """Start promtool check config on a copy of prometheus.yml whose rule_files point where the container's bind
-    mounts really take them from (promtool on the host cannot see container paths); with the shortest scrape
-    interval the configuration sets."""
+    """Start promtool check config on a copy of prometheus.yml whose rule_files point where the compose file really
+    takes them from in the container (promtool on the host cannot see container paths); with the shortest scrape
+    interval the configuration sets. The configuration must be what the Prometheus container reads at its
+    `--config.file`: bind-mounted (the file, or a directory above it) or delivered by a `configs:` entry."""
     config_rel = prometheus_config(ctx)
     service = service_by_role(ctx, "prometheus", "service")
     config_path = ctx.judge(config_rel)
@@ -185,43 +184,49 @@ def _start_config_check(ctx: Context, rule_paths: list[str], compose: ComposeFil
         ctx.fail(str(exc))
     config = dict(located.value or {})
     declared = compose.services.get(service)
-    mounts = [
-        {"type": m.type, "source": m.source, "target": m.target}
-        for m in (declared.mounts(compose.base) if declared else [])
-    ]
-    config_target = next(
-        (str(m["target"]) for m in mounts if m.get("type") == "bind" and Path(str(m.get("source"))) == config_path),
-        None,
-    )
-    if config_target is None:
+    reads = DEFAULT_CONFIG["prometheus"]
+    if declared is not None:
+        reads = flag_value([*declared.entrypoint(), *declared.command()], "--config.file") or reads
+    visible = compose.container_paths(service, config_path)
+    config_target = reads
+    if not visible:
         ctx.finding(
-            f"{config_rel} is not bind-mounted into service {service} ({ctx.description.compose_file})",
+            f"{config_rel} is not mounted into service {service}: no bind mount of it or of a directory above it, "
+            f"and no `configs:` entry ({ctx.description.compose_file})",
             file=ctx.description.compose_file,
-            line=compose.line("services", service, "volumes"),
+            line=compose.line("services", service, "volumes") or compose.line("services", service),
         )
-        config_target = DEFAULT_CONFIG["prometheus"]
+    elif reads not in visible:
+        # Mounted, but not where Prometheus reads its configuration: it runs with another file (or the image's).
+        ctx.finding(
+            f"service {service} reads its configuration at {reads}, but {config_rel} is mounted at "
+            f"{', '.join(visible)} ({ctx.description.compose_file})",
+            file=ctx.description.compose_file,
+            line=compose.line("services", service, "command") or compose.line("services", service),
+        )
+        config_target = visible[0]
     mapped: list[str] = []
     loaded: set[str] = set()
     for index, pattern in enumerate(config.get("rule_files") or []):
         line = located.line_of(("rule_files", index))
-        host, _target = container_to_host(str(pattern), mounts, ctx.root, str(Path(config_target).parent))
-        if host is None:
+        hosts, why = container_to_host(str(pattern), compose, service, str(Path(config_target).parent))
+        if not hosts:
             ctx.finding(
-                f"rule_files entry {pattern!r} is under no bind mount of service {service}: the container "
-                "loads no rules from it",
+                f"rule_files entry {pattern!r} {why}: the container loads no rules from it",
                 file=config_rel,
                 line=line,
             )
             continue
-        matches = sorted(glob.glob(host))
+        matches = sorted({match for host in hosts for match in glob.glob(host)})
         if not matches:
             ctx.finding(
-                f"rule_files entry {pattern!r} matches no file in the repository (it maps to {_display(ctx, host)})",
+                f"rule_files entry {pattern!r} matches no file in the repository (it maps to "
+                f"{', '.join(_display(ctx, host) for host in hosts)})",
                 file=config_rel,
                 line=line,
             )
         loaded.update(_display(ctx, m) for m in matches)
-        mapped.append(host)
+        mapped.extend(hosts)
     for path in rule_paths:
         if path not in loaded:
             ctx.finding(
@@ -272,11 +277,12 @@ def _supports_junit(ctx: Context) -> bool:
 @check(
     "rules/promtool-test",
     title="promtool test rules: every unit test of the rules passes (JUnit attached)",
+    titles={"pt-BR": "promtool test rules: todo teste unitário das regras passa (JUnit anexado)"},
     params={
         "type": "object",
         "additionalProperties": False,
         "required": ["tests"],
-        "properties": {"tests": STRING_LIST, "rules": STRING_LIST},
+        "properties": {"tests": REPO_GLOBS, "rules": REPO_GLOBS},
     },
 )
 def promtool_test(ctx: Context) -> None:
@@ -362,6 +368,7 @@ EXPECTED_RULE = {
     "if": {"required": ["record"]},
     "then": {"properties": {"alert": False, "for": False}},
     "else": {"required": ["alert", "severity", "for"]},
+    "examples": [{"alert": "ServiceDown", "severity": "critical", "for": "1m"}],
 }
 
 
@@ -415,13 +422,14 @@ def _pair(
 @check(
     "rules/inventory",
     title="Exactly the spec's rules and groups (names, severities, for, annotations)",
+    titles={"pt-BR": "Exatamente as regras e grupos da spec (nomes, severidades, for, anotações)"},
     requires=("rules/promtool-check",),
     params={
         "type": "object",
         "additionalProperties": False,
         "required": ["groups"],
         "properties": {
-            "rules": STRING_LIST,
+            "rules": REPO_GLOBS,
             "groups": {"type": "object", "additionalProperties": {"type": "array", "items": EXPECTED_RULE}},
             "annotations": STRING_LIST,
             "removed": {"type": "array", "items": {"type": "string"}},
@@ -539,44 +547,49 @@ def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required:
 
 # --- rules/metrics-exist ------------------------------------------------------------------------------------------
 
+METRIC_TARGETS_PARAM: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string"},
+    "description": "instead of `target`: every scraped service whose metrics the rules read (the application's, "
+    "node-exporter's, cAdvisor's…), each named as a described service or as a role (`target`: every scraped "
+    "service); a metric must be exported by one of them, at its described metrics_path",
+}
+
 
 @check(
     "rules/metrics-exist",
     title="Every metric and label every rule reads exists in the scraped target's metrics and in Prometheus",
+    titles={"pt-BR": "Toda métrica e label lidos por cada regra existem nas métricas do alvo coletado e no Prometheus"},
     needs_stack=True,
     requires=("rules/promtool-check",),
     params={
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "rules": STRING_LIST,
+            "rules": REPO_GLOBS,
             "target": {
                 "type": "string",
                 "description": "stack service whose metrics the rules are about (default: the described main target)",
             },
-            "metrics_path": {"type": "string", "description": "default: the target's described metrics_path"},
+            "targets": METRIC_TARGETS_PARAM,
+            "metrics_path": {"type": "string", "description": "with `target`; default: its described metrics_path"},
             "min_age": {**DURATION, "description": "a metric gone from Prometheus for less is a warning (default 1h)"},
             "lookback": {**DURATION, "description": "how far back Prometheus' history is read (default 7d)"},
         },
+        # One target with its own metrics path, or several at their described paths.
+        "allOf": [{"not": {"required": ["target", "targets"]}}, {"not": {"required": ["targets", "metrics_path"]}}],
     },
 )
 def metrics_exist(ctx: Context) -> None:
-    """The parecer (checks/parecer.py) on every rule: metrics and labels against the target's /metrics and the
-    running Prometheus, recorded series through their rules' inputs, absent()/`or vector()`/`unless` by meaning."""
+    """The parecer (analysis/parecer.py) on every rule: metrics, labels and label values against the targets'
+    /metrics and the running Prometheus, recorded series through their rules' inputs, absent()/`or vector()`/`unless`
+    by meaning. Each finding names its rule and metric, so a waiver can name them."""
     rules = all_rules(load_rules(ctx, rule_file_patterns(ctx)))
-    decl = (
-        described_service(ctx, str(ctx.params["target"]), ("target",))
-        if ctx.params.get("target")
-        else ctx.description.main_target()
-    )
-    target = decl.name
-    metrics_url = ctx.stack.url(target) + str(ctx.params.get("metrics_path") or decl.metrics_path)
     prom = prometheus(ctx)
-    answer = request("GET", metrics_url)
-    if not answer.ok or not isinstance(answer.body, str):
-        ctx.error(f"GET {metrics_url}: HTTP {answer.status}, not a text exposition")
-    exposition = answer.body
-    ctx.attach(f"{target}-metrics.txt", exposition)
+    judged_since_start(ctx, prom)
+    urls = {decl.name: ctx.stack.url(decl.name) + _metrics_path(ctx, decl) for decl in _metric_targets(ctx)}
     source = parecer.PrometheusSource(
         prom.base,
         scope="since the stack started",
@@ -584,8 +597,11 @@ def metrics_exist(ctx: Context) -> None:
         lookback_s=duration_s(ctx.params.get("lookback", "7d")),
     )
     try:
-        exported = parecer.Exposition.parse(exposition, f"{target} (GET {metrics_url})")
-        judge = parecer.Parecer([exported], source, recordings(rules))
+        expositions = [_exposition(ctx, target, url) for target, url in urls.items()]
+        alerts = [rule.name for rule in rules if rule.kind == "alert"]
+        judge = parecer.Parecer(
+            expositions, source, recordings(rules), alerts=alerts, unjudged_values=unjudged_values(ctx)
+        )
         judged = judge_rules(judge, rules)
     except parecer.SourceError as exc:
         ctx.error(str(exc))
@@ -593,22 +609,70 @@ def metrics_exist(ctx: Context) -> None:
     for rule, result in judged:
         if result.syntax_error is not None:
             ctx.finding(
-                f"rule {rule.name}: PromQL syntax error: {result.syntax_error}", file=rule.file, line=rule.expr_line
+                f"rule {rule.name}: PromQL syntax error: {result.syntax_error}",
+                file=rule.file,
+                line=rule.expr_line,
+                rule=rule.name,
             )
             continue
         assert result.analysis is not None
         per_rule[rule.name] = list(dict.fromkeys(str(use.ref) for use in result.analysis.uses))
         for verdict in result.verdicts:
             ctx.finding(
-                f"rule {rule.name}: {verdict.message}",
+                parecer.rule_message(rule.kind, rule.name, verdict),  # the words `sealgate lint` uses
                 file=rule.file,
-                line=verdict_line(rule, verdict),
+                line=parecer.rule_line(rule, verdict),
                 severity=Severity(verdict.severity),
+                rule=rule.name,
+                metric=verdict.metric,
             )
-    ctx.record("metrics_url", metrics_url)
+    if len(urls) == 1:
+        ctx.record("metrics_url", next(iter(urls.values())))  # as sealed evidence of one target records it
+    ctx.record("metrics_urls", urls)
     ctx.record("metrics_by_rule", per_rule)
-    ctx.record("exported_count", len(exported.names))
+    ctx.record("exported_count", len(judge.exposition.names) if judge.exposition else 0)
     ctx.record("min_age_s", source.min_age_s)
+
+
+def _metric_targets(ctx: Context) -> list[ServiceDecl]:
+    """The services whose expositions the rules are judged against: `targets` (service names or roles, in order,
+    each service once), else `target`, else the described main target."""
+    names = ctx.params.get("targets")
+    if not names:
+        if ctx.params.get("target"):
+            return [described_service(ctx, str(ctx.params["target"]), ("target",))]
+        return [ctx.description.main_target()]
+    description = ctx.description
+    found: dict[str, ServiceDecl] = {}
+    for index, name in enumerate(str(n) for n in names):
+        by_role = description.with_role(name)
+        if name in description.services:
+            found.setdefault(name, description.services[name])
+        elif by_role:
+            found.update({decl.name: decl for decl in by_role if decl.name not in found})
+        else:
+            roles = sorted({decl.role for decl in description.services.values()})
+            param_error(
+                ctx,
+                ("targets", index),
+                f"no service and no role {name!r} in {description.path}",
+                f"services: {', '.join(description.services)}; roles: {', '.join(roles)}",
+            )
+    return list(found.values())
+
+
+def _metrics_path(ctx: Context, decl: ServiceDecl) -> str:
+    """`metrics_path` goes with `target` only (the schema refuses it beside `targets`)."""
+    return str(ctx.params.get("metrics_path") or decl.metrics_path)
+
+
+def _exposition(ctx: Context, target: str, url: str) -> parecer.Exposition:
+    """A target's metrics page as Prometheus scrapes it, attached to the evidence and parsed."""
+    answer = request("GET", url)
+    if not answer.ok or not isinstance(answer.body, str):
+        ctx.error(f"GET {url}: HTTP {answer.status}, not a text exposition")
+    ctx.attach(f"{target}-metrics.txt", answer.body)
+    return parecer.Exposition.parse(answer.body, f"{target} (GET {url})")
 
 
 # --- rules/loaded-live --------------------------------------------------------------------------------------------
@@ -624,13 +688,14 @@ def _normalise(expr: str) -> str:
 @check(
     "rules/loaded-live",
     title="The running Prometheus loaded exactly the repository's rules, all healthy",
+    titles={"pt-BR": "O Prometheus em execução carregou exatamente as regras do repositório, todas saudáveis"},
     needs_stack=True,
     requires=("rules/promtool-check",),
     params={
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "rules": STRING_LIST,
+            "rules": REPO_GLOBS,
             "groups": {"type": "integer", "minimum": 1},
             "rule_count": {"type": "integer", "minimum": 1},
         },

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sealgate import __version__
 from sealgate.api.context import CheckErrored, CheckFailed, CheckSkipped, Context, RunOptions, StageRecorder
 from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
-from sealgate.backends.errors import StackUnavailable
+from sealgate.backends.errors import ServiceNotRunning, StackUnavailable
 from sealgate.evidence.judge import Verdict, check_verdict, satisfies_requirement, worst
 from sealgate.evidence.model import RunInfo, StageInfo, Statement, Subject, Wait
 from sealgate.evidence.reuse import ReusedStage
@@ -473,6 +473,10 @@ class Runner:
             status, reason = Status.SKIPPED, str(exc)
         except StackUnavailable as exc:
             status, reason = Status.ERRORED, str(exc)
+        except ServiceNotRunning as exc:
+            # An optional service the backend left out because it cannot run here (stack description `optional:
+            # true`): what needs it is skipped with the reason, as the description's schema promises.
+            status, reason = (Status.SKIPPED if exc.optional else Status.ERRORED), str(exc)
         except SealgateError as exc:
             status, reason = Status.ERRORED, str(exc)
         except (KeyboardInterrupt, SystemExit):

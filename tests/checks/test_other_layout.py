@@ -424,7 +424,9 @@ def test_settings_checks_start_another_service_with_other_variables(shop: Path) 
     results = run_checks(shop, 2, SETTINGS, sprint="S1")
     passed(results, SETTINGS)
     behaviour = results["env_config/behaviour"].data
-    assert 2.0 <= behaviour["recovered_after_s"] < 4.0
+    # The service starts its 2 s cooldown when it handles `mend`, a moment before the client sees the answer: the
+    # check allows 50 ms for that (env_config's `not_before_s`), and so does this test.
+    assert 1.95 <= behaviour["recovered_after_s"] < 4.0
     states = [step["settings"]["state"] for step in behaviour["timeline"] if "settings" in step]
     assert states == ["broken", "recovering", "ok"], behaviour["timeline"]
     assert results["env_config/defaults"].data["service_runs"][0]["argv"] == [

@@ -256,3 +256,33 @@ def test_offline_env_only_sets_variables_the_file_reads() -> None:
     }
     assert assigned <= variables_read(), assigned - variables_read()
     assert shutil.which("true")  # sanity for the guard test's PATH
+
+
+# What each container reads at the paths the stack's configuration names, as the file is written and as Compose
+# resolves it (what the checks read where Compose v2 is installed): the one answer, ComposeFile.file_at.
+READS = [
+    ("prometheus", "/etc/prometheus/prometheus.yml", "prometheus/prometheus.yml"),
+    ("prometheus", "/etc/prometheus/alerts/api.yml", "prometheus/alerts/api.yml"),  # inside a directory mount
+    ("prometheus", "/prometheus/wal", None),  # the data volume, no repository file (image defaults)
+    ("alertmanager", "/etc/alertmanager/alertmanager.yml", "prometheus/alertmanager.yml"),
+    (
+        "grafana",
+        "/etc/grafana/provisioning/datasources/prometheus.yml",
+        "grafana/provisioning/datasources/prometheus.yml",
+    ),
+    ("grafana", "/var/lib/grafana/dashboards/llm_metrics.json", "grafana/dashboards/llm_metrics.json"),
+    ("grafana", "/var/lib/grafana/grafana.db", None),  # Grafana's data volume
+]
+
+
+@pytest.mark.parametrize("resolved", [False, True], ids=["as-written", "docker-compose-config"])
+def test_each_container_reads_the_repository_files_its_configuration_names(resolved: bool) -> None:
+    from sealgate.backends.composefile import ComposeFile
+
+    model = compose_config("--profile", "grafana") if resolved else None
+    compose = ComposeFile(COMPOSE, {}, "stack/docker-compose.yml", resolved=model)
+    for service, inside, expected in READS:
+        found = compose.file_at(service, inside)
+        host = found.host if found is not None else None
+        relative = Path(host).resolve().relative_to(STACK.resolve()).as_posix() if host else None
+        assert relative == expected, (service, inside, found)
