@@ -10,10 +10,18 @@
   mixin     offline EIXO 2 on a real-size rule set shaped like the monitoring mixins (~2,300 rules in 330 files:
             recording rules, warning/critical pairs, templated annotations, multi-line expressions) vs `promtool
             check rules` alone on the same files; goal ≤ 1.5×
+  lint      `sealgate lint FILE…` against `promtool check rules` on the same files, in CPU time (user + system of
+            the whole process tree: lint runs promtool itself); on a real public rule set when a directory is given
+            (`lint DIR`: every *.yml/*.yaml under it holding `groups:` — fetch one, never commit it), else on the
+            generated mixin-shaped set; goal ≤ 1.5×
   cold      from a fresh clone with no venvs, seconds until the first stage starts (`nox -s eixo_0`, uv)
 
-Usage: python bench/bench.py [seal|seal-default|seal-all|scale|mixin|cold ...]   (default: all but the two
-       `seal-*`, which `seal` already runs)
+`seal` measures the newest open sprint of the clone; `seal SPRINT` a named one, the clone checked out at the
+commit it was judged at when it is sealed on main. A figure a bench should print and cannot (no evidence where the
+seal should have written it, a first stage that never started) ends the run with exit 1, naming it.
+
+Usage: python bench/bench.py [seal [SPRINT]|seal-default|seal-all|scale|mixin|lint [DIR]|cold ...]   (default: all
+       but the two `seal-*`, which `seal` already runs)
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,6 +48,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from generate import dashboard, dump_rules, inventory_groups, mixin_inventory, mixin_rule_files, rule_files  # noqa: E402
 
 RUNS = 3
+
+
+class MissingFigure(Exception):
+    """A figure the bench should print could not be measured: the run fails, naming it."""
 
 
 def _clone(dest: Path) -> Path:
@@ -76,7 +89,7 @@ def floor_ratio(folder: Path, command_wall: float, label: str) -> list[tuple[str
     single drill phase (the phases run side by side on their own stack copies, and EIXO 3–6 run meanwhile)."""
     stages = _statements(folder)
     if not stages:
-        return [(label, f"no evidence in {folder}", "—")]
+        raise MissingFigure(f"{label}: no evidence in {folder}")
     # The main stack's start, as the first stage that started it recorded it (up, ready, fresh scrape).
     timings = next(((p.run.stack or {}).get("timings") for p in stages if p.run.stack), None)
     stack_ready = max((timings or {}).values(), default=0.0)
@@ -137,24 +150,48 @@ def _remove_project_volumes(project: str) -> None:
         print(f"bench: could not remove the volumes of {project}: {exc}", file=sys.stderr)
 
 
-def _one_seal(drill_all: bool) -> list[tuple[str, str, str]]:
+def _open_sprint(repo: Path, sprint: str | None) -> str:
+    """The sprint the clone's `seal --no-tag` judges: the named one — the clone checked out (detached) at the commit
+    its seal judged, when it is sealed there — else the newest open one."""
+    from sealgate.kernel.gitrepo import Repo
+    from sealgate.seal.lifecycle import sprint_states
+
+    states = sprint_states(Repo(repo))
+    if sprint is None:
+        open_ones = [s.head.id for s in states if s.kind == "open"]
+        if not open_ones:
+            raise MissingFigure("seal: no open sprint in the clone to measure (name one: bench.py seal SPRINT)")
+        return open_ones[-1]
+    state = next((s for s in states if s.head.id == sprint), None)
+    if state is None:
+        raise MissingFigure(f"seal: no sprint {sprint} in sprint/")
+    if state.kind == "sealed" and state.judged:
+        subprocess.run(["git", "checkout", "-q", "--detach", state.judged], cwd=repo, check=True)
+    return sprint
+
+
+def _one_seal(drill_all: bool, sprint: str | None = None) -> list[tuple[str, str, str]]:
     """A full seal in a fresh clone on the compose backend (the real drill: minutes), its wall against its floor and
     what it cost the machine; the default one then times re-seals with nothing changed."""
     from resources import Sampler
+
+    from sealgate.sprint.model import slug_of
 
     project = f"sealgate-bench-{os.getpid()}" + ("-all" if drill_all else "")
     env = {**os.environ, "SEALGATE_COMPOSE_PROJECT": project, "SEALGATE_PORTS": "free", "SEALGATE_BACKEND": "compose"}
     with tempfile.TemporaryDirectory(prefix="sealgate-bench-") as tmp:
         repo = _clone(Path(tmp) / "repo")
-        argv = [sys.executable, "-m", "sealgate.cli", "seal", "--no-tag", *(["--drill", "all"] if drill_all else [])]
+        measured = _open_sprint(repo, sprint)
+        argv = [sys.executable, "-m", "sealgate.cli", "seal", "--no-tag", "--sprint", measured]
+        argv += ["--drill", "all"] if drill_all else []
         sampler = Sampler(project)
         sampler.start()
         try:
             first = _timed(argv, repo, env)
         finally:
             sampler.stop()
-        label = "seal wall, --drill all" if drill_all else "seal wall (whole `seal --no-tag`)"
-        rows = floor_ratio(repo / "artifacts" / "f9_10", first, label)
+        label = f"{measured} seal wall, --drill all" if drill_all else f"{measured} seal wall (whole `seal --no-tag`)"
+        rows = floor_ratio(repo / "artifacts" / slug_of(measured), first, label)
         rows.append(("  resources while it ran", "", f"sampled every {sampler_interval():g} s"))
         rows += sampler.summary()
         keep = os.environ.get("SEALGATE_BENCH_KEEP")
@@ -176,25 +213,25 @@ def sampler_interval() -> float:
     return SAMPLE_S
 
 
-def seal() -> list[tuple[str, str, str]]:
+def seal(sprint: str | None = None) -> list[tuple[str, str, str]]:
     """The default seal (its drill phases) and a `--drill all` seal (the on-request phases too), each against its
     floor."""
-    return _one_seal(drill_all=False) + _one_seal(drill_all=True)
+    return _one_seal(drill_all=False, sprint=sprint) + _one_seal(drill_all=True, sprint=sprint)
 
 
-def seal_default() -> list[tuple[str, str, str]]:
-    return _one_seal(drill_all=False)
+def seal_default(sprint: str | None = None) -> list[tuple[str, str, str]]:
+    return _one_seal(drill_all=False, sprint=sprint)
 
 
-def seal_all() -> list[tuple[str, str, str]]:
-    return _one_seal(drill_all=True)
+def seal_all(sprint: str | None = None) -> list[tuple[str, str, str]]:
+    return _one_seal(drill_all=True, sprint=sprint)
 
 
 def _timed_checks(repo: Path, stage: int, check_ids: list[str], then: str = "") -> float:
     """Seconds for the given checks (plus the `then` statement) in a fresh interpreter inside the clone."""
     code = (
         "import time,sys; from pathlib import Path; sys.path.insert(0,'tests');"
-        "from checkrun import run_checks; from sealgate.checks import promql;"
+        "from checkrun import run_checks; from sealgate.analysis import promql;"
         "from sealgate.kernel.yamlsource import load_yaml;"
         f"t=time.monotonic(); run_checks(Path('.'),{stage},{check_ids!r});"
         + (f"{then};" if then else "")
@@ -302,6 +339,49 @@ def mixin() -> list[tuple[str, str, str]]:
     ]
 
 
+def _cpu(argv: list[str], cwd: Path) -> float:
+    """CPU seconds (user + system) of a command and every process it waited for (lint waits for its promtool)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, cwd=cwd, check=False, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _rule_files(directory: Path) -> list[Path]:
+    """Every YAML file under `directory` whose text declares top-level `groups:` (a Prometheus rule file)."""
+    found = [*directory.rglob("*.yml"), *directory.rglob("*.yaml")]
+    return sorted(p for p in found if p.is_file() and any(line.startswith("groups:") for line in p.open()))
+
+
+def lint(directory: str | None = None) -> list[tuple[str, str, str]]:
+    """`sealgate lint FILE…` against `promtool check rules` on the same files, in CPU time."""
+    with tempfile.TemporaryDirectory(prefix="sealgate-bench-") as tmp:
+        if directory is None:
+            where, what = Path(tmp), "generated mixin-shaped set"
+            for name, document in mixin_rule_files(2300).items():
+                (where / name).write_text(dump_rules(document))
+        else:
+            where, what = Path(directory).resolve(), f"{Path(directory).name} (given)"
+        files = [str(p) for p in _rule_files(where)]
+        if not files:
+            raise MissingFigure(f"lint: no rule file under {where}")
+        rules = sum(
+            1 for f in files for line in Path(f).read_text(errors="replace").splitlines()
+            if line.lstrip().startswith(("- alert:", "- record:"))
+        )  # fmt: skip
+        promtool = statistics.median(_cpu(["promtool", "check", "rules", *files], where) for _ in range(RUNS))
+        ours = statistics.median(
+            _cpu([sys.executable, "-m", "sealgate.cli", "lint", *files], where) for _ in range(RUNS)
+        )
+    return [
+        (
+            f"lint, {what} ({rules} rules in {len(files)} files): sealgate lint / promtool, CPU",
+            f"{ours / promtool:.2f}×",
+            f"{ours:.2f} s vs {promtool:.2f} s CPU (lint includes running promtool); goal ≤ 1.5×",
+        )
+    ]
+
+
 def cold() -> list[tuple[str, str, str]]:
     with tempfile.TemporaryDirectory(prefix="sealgate-bench-") as tmp:
         repo = _clone(Path(tmp) / "repo")
@@ -312,13 +392,14 @@ def cold() -> list[tuple[str, str, str]]:
         first_stage = None
         assert proc.stdout
         for line in proc.stdout:
-            if line.startswith("EIXO 0 (preflight)"):
+            if line.startswith(("EIXO 0 (", "stage 0 (")):
                 first_stage = time.monotonic() - started
                 break
         proc.kill()
         proc.wait()
-    text = f"{first_stage:.1f} s" if first_stage is not None else "never started"
-    return [("cold start: fresh clone → first stage", text, "goal ≤ 15 s with uv")]
+    if first_stage is None:
+        raise MissingFigure("cold start: the first stage never started")
+    return [("cold start: fresh clone → first stage", f"{first_stage:.1f} s", "goal ≤ 15 s with uv")]
 
 
 BENCHES = {
@@ -327,14 +408,31 @@ BENCHES = {
     "seal-all": seal_all,
     "scale": scale,
     "mixin": mixin,
+    "lint": lint,
     "cold": cold,
 }
+TAKES_ARGUMENT = {"seal", "seal-default", "seal-all", "lint"}  # a sprint id, or a directory
 
 
-def main(names: list[str]) -> int:
+def main(args: list[str]) -> int:
+    """Run the named benches (`name [ARG]`…, default: all but the two `seal-*`) and print one row per figure."""
+    runs: list[tuple[str, str | None]] = []
+    for arg in args:
+        if arg in BENCHES:
+            runs.append((arg, None))
+        elif runs and runs[-1][0] in TAKES_ARGUMENT and runs[-1][1] is None:
+            runs[-1] = (runs[-1][0], arg)
+        else:
+            print(f"bench: unknown bench {arg!r} (known: {', '.join(BENCHES)})", file=sys.stderr)
+            return 2
+    runs = runs or [(n, None) for n in BENCHES if not n.startswith("seal-")]
     rows: list[tuple[str, str, str]] = []
-    for name in names or [n for n in BENCHES if not n.startswith("seal-")]:
-        rows += BENCHES[name]()
+    try:
+        for name, arg in runs:
+            rows += BENCHES[name](arg) if arg is not None else BENCHES[name]()
+    except MissingFigure as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
     width = max(len(r[0]) for r in rows)
     for label, value, note in rows:
         print(f"{label.ljust(width)}  {value:>10}  {note}")

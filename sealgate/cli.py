@@ -1,4 +1,7 @@
-"""`sealgate` console script: the same verbs as the Nox sessions."""
+"""`sealgate` console script: the same verbs as the Nox sessions.
+
+Each verb imports only what it uses (`sealgate lint`, run by pre-commit on every commit, reads its files before the
+engine, git, the evidence store, the check library or Jinja2 are ever imported)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,13 @@ import argparse
 import datetime
 import os
 import sys
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sealgate import __version__, engine
-from sealgate.api.context import RunOptions
-from sealgate.kernel.errors import EXIT_USAGE, InputError, Problem
+from sealgate import __version__
+from sealgate.kernel.errors import EXIT_USAGE, InputError, Interrupted, Problem, SealgateError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sealgate {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    p = verbs.add_parser("seal", help="run every stage (EIXO), judge the criteria, render the report, create the tag")
+    p = verbs.add_parser("seal", help="run every stage, judge the criteria, render the report, create the tag")
     _common(p)
     _run_options(p)
     p.add_argument(
@@ -58,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="re-run every stage even where evidence could be reused")
 
-    p = verbs.add_parser("eixo", help="run one stage (EIXO) and write its evidence")
+    p = verbs.add_parser("eixo", help="run one stage and write its evidence")
     p.add_argument("number", type=int, help="the stage's number, as the sprint spec declares it")
     _common(p)
     _run_options(p)
@@ -73,12 +77,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compose", help="the compose file (default: compose.yaml or docker-compose.yml at the top of the repository)"
     )
+    p.add_argument(
+        "--example",
+        metavar="NAME",
+        help="write the example spec NAME instead of the skeleton, commented stage by stage and check by check "
+        f"(examples: {', '.join(_example_names())})",
+    )
+    p.add_argument("--repo", type=Path, default=Path.cwd(), help="the repository (default: current directory)")
+
+    p = verbs.add_parser(
+        "checks",
+        help="the check library: every check (id, title, stage kind, whether it needs the stack), or one check's "
+        "parameters and an example `with:` block",
+        description="Parameters come from the JSON Schema the spec loader validates `with:` against. "
+        "`--markdown` prints the reference page (docs/checks.md).",
+    )
+    p.add_argument("check_id", nargs="?", metavar="ID", help="one check (a former id works too)")
+    p.add_argument("--language", default="en", help="the titles' language: a language a spec may use (en, pt-BR)")
+    p.add_argument("--markdown", action="store_true", help="the library as markdown, as docs/checks.md")
+    p.add_argument("--sprint", help="also the checks this sprint spec's plugins add")
     p.add_argument("--repo", type=Path, default=Path.cwd(), help="the repository (default: current directory)")
 
     p = verbs.add_parser("verify", help="re-check a seal and its chain of bases from git objects alone")
     p.add_argument("tag", help="the seal's tag (the spec's `tag:`)")
     _common(p)
     _as_of(p)
+    p.add_argument(
+        "--vsa",
+        type=Path,
+        metavar="FILE",
+        help="also write the outcome as a SLSA Verification Summary Attestation (in-toto Statement), PASSED or "
+        "FAILED; the exit code is verify's",
+    )
+    p.add_argument(
+        "--sign",
+        action="store_true",
+        help="write the --vsa file as a DSSE envelope signed with the SSH key git signs with",
+    )
 
     p = verbs.add_parser("status", help="every sprint in sprint/: open, sealed, verified or broken, and its base")
     p.add_argument("--repo", type=Path, default=Path.cwd(), help="repository (default: current directory)")
@@ -94,10 +129,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, default=Path.cwd(), help="repository (default: current directory)")
 
     p = verbs.add_parser(
+        "diff",
+        help="what changed from seal A to seal B (or to the open sprint's evidence): criteria, checks, rules, alert "
+        "coverage and drill times, restore times, waivers, images and tool versions",
+        description="A and B: seal tags or seal commits; B omitted (or --open): the open sprint judged from "
+        "artifacts/. Exit 0: a diff is information, not a verdict; 2: a ref that names no seal.",
+    )
+    p.add_argument("a", metavar="A", help="the earlier seal: its tag (the spec's `tag:`) or its seal commit")
+    p.add_argument("b", metavar="B", nargs="?", help="the later seal (default: the open sprint, as --open)")
+    p.add_argument("--open", action="store_true", help="compare A with the open sprint judged from artifacts/")
+    p.add_argument("--sprint", help="the open sprint (default: the newest open spec in sprint/)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--repo", type=Path, default=Path.cwd(), help="repository (default: current directory)")
+
+    p = verbs.add_parser(
         "lint",
         help="the parecer on any repository: rule files and dashboards parsed, promtool-checked, and every metric "
         "and label judged against expositions and/or Prometheus (no spec, no stack)",
-        description="Exit 0: no error finding; 1: error findings (warnings alone do not fail); 2: bad input.",
+        description="Exit 0: no error finding; 1: error findings (warnings alone do not fail); 2: bad input. "
+        "File names (what pre-commit passes) are sorted by content: a YAML with `groups:` or a PrometheusRule is a "
+        "rule file, a JSON with `panels`, `rows` or `dashboard` a dashboard; any other file is said and skipped. "
+        "Options taking several values stop at the next option: write `--metrics=FILE` (or end them with `--`) "
+        "before file names.",
+    )
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="files to lint, sorted into rule files and dashboards by content; others are skipped (pre-commit)",
     )
     p.add_argument("--rules", nargs="+", action="extend", default=[], metavar="GLOB", help="rule files (** recurses)")
     p.add_argument("--dashboards", nargs="+", action="extend", default=[], metavar="GLOB", help="Grafana dashboards")
@@ -124,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _example_names() -> list[str]:
+    """The example specs the wheel ships (listed from the package data: the help of every verb is built at each run,
+    and importing the scaffold, Nox included, would cost `sealgate lint` a tenth of a second)."""
+    folder = resources.files("sealgate") / "examples"
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
 def _as_of(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of",
@@ -140,9 +206,27 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed a usage line
         return EXIT_USAGE if exc.code else 0
-    root = args.repo
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen under nox/CI
+    return main_guard(lambda: run_verb(args))
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    root = args.repo
+    if args.verb == "lint":
+        from sealgate import lint
+
+        return lint.run(_lint_options(args), args.format)
+    if args.verb == "checks":
+        from sealgate import catalogue
+
+        return catalogue.checks(
+            root, args.check_id, language=args.language, as_markdown=args.markdown, sprint=args.sprint
+        )
+    from sealgate import engine
+
     if args.verb in ("seal", "eixo"):
+        from sealgate.api.context import RunOptions
+
         options = RunOptions(
             backend=args.backend,
             no_drill=args.no_drill,
@@ -152,21 +236,41 @@ def main(argv: list[str] | None = None) -> int:
             force=getattr(args, "force", False),
         )
         if args.verb == "seal":
-            return engine.main_guard(lambda: engine.seal(root, args.sprint, options))
-        return engine.main_guard(lambda: engine.eixo(root, args.sprint, args.number, options))
+            return engine.seal(root, args.sprint, options)
+        return engine.eixo(root, args.sprint, args.number, options)
     if args.verb == "init":
-        return engine.main_guard(lambda: engine.init(root, args.sprint, args.compose))
+        return engine.init(root, args.sprint, args.compose, example=args.example)
     if args.verb == "report":
-        return engine.main_guard(lambda: engine.report(root, args.sprint))
+        return engine.report(root, args.sprint)
     if args.verb == "status":
-        return engine.main_guard(lambda: engine.status(root, verify=not args.no_verify, today=args.as_of))
+        return engine.status(root, verify=not args.no_verify, today=args.as_of)
     if args.verb == "publish":
-        return engine.main_guard(lambda: engine.publish(root, args.remote))
+        return engine.publish(root, args.remote)
     if args.verb == "new":
-        return engine.main_guard(lambda: engine.new(root, args.sprint_id))
-    if args.verb == "lint":
-        return engine.main_guard(lambda: engine.lint(_lint_options(args), args.format))
-    return engine.main_guard(lambda: engine.verify(root, args.tag, args.sprint, today=args.as_of))
+        return engine.new(root, args.sprint_id)
+    if args.verb == "diff":
+        return engine.diff(root, args.a, args.b, args.open, args.sprint, args.format)
+    return engine.verify(root, args.tag, args.sprint, today=args.as_of, vsa=args.vsa, sign=args.sign)
+
+
+def main_guard(func: Callable[[], int]) -> int:
+    """Run a verb: user mistakes become one clear line and a non-zero exit, never a traceback."""
+    try:
+        return func()
+    except SealgateError as exc:
+        for problem in exc.problems:
+            print(f"sealgate: {problem}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        print(f"sealgate: interrupted (SIGINT) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
+        return 130
+    except Interrupted as exc:
+        print(f"sealgate: interrupted (SIGTERM) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
+        return Interrupted.exit_code
+
+
+def _where(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args and exc.args[0] else "before any stage ran"
 
 
 def _lint_options(args: argparse.Namespace) -> Any:
@@ -184,6 +288,7 @@ def _lint_options(args: argparse.Namespace) -> Any:
         root=args.repo,
         rules=args.rules,
         dashboards=args.dashboards,
+        files=args.files,
         metrics=args.metrics,
         prometheus=args.prometheus,
         min_age_s=durations["min_age"],

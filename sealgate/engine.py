@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import difflib
 import fcntl
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sealgate.evidence import integrity, signing
 from sealgate.evidence.judge import Judgement, judge
 from sealgate.evidence.reuse import reusable
 from sealgate.evidence.store import EvidenceStore
-from sealgate.kernel.errors import EXIT_OK, EXIT_REFUSED, SealgateError
+from sealgate.kernel.errors import EXIT_OK, EXIT_REFUSED, InputError, Interrupted, Problem, SealgateError
 from sealgate.kernel.fsutil import STATE_DIR, atomic_write
 from sealgate.kernel.gitrepo import Repo
 from sealgate.reports.ci_outputs import write_ci_outputs
@@ -34,16 +34,11 @@ from sealgate.seal import lifecycle
 from sealgate.seal import publish as publishing
 from sealgate.seal import tag as tagging
 from sealgate.seal.verify import verify as verify_seal
+from sealgate.seal.vsa import write_summary
 from sealgate.sprint import seals
 from sealgate.sprint.model import Spec
 
 Printer = Callable[[str], None]
-
-
-class Interrupted(BaseException):
-    """SIGTERM during a run: unwinds like KeyboardInterrupt so the stack is stopped and no tag is made."""
-
-    exit_code = 143
 
 
 @contextlib.contextmanager
@@ -80,6 +75,41 @@ def _run_guard(root: Path, slug: str) -> Iterator[Path]:
 def _open(root: Path, sprint: str | None) -> tuple[Repo, Spec]:
     repo = Repo(root)
     return repo, open_spec(repo.root, sprint)
+
+
+def check_backend(name: str) -> None:
+    """Refuse a backend no installed distribution provides — before anything runs or is written (a run would
+    otherwise judge the static checks, overwrite the stage's evidence and only then fail to start the stack)."""
+    from sealgate.backends import available_backends, requested_backend
+
+    requested = requested_backend(name)
+    known = sorted(available_backends())
+    if requested == "auto" or requested in known:
+        return
+    # The command line's default is the environment's value (and `auto` defers to it): name where it came from.
+    from_environment = name.strip().lower() in ("", "auto", os.environ.get("SEALGATE_BACKEND", "").strip().lower())
+    option = "SEALGATE_BACKEND" if from_environment else "--backend"
+    close = difflib.get_close_matches(requested, known, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + f"choose one of auto, {', '.join(known)}"
+    raise InputError(Problem(option, f"unknown backend {requested!r}", hint))
+
+
+def _check_stage(root: Path, spec: Spec, number: int) -> None:
+    """A stage number the spec does not declare is bad input, said at the spec's `stages:` line."""
+    if number in spec.stages:
+        return
+    from sealgate.sprint.spec import read_spec
+
+    where = read_spec(root, spec.id).doc.where(["stages"])
+    declared = ", ".join(map(str, spec.stages))
+    first = next(iter(spec.stages))
+    raise InputError(
+        Problem(
+            where,
+            f"sprint {spec.id} declares no {spec.stage_word} {number}",
+            f"it declares {spec.stage_word} {declared}: run one of them, e.g. `sealgate eixo {first}`",
+        )
+    )
 
 
 def _run_stages(
@@ -132,6 +162,8 @@ def seal(
     out: Printer = print,
     stack_factory: Callable[..., Any] | None = None,
 ) -> int:
+    if stack_factory is None:  # a factory given (tests) replaces the backends altogether
+        check_backend(options.backend)
     # A sprint already sealed on HEAD's history is never run again (said, and re-verified when named); without
     # --sprint the newest *open* sprint is the one sealed.
     picked = lifecycle.pick_for_seal(Repo(root), sprint, out, lambda tag, sid: _reverify(root, tag, sid, out))
@@ -186,11 +218,10 @@ def eixo(
     out: Printer = print,
     stack_factory: Callable[..., Any] | None = None,
 ) -> int:
+    if stack_factory is None:
+        check_backend(options.backend)
     repo, spec = _open(root, sprint)
-    if number not in spec.stages:
-        raise SealgateError(
-            f"{spec.relpath}: sprint {spec.id} declares no {spec.stage_word} {number} (it has {sorted(spec.stages)})"
-        )
+    _check_stage(repo.root, spec, number)
     _run_stages(repo, spec, [number], options, out, stack_factory)
     judgement = judge(spec, repo.root, repo.head(), stages=[number])
     verdict = judgement.stages[number]
@@ -216,19 +247,41 @@ def report(root: Path, sprint: str | None, out: Printer = print) -> int:
     return EXIT_OK
 
 
-def init(root: Path, sprint_id: str, compose: str | None, out: Printer = print) -> int:
+def init(root: Path, sprint_id: str, compose: str | None, out: Printer = print, example: str | None = None) -> int:
     from sealgate import scaffold
 
-    for name in scaffold.init(root.resolve(), sprint_id, compose):
+    done = scaffold.init(root.resolve(), sprint_id, compose, example)
+    for name in done.written:
         out(f"wrote {name}")
-    out(f"next: review the stack description and sprint/{sprint_id}.yaml, then `nox -s seal` (or `sealgate seal`)")
+    for note in done.notes:
+        out(f"note: {note}")
+    # What the written spec still needs (an example's paths are its own layout): said now, at its lines, rather
+    # than by the first run.
+    try:
+        open_spec(root.resolve(), sprint_id)
+    except InputError as exc:
+        for problem in exc.problems:
+            out(f"todo: {problem}")
+    reviewed = "the stack description and " if done.stack_path else ""
+    out(f"next: review {reviewed}sprint/{sprint_id}.yaml, then `nox -s seal` (or `sealgate seal`)")
     return EXIT_OK
 
 
 def verify(
-    root: Path, tag_name: str, sprint: str | None, out: Printer = print, today: datetime.date | None = None
+    root: Path,
+    tag_name: str,
+    sprint: str | None,
+    out: Printer = print,
+    today: datetime.date | None = None,
+    vsa: Path | None = None,
+    sign: bool = False,
 ) -> int:
-    """From git objects alone (the tag, its seal commit, the judged commit), then the chain of bases: 0, 1 or 3."""
+    """From git objects alone (the tag, its seal commit, the judged commit), then the chain of bases: 0, 1 or 3.
+    `vsa`: also write what it concluded there as a SLSA Verification Summary (`sign`: in a signed DSSE envelope)."""
+    if sign and vsa is None:
+        raise InputError(Problem("--sign", "signs the verification summary: give --vsa FILE too"))
+    if vsa is not None:
+        return write_summary(root, tag_name, sprint, vsa, sign=sign, report=out, today=today)
     return verify_seal(root, tag_name, sprint, report=out, today=today)
 
 
@@ -252,36 +305,32 @@ def new(root: Path, sprint: str, out: Printer = print) -> int:
     return EXIT_OK
 
 
-def lint(options: Any, fmt: str = "text", out: Printer = print, err: Printer | None = None) -> int:
-    """`sealgate lint`: the parecer on any repository's rule files and dashboards (checks/lint.py); exit 0 with no
-    error finding, 1 with some (warnings alone do not fail: a seal passes with them too), 2 for bad input."""
+def diff(
+    root: Path,
+    a: str,
+    b: str | None,
+    open_sprint: bool = False,
+    sprint: str | None = None,
+    fmt: str = "text",
+    out: Printer = print,
+) -> int:
+    """`sealgate diff A [B]`: seal A against seal B, or against the open sprint's evidence (B omitted or --open).
+    Always 0 when both sides can be read: a diff is information, not a verdict."""
     import json
 
-    from sealgate import lint as linting
-    from sealgate.analysis.parecer import KINDS
+    from sealgate.seal import diff as diffing
 
-    def note(line: str) -> None:
-        (out if fmt == "text" else (err or (lambda text: print(text, file=sys.stderr))))(line)
-
-    report = linting.lint(options)
+    if b is not None and open_sprint:
+        raise InputError(Problem("diff", f"B ({b}) and --open both name the later side", "give one of them"))
+    if b is not None and sprint:
+        raise InputError(Problem("diff --sprint", "names the open sprint, but B is a seal", "drop --sprint or B"))
+    result = diffing.diff(Repo(root), a, b, sprint)
     if fmt == "json":
-        out(json.dumps([f.to_json() for f in report.findings], indent=2))
-    elif fmt == "sarif":
-        out(json.dumps(linting.lint_sarif(report.findings, {**KINDS, **linting.OTHER_KINDS}), indent=2))
+        out(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:
-        for finding in report.findings:
-            out(f"{finding.where()}: {finding.severity}: {finding.message} [{finding.check} {finding.kind}]")
-    for text in report.notes:
-        note(f"note: {text}")
-    other = ", ".join(f"{n} {kind}" for kind, n in sorted(report.other_queries.items()))
-    note(
-        f"sealgate lint: {report.errors} error(s), {report.warnings} warning(s) — {report.rules} rules in "
-        f"{report.rule_files} files, {report.dashboards} dashboards ({report.queries} PromQL queries"
-        + (f"; not PromQL, not judged: {other}" if other else "")
-        + ")"
-        + (f"; judged against {', '.join(report.sources)}" if report.sources else "")
-    )
-    return EXIT_REFUSED if report.errors else EXIT_OK
+        for line in diffing.text_lines(result):
+            out(line)
+    return EXIT_OK
 
 
 def _say_stale(judgement: Judgement, out: Printer) -> None:
@@ -335,23 +384,3 @@ def _write_report(
     text = _render_report(repo, judgement, head, outcome, digest)
     out(f"report: {write_report(repo.root, judgement.spec.id, text).relative_to(repo.root)}")
     write_ci_outputs(repo.root, judgement)
-
-
-def main_guard(func: Callable[[], int]) -> int:
-    """Run a verb: user mistakes become one clear line and a non-zero exit, never a traceback."""
-    try:
-        return func()
-    except SealgateError as exc:
-        for problem in exc.problems:
-            print(f"sealgate: {problem}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt as exc:
-        print(f"sealgate: interrupted (SIGINT) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
-        return 130
-    except Interrupted as exc:
-        print(f"sealgate: interrupted (SIGTERM) {_where(exc)}: stack stopped, no tag created", file=sys.stderr)
-        return 143
-
-
-def _where(exc: BaseException) -> str:
-    return str(exc.args[0]) if exc.args and exc.args[0] else "before any stage ran"

@@ -1,26 +1,32 @@
 """`sealgate lint`: the parecer de executabilidade for any repository — no sprint spec, no stack.
 
-Reads rule files (`--rules`) and Grafana dashboards (`--dashboards`), checks the rules with `promtool check rules`
-(run while the files are parsed here, each file once), parses every rule and panel query, and judges every metric and
-label against the given expositions (`--metrics` files or URLs) and/or a Prometheus (`--prometheus`) with the same
-code a seal's rules and dashboard stages run (analysis/rulefiles.py `judge_rules`, analysis/parecer.py
-`judge_panels`): a seal and `lint` never disagree. Each finding names the check that reports the same thing in a seal.
+Reads rule files (`--rules`) and Grafana dashboards (`--dashboards`), or file names (what pre-commit passes) sorted
+into rule files and dashboards by their content, checks the rules with `promtool check rules` (run while the files
+are parsed here, each file once), parses every rule and panel query, and judges every metric and label against the
+given expositions (`--metrics` files or URLs) and/or a Prometheus (`--prometheus`) with the same code a seal's rules
+and dashboard stages run (analysis/rulefiles.py `judge_rules`, analysis/parecer.py `judge_panels`): a seal and `lint`
+never disagree. Each finding names the check that reports the same thing in a seal.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sealgate import __version__
-from sealgate.analysis import parecer, promtool, rulefiles
+from sealgate.analysis import parecer, promql, promtool, rulefiles
 from sealgate.analysis.grafana_query import dashboard_queries, read_dashboard, render_prometheus, variables_of
-from sealgate.kernel.errors import InputError, Problem
+from sealgate.kernel.errors import EXIT_OK, EXIT_REFUSED, InputError, Problem
 
 PROMTOOL_TIMEOUT = 300.0
 
@@ -66,6 +72,7 @@ class LintOptions:
     root: Path
     rules: list[str] = field(default_factory=list)
     dashboards: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # file names, sorted by content (sort_files)
     metrics: list[str] = field(default_factory=list)
     prometheus: str | None = None
     min_age_s: float = parecer.MIN_AGE_S
@@ -109,6 +116,116 @@ def expand(root: Path, patterns: list[str], option: str) -> list[Path]:
             raise InputError(Problem(option, f"{pattern!r} matches no file", "check the glob; quote it for the shell"))
         found.update(dict.fromkeys(matches))
     return list(found)
+
+
+# --- inputs: globs by role, and file names sorted by what they hold -------------------------------------------------
+# pre-commit passes every changed file of the types a hook filters (`sealgate lint FILE...`): a rule file is told from
+# a dashboard, and both from any other YAML or JSON (a compose file, a workflow, a package.json), by content, never by
+# name — teams keep rules in `alerts/*.yaml`, `rules.yml`, `*-prometheusRule.yaml`. What is neither is said and
+# skipped, not an error, so the hook can be given every YAML and JSON file of a commit.
+
+RULES, DASHBOARD = "rules", "dashboard"
+# A top-level `groups:` key, as block YAML writes it (Prometheus', Thanos' and Mimir's rule files all do): found
+# without parsing, so a rule file with a syntax error is still sorted as one, and its error reported at its line.
+_TOP_LEVEL_GROUPS = re.compile(r"^groups[ \t]*:", re.MULTILINE)
+_DASHBOARD_KEYS = ("panels", "rows", "dashboard")
+_DASHBOARD_KEY_TEXT = re.compile(r'"(?:panels|rows|dashboard)"\s*:')
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: sorting reads every file once
+
+
+@dataclass
+class LintInputs:
+    rules: list[str]  # repository-relative, as findings name them
+    dashboards: list[Path]
+    notes: list[str]  # each file given that was skipped, and why
+
+
+def classify(name: str, text: str) -> tuple[str | None, str]:
+    """What a file holds: RULES (a rule file — a top-level `groups:` — or a Prometheus Operator PrometheusRule),
+    DASHBOARD (a JSON object with `panels`, `rows` or `dashboard`), or None and why it is neither."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        json_error = f"line {exc.lineno}: {exc.msg}"
+    else:
+        if isinstance(document, dict) and ("groups" in document or rulefiles.is_operator_rule(document)):
+            return RULES, ""  # JSON is YAML: Prometheus reads a rule file written as JSON
+        if isinstance(document, dict) and any(key in document for key in _DASHBOARD_KEYS):
+            return DASHBOARD, ""
+        return None, "JSON that is neither a dashboard (no `panels`, `rows` or `dashboard`) nor a rule file"
+    if name.lower().endswith(".json"):
+        if _DASHBOARD_KEY_TEXT.search(text):
+            return DASHBOARD, ""  # a broken dashboard: its JSON error is a finding at its line
+        return None, f"not valid JSON ({json_error}) and names no panels, rows or dashboard"
+    if _TOP_LEVEL_GROUPS.search(text) or rulefiles.is_operator_kind(text):
+        try:
+            documents = [d for d in yaml.load_all(text, Loader=_YAML_LOADER) if d is not None]
+        except yaml.YAMLError:
+            return RULES, ""  # a broken rule file: its YAML error is a finding at its line
+        if len(documents) > 1:
+            # A manifest stream (kustomize, helm output): Prometheus and promtool read one document per rule file.
+            return None, f"{len(documents)} YAML documents in one file: a rule file or PrometheusRule is one document"
+        return RULES, ""
+    if text.lstrip().startswith("{"):  # YAML's flow style: `{groups: [...]}`
+        try:
+            document = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (CSafeLoader or SafeLoader)
+        except yaml.YAMLError:
+            document = None
+        if isinstance(document, dict) and ("groups" in document or rulefiles.is_operator_rule(document)):
+            return RULES, ""
+    return None, "neither a rule file (no top-level `groups:`, not a PrometheusRule) nor a Grafana dashboard"
+
+
+def sort_files(root: Path, names: list[str]) -> LintInputs:
+    """The file names given as arguments, sorted by content (classify). A file that does not exist or cannot be read
+    is bad input; one that is not UTF-8 text, or neither a rule file nor a dashboard, is noted and skipped."""
+    inputs = LintInputs([], [], [])
+    seen: set[Path] = set()
+    for name in names:
+        path = Path(name) if Path(name).is_absolute() else root / name
+        if path.resolve() in seen:  # `a.yml` and `./a.yml`: one file
+            continue
+        seen.add(path.resolve())
+        if path.is_dir():
+            raise InputError(Problem(name, "is a directory", "give files, or a glob with --rules/--dashboards"))
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            hint = "names are relative to --repo: the current directory unless given"
+            raise InputError(Problem(name, "no such file", hint)) from None
+        except OSError as exc:
+            raise InputError(Problem(name, f"cannot read: {exc.strerror}", "check its permissions")) from None
+        except UnicodeDecodeError:
+            inputs.notes.append(f"{_display(root, path)}: not UTF-8 text: skipped")
+            continue
+        kind, why = classify(path.name, text)
+        if kind == RULES:
+            inputs.rules.append(_display(root, path))
+        elif kind == DASHBOARD:
+            inputs.dashboards.append(path)
+        else:
+            inputs.notes.append(f"{_display(root, path)}: {why}: skipped")
+    return inputs
+
+
+def lint_inputs(options: LintOptions) -> LintInputs:
+    """Every rule file and dashboard to lint: the globs' matches (a glob that matches nothing is bad input) and the
+    file names sorted by content, each file once. Nothing at all to lint is bad input only when nothing was given:
+    file names that are all skipped lint nothing, and pass (pre-commit gives the hook every changed YAML or JSON)."""
+    if not options.rules and not options.dashboards and not options.files:
+        raise InputError(
+            Problem("sealgate lint", "nothing to lint", "give FILE..., --rules GLOB and/or --dashboards GLOB")
+        )
+    root = options.root
+    given = sort_files(root, options.files)
+    rules = [_display(root, p) for p in expand(root, options.rules, "--rules")]
+    dashboards = expand(root, options.dashboards, "--dashboards")
+    known = {p.resolve() for p in dashboards}
+    return LintInputs(
+        list(dict.fromkeys(rules + given.rules)),
+        dashboards + [p for p in given.dashboards if p.resolve() not in known],
+        given.notes,
+    )
 
 
 def _read_sources(options: LintOptions) -> tuple[list[parecer.Exposition], parecer.PrometheusSource | None]:
@@ -190,13 +307,11 @@ class _Promtool:
 
 def lint(options: LintOptions) -> LintReport:
     """Every finding about the given files; InputError (exit 2) for input that cannot be read at all."""
-    if not options.rules and not options.dashboards:
-        raise InputError(Problem("sealgate lint", "nothing to lint", "give --rules GLOB and/or --dashboards GLOB"))
     root = options.root
-    rule_paths = [_display(root, p) for p in expand(root, options.rules, "--rules")]
-    dashboard_paths = expand(root, options.dashboards, "--dashboards")
+    inputs = lint_inputs(options)
+    rule_paths, dashboard_paths = inputs.rules, inputs.dashboards
     expositions, prometheus = _read_sources(options)
-    report = LintReport([])
+    report = LintReport([], notes=list(inputs.notes))
     report.sources = [e.origin for e in expositions] + ([f"Prometheus {prometheus.url}"] if prometheus else [])
     findings = report.findings
     promtool = _Promtool(root, rule_paths, report.notes)
@@ -206,7 +321,8 @@ def lint(options: LintOptions) -> LintReport:
         checked = promtool.result()
     report.rule_files, report.rules = len(rule_paths), len(rule_set)
     _promtool_findings(checked, rule_set, rule_paths, findings, report)
-    judge = parecer.Parecer(expositions, prometheus, rulefiles.recordings(rule_set), options.target_labels)
+    alerts = [rule.name for rule in rule_set if rule.kind == "alert"]
+    judge = parecer.Parecer(expositions, prometheus, rulefiles.recordings(rule_set), options.target_labels, alerts)
     try:
         _judge_rules(judge, rule_set, findings)
         for path in dashboard_paths:
@@ -215,6 +331,12 @@ def lint(options: LintOptions) -> LintReport:
         raise InputError(Problem("--prometheus", str(exc))) from None
     if not judge.judges_existence:
         report.notes.append("no --metrics or --prometheus: metrics and labels were not judged, only syntax")
+    if judge.unjudged_labels:
+        labels = ", ".join(sorted(judge.unjudged_labels))
+        report.notes.append(
+            f"the values of {labels} matchers were not judged: Prometheus adds those labels at scrape time, so only "
+            "--prometheus knows them"
+        )
     report.dashboards = len(dashboard_paths)
     findings.sort(key=lambda f: (f.file, f.line or 0, f.json_path or "", f.message))
     return report
@@ -268,8 +390,8 @@ def _promtool_findings(
         reported = {f.file for f in findings if f.severity == "error"}
     for rule in rule_set:
         try:
-            rulefiles.promql.parse(rule.expr)
-        except rulefiles.promql.PromQLError as exc:
+            promql.analyse(rule.expr)  # cached: the parecer's judgement below reads the same analysis
+        except promql.PromQLError as exc:
             if checked is None:
                 findings.append(
                     LintFinding(
@@ -302,9 +424,9 @@ def _judge_rules(judge: parecer.Parecer, rule_set: list[rulefiles.Rule], finding
                     "rules/metrics-exist",
                     verdict.kind,
                     verdict.severity,
-                    f"rule {rule.name}: {verdict.message}",
+                    parecer.rule_message(rule.kind, rule.name, verdict),  # the words rules/metrics-exist uses
                     rule.file,
-                    rulefiles.verdict_line(rule, verdict),
+                    parecer.rule_line(rule, verdict),
                 )
             )
 
@@ -424,3 +546,35 @@ def lint_sarif(findings: list[LintFinding], kinds: dict[str, str]) -> dict[str, 
             {"tool": {"driver": {"name": "sealgate lint", "version": __version__, "rules": rules}}, "results": results}
         ],
     }
+
+
+def run(options: LintOptions, fmt: str = "text", out: Callable[[str], None] = print) -> int:
+    """`sealgate lint`: the findings in `fmt` (text, json, sarif) on `out`, notes and the summary line after them (on
+    stderr for json and sarif, which must stay one document); exit 0 with no error finding, 1 with some (warnings
+    alone do not fail: a seal passes with them too). Bad input raises InputError (exit 2)."""
+
+    def note(line: str) -> None:
+        if fmt == "text":
+            out(line)
+        else:
+            print(line, file=sys.stderr)
+
+    report = lint(options)
+    if fmt == "json":
+        out(json.dumps([f.to_json() for f in report.findings], indent=2))
+    elif fmt == "sarif":
+        out(json.dumps(lint_sarif(report.findings, {**parecer.KINDS, **OTHER_KINDS}), indent=2))
+    else:
+        for finding in report.findings:
+            out(f"{finding.where()}: {finding.severity}: {finding.message} [{finding.check} {finding.kind}]")
+    for text in report.notes:
+        note(f"note: {text}")
+    other = ", ".join(f"{n} {kind}" for kind, n in sorted(report.other_queries.items()))
+    note(
+        f"sealgate lint: {report.errors} error(s), {report.warnings} warning(s) — {report.rules} rules in "
+        f"{report.rule_files} files, {report.dashboards} dashboards ({report.queries} PromQL queries"
+        + (f"; not PromQL, not judged: {other}" if other else "")
+        + ")"
+        + (f"; judged against {', '.join(report.sources)}" if report.sources else "")
+    )
+    return EXIT_REFUSED if report.errors else EXIT_OK

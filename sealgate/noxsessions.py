@@ -9,13 +9,21 @@ Every session is a thin wrapper around the `sealgate` console script. The `eixo_
 sprint specs in `sprint/`: one per stage (EIXO) number any spec declares, its description naming each sprint's title for
 it (`nox -l` shows them). This module is imported by the interpreter that runs Nox, so it needs nothing but Nox and
 PyYAML, and reads the specs only for their stage numbers and titles (the engine validates them when a session runs).
+
+A spec that cannot be read for its stages (a YAML slip, no `stages:` list) still gives its sessions: the stage
+numbers are taken from its text (`number: N` lines), `nox -l` says the spec does not load and where (file:line), and
+`nox -s eixo_<N>` runs the CLI on that spec, which prints every problem — rather than Nox answering
+`Sessions not found`. (Nox ends a failed session with its own exit 1: it reduces session results to 0 or 1, so the
+CLI's 2 for bad input shows only in the printed line.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nox
@@ -24,27 +32,78 @@ SPRINT_DIR = "sprint"
 INSTALL_STAMP = ".sealgate-installed"
 
 
+# What a spec that does not parse still says: its stage numbers and its language, line by line.
+_NUMBER_LINE = re.compile(r"\bnumber:\s*(\d{1,2})\b")
+_LANGUAGE_LINE = re.compile(r"^language:\s*['\"]?([A-Za-z-]+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class UnreadableSpec:
+    """A spec in sprint/ that cannot be read for its stages: where and why, and the stage numbers its text names."""
+
+    relpath: str
+    sprint: str  # the file's stem: what `--sprint` takes
+    problem: str  # "sprint/F1.yaml:7: YAML syntax error: …" (the CLI says the same, with every other problem)
+    numbers: tuple[int, ...]
+    language: str
+
+
 def declared_stages(root: Path) -> dict[int, list[tuple[str, str]]]:
     """Stage number -> (`"<title> (<sprint>)"`, the spec's language) for each spec in sprint/ that declares it. A
-    spec that cannot be read is skipped here: running any session reports it properly."""
+    spec that cannot be read is left out here (see `read_declarations`)."""
+    return read_declarations(root)[0]
+
+
+def read_declarations(root: Path) -> tuple[dict[int, list[tuple[str, str]]], list[UnreadableSpec]]:
+    """The stages every readable spec in sprint/ declares (as `declared_stages`), and the specs that cannot be read."""
     import yaml  # only where the sessions are built: PyYAML is sealgate's own dependency
 
     stages: dict[int, list[tuple[str, str]]] = {}
+    unreadable: list[UnreadableSpec] = []
     for path in sorted((root / SPRINT_DIR).glob("*.yaml")):
         if path.name.endswith(".waivers.yaml"):
             continue
+        relpath = f"{SPRINT_DIR}/{path.name}"
         try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            unreadable.append(UnreadableSpec(relpath, path.stem, f"{relpath}: cannot read: {exc}", (), "en"))
             continue
-        if not isinstance(spec, dict) or not isinstance(spec.get("stages"), list):
+        try:
+            # libyaml's parser when PyYAML has it, as the CLI's loader: the same error, worded the same.
+            spec = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.MarkedYAMLError as exc:  # worded as the CLI's loader words it (kernel/yamlsource.py)
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{relpath}:{mark.line + 1}" if mark else relpath
+            unreadable.append(
+                _unreadable(relpath, path.stem, f"{where}: YAML syntax error: {exc.problem or exc.context}", text)
+            )
+            continue
+        except yaml.YAMLError as exc:
+            unreadable.append(_unreadable(relpath, path.stem, f"{relpath}: YAML error: {exc}", text))
+            continue
+        if not isinstance(spec, dict):
+            unreadable.append(
+                _unreadable(relpath, path.stem, f"{relpath}:1: a sprint spec must be a YAML mapping", text)
+            )
+            continue
+        if not isinstance(spec.get("stages"), list):
+            line = next((n for n, t in enumerate(text.splitlines(), 1) if t.startswith("stages:")), None)
+            where = f"{relpath}:{line}" if line else relpath
+            unreadable.append(_unreadable(relpath, path.stem, f"{where}: $.stages: a list of stages is required", text))
             continue
         for stage in spec["stages"]:
             if isinstance(stage, dict) and isinstance(stage.get("number"), int):
                 title = stage.get("title") or stage.get("name") or ""
                 label = f"{title} ({spec.get('id', path.stem)})"
                 stages.setdefault(stage["number"], []).append((label, str(spec.get("language", "en"))))
-    return dict(sorted(stages.items()))
+    return dict(sorted(stages.items())), unreadable
+
+
+def _unreadable(relpath: str, sprint: str, problem: str, text: str) -> UnreadableSpec:
+    numbers = tuple(sorted({int(n) for n in _NUMBER_LINE.findall(text)}))
+    language = _LANGUAGE_LINE.search(text)
+    return UnreadableSpec(relpath, sprint, problem, numbers, language.group(1) if language else "en")
 
 
 def install(session: nox.Session, args: Sequence[str], project_file: Path | None = None) -> None:
@@ -106,15 +165,27 @@ def sealgate_sessions(
 
     register(
         "seal",
-        "Run every stage (EIXO), judge every criterion from evidence, render the SEAL report, create the tag.",
+        "Run every stage, judge every criterion from evidence, render the SEAL report, create the tag.",
         ("seal",),
         default=True,
     )
-    for number, titles in declared_stages(base).items():
+    stages, unreadable = read_declarations(base)
+    for number in sorted({*stages, *(n for spec in unreadable for n in spec.numbers)}):
+        titles = stages.get(number, [])
+        broken = [spec for spec in unreadable if number in spec.numbers]
+        languages = [language for _label, language in titles] + [spec.language for spec in broken]
         # The seed's word where every spec declaring the stage speaks pt-BR (the session is eixo_<N> either way).
-        word = "EIXO" if all(language == "pt-BR" for _label, language in titles) else "stage"
+        word = "EIXO" if all(language == "pt-BR" for language in languages) else "stage"
+        parts = [label for label, _ in titles] + [f"{spec.relpath} does not load: {spec.problem}" for spec in broken]
+        # A stage only broken specs declare runs on the first of them, so the session says its problems.
+        target = ("--sprint", broken[0].sprint) if broken and not titles else ()
+        register(f"eixo_{number}", f"{word} {number}: " + "; ".join(parts), ("eixo", str(number), *target))
+    if any(not spec.numbers for spec in unreadable):
+        # A spec whose text names no stage number gives no eixo session: this one says why it does not load.
         register(
-            f"eixo_{number}", f"{word} {number}: " + "; ".join(label for label, _ in titles), ("eixo", str(number))
+            "specs",
+            "Sprint specs that do not load: " + "; ".join(spec.problem for spec in unreadable if not spec.numbers),
+            ("eixo", "0", "--sprint", next(spec.sprint for spec in unreadable if not spec.numbers)),
         )
     register("report", "Render the SEAL report from the evidence on disk.", ("report",))
     register(
@@ -144,4 +215,4 @@ def sealgate_sessions(
     )
 
 
-__all__ = ["declared_stages", "install", "sealgate_sessions"]
+__all__ = ["UnreadableSpec", "declared_stages", "install", "read_declarations", "sealgate_sessions"]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sealgate.analysis.rulefiles import Rule
-from sealgate.api.context import Context
 from sealgate.kernel.text import first_line
+
+if TYPE_CHECKING:  # only for typing: `sealgate lint` runs without the check API's imports
+    from sealgate.api.context import Context
 
 _PROMTOOL_LOCATED = re.compile(r"^(?P<file>[^\s:][^:]*): (?P<line>\d+):(?P<col>\d+): (?P<what>.+)$")
 

@@ -49,3 +49,9 @@ class EvidenceError(SealgateError):
 
 class SealRefused(SealgateError):
     """The seal (tag) cannot be created; the message says why."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM during a run: unwinds like KeyboardInterrupt so the stack is stopped and no tag is made."""
+
+    exit_code = EXIT_INTERRUPTED_TERM

@@ -11,12 +11,14 @@ import datetime
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from sealgate.kernel.errors import InputError, Problem
+
+if TYPE_CHECKING:  # validating imports jsonschema; reading YAML (every lint run) does not
+    import jsonschema
 
 MAX_BYTES = 2 * 1024 * 1024  # hand-written files (specs, waivers, configs); callers may lift it
 MAX_NODES = 200_000  # at least; more for a larger text (see parse_yaml)
@@ -139,6 +141,8 @@ def json_path(path: tuple[Any, ...] | list[Any]) -> str:
 
 def schema_problems(doc: Located, validator: jsonschema.protocols.Validator) -> list[Problem]:
     """Every schema error of a located document as `file:line: $.path: what`, unknown keys with a "did you mean"."""
+    import jsonschema
+
     problems = []
     for error in sorted(validator.iter_errors(doc.value), key=lambda e: list(map(str, e.absolute_path))):
         # anyOf/oneOf errors are vague; show the most relevant sub-error (python-jsonschema's best_match).

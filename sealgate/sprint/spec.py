@@ -5,16 +5,24 @@ The loader is handed the check registry (the library and the spec's plugins alre
 that), so reading a spec never imports a check. It makes one pass per part of the spec — stages, prerequisites,
 criteria, the narrative's references, the base, waivers, the stack description — each adding its problems to one
 list, so a user sees every mistake at once.
+
+Repository paths in a check's `with:` are resolved here too: a parameter whose schema says `"format": "repo-path"`
+(a file or folder that must exist) or `"format": "repo-glob"` (a glob that must match a file; `**` crosses
+folders, as the checks expand it) is looked up when the spec loads, so a path that matches nothing is bad input at
+the spec's line — before a stage runs, the stack starts or any evidence is written — not a check failing later.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
+import glob
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+import jsonschema
 
 from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
 from sealgate.backends.description import StackDescription, load_description
@@ -25,6 +33,9 @@ from sealgate.model.registry import Registry
 from sealgate.sprint.model import CheckRef, Criterion, FindingMatcher, Spec, StageSpec, Waiver
 
 SPRINT_DIR = "sprint"
+# The JSON Schema `format`s of a check parameter naming repository files (api/params.py has the fragments checks use).
+REPO_PATH_FORMAT = "repo-path"  # a repository-relative file or folder that must exist
+REPO_GLOB_FORMAT = "repo-glob"  # a repository-relative glob that must match at least one file
 WAIVER_KINDS = ("check", "criterion", "test", "alert")
 FAILURE_VERDICTS = ("failed", "errored")
 
@@ -62,6 +73,92 @@ def _sprint_schema() -> dict[str, Any]:
 def _validator(schema: dict[str, Any]) -> Any:
     """Check parameter schemas may `$ref` the sprint schema's definitions."""
     return validator(schema, _sprint_schema())
+
+
+class RepositoryPathMiss(ValueError):
+    """A `repo-path` / `repo-glob` parameter that names nothing in the repository: what is wrong, what to do."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(what)
+        self.what = what
+        self.hint = hint
+
+
+def repository_path_problem(root: Path, value: str, *, is_glob: bool) -> RepositoryPathMiss | None:
+    """Why `value` (a `with:` path or glob) names nothing in the repository at `root`, or None when it does. A glob
+    matches as the checks expand it (files only, `**` crossing folders); a path may be a file or a folder."""
+    try:
+        return _path_problem(root, value, is_glob)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name longer than the filesystem allows, …
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return RepositoryPathMiss(f"{_shown(value)} is not a usable path ({why})", "name a file of the repository")
+
+
+def _path_problem(root: Path, value: str, is_glob: bool) -> RepositoryPathMiss | None:
+    if PurePosixPath(value).is_absolute():
+        return RepositoryPathMiss(f"{_shown(value)} is an absolute path", "give it relative to the repository root")
+    fixed = re.split(r"[*?\[]", value, maxsplit=1)[0] if is_glob else value
+    if not (root / fixed).resolve().is_relative_to(root.resolve()):
+        return RepositoryPathMiss(f"{_shown(value)} leaves the repository", "name a file inside it")
+    if is_glob:
+        if any(Path(root, match).is_file() for match in glob.iglob(value, root_dir=root, recursive=True)):
+            return None
+        what = f"{_shown(value)} matches no file in the repository"
+    else:
+        if (root / value).exists():
+            return None
+        what = f"{_shown(value)} is not in the repository"
+    near = _nearest_existing(root, value, is_glob)
+    return RepositoryPathMiss(what, f"did you mean {near!r}?" if near else "paths are relative to the repository root")
+
+
+def _shown(value: str, limit: int = 120) -> str:
+    """The value as a message quotes it: whole when it is a path a person wrote, cut when it is not."""
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
+def _nearest_existing(root: Path, value: str, is_glob: bool) -> str | None:
+    """`value` with its first missing part replaced by the closest name in the folder above it, when that names
+    something (a typo in a folder or file name)."""
+    parts = PurePosixPath(value).parts
+    folder = root
+    for index, part in enumerate(parts):
+        if glob.has_magic(part):
+            return None
+        if (folder / part).exists():
+            folder = folder / part
+            continue
+        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        for close in difflib.get_close_matches(part, names, n=3):
+            candidate = "/".join([*parts[:index], close, *parts[index + 1 :]])
+            if repository_path_problem(root, candidate, is_glob=is_glob) is None:
+                return candidate
+        return None
+    return None
+
+
+def _repository_formats(root: Path, cls: Any) -> jsonschema.FormatChecker:
+    """The draft's format checker plus `repo-path` and `repo-glob`, resolved against the repository at `root`."""
+    checker = jsonschema.FormatChecker(cls.FORMAT_CHECKER.checkers)
+    for name, is_glob in ((REPO_PATH_FORMAT, False), (REPO_GLOB_FORMAT, True)):
+
+        def names_something(value: object, is_glob: bool = is_glob) -> bool:
+            if not isinstance(value, str):  # a wrong type is the `type` keyword's error
+                return True
+            miss = repository_path_problem(root, value, is_glob=is_glob)
+            if miss is not None:
+                raise miss
+            return True
+
+        checker.checks(name, raises=RepositoryPathMiss)(names_something)
+    return checker
+
+
+def params_validator(schema: dict[str, Any], root: Path | None = None) -> Any:
+    """A validator of a check's `with:` schema; given the repository's `root`, its path parameters must name
+    something there (without it — judging recorded evidence — they are only strings)."""
+    checker = _validator(schema)
+    return checker if root is None else checker.evolve(format_checker=_repository_formats(root, type(checker)))
 
 
 @dataclass
@@ -105,12 +202,13 @@ def load_spec(
 ) -> Spec:
     """Load, validate and resolve a sprint spec against `registry`; raise InputError listing every problem found.
 
-    `with_stack=False` leaves the stack description unread (`spec.stack` is None): what judges evidence already
-    recorded (verify) needs the criteria and waivers, not the stack the run brought up."""
+    `with_stack=False` leaves the stack description unread (`spec.stack` is None) and the `with:` paths unresolved:
+    what judges evidence already recorded (verify, from the spec as of the judged commit, without its files) needs
+    the criteria and waivers, not the stack or the files the run read."""
     root = root.resolve()
     source = source or read_spec(root, sprint_id)
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
-    return _SpecReader(root, source, registry, today).read(with_stack)
+    return _SpecReader(root, source, registry, today, resolve_paths=with_stack).read(with_stack)
 
 
 @dataclass
@@ -119,6 +217,7 @@ class _SpecReader:
     source: SpecSource
     registry: Registry
     today: datetime.date
+    resolve_paths: bool = True  # `repo-path` / `repo-glob` parameters must name something in the repository
     problems: list[Problem] = field(default_factory=list)
     stages: dict[int, StageSpec] = field(default_factory=dict)
     placed: dict[str, tuple[int, int]] = field(default_factory=dict)  # check id -> (its stage, its index there)
@@ -187,9 +286,13 @@ class _SpecReader:
                 hint = f"did you mean {close[0]!r}?" if close else "mark it `planned: true` if it is not written yet"
                 self.problem([*where, "id"], f"unknown check id {check_id!r}", hint)
         else:
-            for error in _validator(definition.params_schema).iter_errors(params):
+            checker = params_validator(definition.params_schema, self.root if self.resolve_paths else None)
+            for error in checker.iter_errors(params):
                 sub = [*where, "with", *error.absolute_path]
-                self.problem(sub, f"{json_path(sub)}: {error.message}")
+                if isinstance(error.cause, RepositoryPathMiss):
+                    self.problem(sub, f"{json_path(sub)}: {error.cause.what}", error.cause.hint)
+                else:
+                    self.problem(sub, f"{json_path(sub)}: {error.message}")
         self.placed[check_id] = (number, ci)
         return CheckRef(check_id, params, definition, entry.get("title"))
 

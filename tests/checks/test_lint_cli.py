@@ -326,8 +326,10 @@ def test_warnings_alone_exit_0(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "sealgate: sealgate lint: nothing to lint (give --rules GLOB and/or --dashboards GLOB)"),
+        ((), "sealgate: sealgate lint: nothing to lint (give FILE..., --rules GLOB and/or --dashboards GLOB)"),
         (("--rules", "nowhere/*.yml"), "sealgate: --rules: 'nowhere/*.yml' matches no file"),
+        (("rules.yml", "nowhere.yml"), "sealgate: nowhere.yml: no such file (names are relative to --repo"),
+        ((".",), "sealgate: .: is a directory (give files, or a glob with --rules/--dashboards)"),
         (("--rules", "rules.yml", "--metrics", "absent.txt"), "sealgate: --metrics: absent.txt: cannot read"),
         (("--rules", "rules.yml", "--metrics", "rules.yml"), "sealgate: --metrics: rules.yml: not a Prometheus text"),
         (
@@ -337,7 +339,7 @@ def test_warnings_alone_exit_0(tmp_path: Path) -> None:
         (("--rules", "rules.yml", "--min-age", "soon"), "sealgate: --min-age: not a Prometheus duration: 'soon'"),
         (("--rules", "rules.yml", "--format", "xml"), "invalid choice: 'xml'"),
     ],
-    ids=["nothing", "glob", "metrics-file", "metrics-text", "prometheus", "duration", "format"],
+    ids=["nothing", "glob", "file", "directory", "metrics-file", "metrics-text", "prometheus", "duration", "format"],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     _rules_with_typos(tmp_path)
@@ -345,6 +347,102 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...], 
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- file names, as pre-commit passes them: sorted by content ---------------------------------------------------
+
+# A manifest stream as kustomize or helm writes it: a PrometheusRule among other objects.
+MANIFEST_STREAM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + OPERATOR_RULE
+BOARD_WITH_TYPO = {"panels": [{"title": "T", "targets": [{"refId": "A", "expr": "rate(app_typo_total[5m])"}]}]}
+
+
+def _team_repository(root: Path) -> list[str]:
+    """Files of every kind a commit may touch; the names pre-commit would pass (every YAML and JSON)."""
+    files = {
+        "alerts/app.yaml": "groups:\n  - name: g\n    rules:\n      - alert: Typo\n"
+        "        expr: rate(app_request_total[5m]) > 1\n",
+        "k8s/app-prometheusRule.yaml": OPERATOR_RULE,
+        "k8s/stream.yaml": MANIFEST_STREAM,
+        "dashboards/app.json": json.dumps(BOARD_WITH_TYPO, indent=2),
+        "compose.yaml": "services:\n  api:\n    image: example/api:1\n",
+        ".github/workflows/ci.yml": "on: push\njobs:\n  test:\n    runs-on: ubuntu-24.04\n    steps: [{run: make}]\n",
+        "web/package.json": '{"name": "web", "version": "1.0.0"}\n',
+        "metrics.txt": EXPOSITION,
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "logo.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")  # misnamed binary
+    return [name for name in [*files, "logo.json"] if name != "metrics.txt"]
+
+
+def test_file_names_are_sorted_into_rules_and_dashboards_by_content_and_the_rest_is_skipped(tmp_path: Path) -> None:
+    names = _team_repository(tmp_path)
+    done = sealgate_lint("--metrics=metrics.txt", *names, "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    findings = {(f["file"], f["line"], f["kind"]) for f in json.loads(done.stdout)}
+    assert findings == {
+        ("alerts/app.yaml", 5, "metric-missing"),  # the rule file
+        ("k8s/app-prometheusRule.yaml", 12, "promtool"),  # the PrometheusRule: its duplicate rule
+        ("k8s/app-prometheusRule.yaml", 15, "metric-missing"),
+        ("dashboards/app.json", 8, "metric-missing"),  # the dashboard
+    }, done.stdout
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: k8s/stream.yaml: 2 YAML documents in one file: a rule file or PrometheusRule is one document: skipped",
+        "note: compose.yaml: neither a rule file (no top-level `groups:`, not a PrometheusRule) nor a Grafana "
+        "dashboard: skipped",
+        "note: .github/workflows/ci.yml: neither a rule file (no top-level `groups:`, not a PrometheusRule) nor a "
+        "Grafana dashboard: skipped",
+        "note: web/package.json: JSON that is neither a dashboard (no `panels`, `rows` or `dashboard`) nor a rule "
+        "file: skipped",
+        "note: logo.json: not UTF-8 text: skipped",
+    ], done.stderr
+    assert "5 rules in 2 files, 1 dashboards (1 PromQL queries)" in done.stderr
+
+
+def test_file_names_that_are_neither_rules_nor_dashboards_lint_nothing_and_pass(tmp_path: Path) -> None:
+    _team_repository(tmp_path)
+    done = sealgate_lint("compose.yaml", "web/package.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "note: compose.yaml: neither a rule file" in done.stdout
+    assert "0 rules in 0 files, 0 dashboards" in done.stdout.splitlines()[-1]
+
+
+def test_a_broken_rule_file_and_a_broken_dashboard_are_still_sorted_and_refused_at_their_lines(tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text("groups:\n  - name: g\n   rules: [\n")  # bad indentation, unclosed
+    (tmp_path / "board.json").write_text('{\n  "panels": [\n    {"title": "T",}\n  ]\n}\n')  # trailing comma
+    (tmp_path / "notes.json").write_text("{ not json at all\n")
+    done = sealgate_lint("rules.yml", "board.json", "notes.json", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    located = {(f["file"], f["line"], f["kind"]) for f in json.loads(done.stdout)}
+    assert ("rules.yml", 3, "rule-file") in located, located
+    assert ("board.json", 3, "dashboard-file") in located, located
+    assert "note: notes.json: not valid JSON (line 1: Expecting property name enclosed in double quotes)" in done.stderr
+
+
+def test_a_rule_file_written_as_json_or_flow_yaml_is_a_rule_file(tmp_path: Path) -> None:
+    rule = {"groups": [{"name": "g", "rules": [{"alert": "Typo", "expr": "rate(app_request_total[5m]) > 1"}]}]}
+    (tmp_path / "rules.json").write_text(json.dumps(rule))
+    (tmp_path / "flow.yml").write_text("{groups: [{name: f, rules: [{alert: Flow, expr: app_queue_length > 1}]}]}\n")
+    (tmp_path / "metrics.txt").write_text(EXPOSITION)
+    done = sealgate_lint("--format", "json", "--metrics", "metrics.txt", "--", "rules.json", "flow.yml", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert [(f["file"], f["kind"]) for f in json.loads(done.stdout)] == [("rules.json", "metric-missing")]
+    assert "2 rules in 2 files" in done.stderr
+
+
+def test_a_file_named_and_matched_by_a_glob_is_linted_once(tmp_path: Path) -> None:
+    _rules_with_typos(tmp_path)
+    (tmp_path / "board.json").write_text(json.dumps(BOARD_WITH_TYPO))
+    done = sealgate_lint(
+        "--rules", "*.yml", "--dashboards", "*.json", "--metrics=metrics.txt",
+        "rules.yml", "./rules.yml", "board.json", f"{tmp_path}/board.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout.count("rule Typo: metric app_request_total") == 1, done.stdout
+    assert done.stdout.count("metric app_typo_total") == 1, done.stdout
+    assert "2 rules in 1 files, 1 dashboards" in done.stdout
 
 
 # --- a seal and lint never disagree --------------------------------------------------------------------------------

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_ROOT
 from demo import make_demo_repo
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealgate.kernel.errors import InputError
 from sealgate.run.plan import open_spec
 from sealgate.sprint.model import slug_of
-from sealgate.sprint.spec import find_spec
+from sealgate.sprint.spec import find_spec, repository_path_problem
 
 GOOD = """\
 sealgate: 1
@@ -281,3 +285,82 @@ def test_a_spec_without_stack_reads_stack_yaml_at_the_root_and_nothing_else(tmp_
     assert open_spec(root, "NOSTACK").stack is None  # deploy/stack.yaml is not found by default
     (root / "stack.yaml").write_text((root / "deploy" / "stack.yaml").read_text())
     assert open_spec(root, "NOSTACK").stack.path == "stack.yaml"
+
+
+# --- repository paths in `with:` (a check's `repo-path` / `repo-glob` parameters) ----------------------------------
+
+PATHS = GOOD.replace(
+    "      - id: demo/delta\n",
+    "      - id: demo/delta\n"
+    "      - id: rules/promtool-test\n"
+    "        with:\n"
+    "          tests: [prometheus/tests/*.yml, prometheus/unit/**/*.yml]\n"
+    "      - id: containerize/alertmanager-live\n"
+    "        with: {config: prometheus/alertmanager.yml}\n",
+)
+
+
+def paths_repo(tmp_path: Path) -> Path:
+    root = make_demo_repo(tmp_path)
+    for name in ("prometheus/tests/a_test.yml", "prometheus/unit/deep/b_test.yml", "prometheus/alertmanager.yml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("# a file\n")
+    return root
+
+
+def test_with_paths_that_name_files_load(tmp_path: Path) -> None:
+    root = paths_repo(tmp_path)
+    (root / "sprint" / "DEMO.yaml").write_text(PATHS)
+    spec = open_spec(root, "DEMO")
+    assert spec.stages[1].checks[2].params["tests"] == ["prometheus/tests/*.yml", "prometheus/unit/**/*.yml"]
+
+
+def test_with_paths_that_name_nothing_are_reported_with_every_other_problem(tmp_path: Path) -> None:
+    root = paths_repo(tmp_path)
+    (root / "prometheus" / "unit" / "deep" / "b_test.yml").unlink()
+    text = PATHS.replace("config: prometheus/alertmanager.yml", "config: prometheus/alertmanagr.yml").replace(
+        "- id: demo/beta", "- id: demo/betta"
+    )
+    (root / "sprint" / "DEMO.yaml").write_text(text)
+    with pytest.raises(InputError) as info:
+        open_spec(root, "DEMO")
+    assert [str(p) for p in info.value.problems] == [
+        "sprint/DEMO.yaml:16: unknown check id 'demo/betta' (did you mean 'demo/beta'?)",
+        "sprint/DEMO.yaml:25: $.stages[1].checks[2].with.tests[1]: 'prometheus/unit/**/*.yml' matches no file in the "
+        "repository (paths are relative to the repository root)",
+        "sprint/DEMO.yaml:27: $.stages[1].checks[3].with.config: 'prometheus/alertmanagr.yml' is not in the "
+        "repository (did you mean 'prometheus/alertmanager.yml'?)",
+        "sprint/DEMO.yaml:31: criterion C1 names check 'demo/beta', which no stage runs",
+    ]
+
+
+def test_a_with_path_of_the_wrong_type_is_a_type_error_not_a_path_error(tmp_path: Path) -> None:
+    root = paths_repo(tmp_path)
+    (root / "sprint" / "DEMO.yaml").write_text(PATHS.replace("{config: prometheus/alertmanager.yml}", "{config: 7}"))
+    with pytest.raises(InputError) as info:
+        open_spec(root, "DEMO")
+    assert [str(p) for p in info.value.problems] == [
+        "sprint/DEMO.yaml:27: $.stages[1].checks[3].with.config: 7 is not of type 'string'"
+    ]
+
+
+def test_judging_recorded_evidence_reads_the_spec_without_its_files(tmp_path: Path) -> None:
+    """verify reads the spec as of the judged commit from git objects, without the files it names: with_stack=False
+    leaves the paths unresolved (as it leaves the stack description unread)."""
+    root = paths_repo(tmp_path)
+    (root / "sprint" / "DEMO.yaml").write_text(PATHS)
+    shutil.rmtree(root / "prometheus")
+    spec = open_spec(root, "DEMO", with_stack=False)
+    assert spec.stages[1].checks[3].params == {"config": "prometheus/alertmanager.yml"}
+    with pytest.raises(InputError, match=r"'prometheus/alertmanager\.yml' is not in the repository"):
+        open_spec(root, "DEMO")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=300), is_glob=st.booleans())
+def test_any_with_path_is_judged_without_an_exception(value: str, is_glob: bool) -> None:
+    """Whatever text a spec gives as a path (NUL bytes, huge names, `..`, glob characters), the loader answers with
+    one short message or accepts it — never a traceback."""
+    miss = repository_path_problem(PROJECT_ROOT, value, is_glob=is_glob)
+    if miss is not None:
+        assert miss.what and miss.hint and len(miss.what) < 250
