@@ -32,6 +32,7 @@ from typing import Any
 
 from sealgate.analysis.described import param_error
 from sealgate.api.context import CommandRecord, Context
+from sealgate.api.params import REPO_PATH
 from sealgate.backends.description import BackupDecl
 from sealgate.kernel.fsutil import sha256_file
 
@@ -45,7 +46,7 @@ REPORT_LINE = re.compile(
 
 # The parameters of every check that runs the script: which script, which volumes (JSON schema properties).
 VOLUME_PARAMS: dict[str, Any] = {
-    "script": {"type": "string", "description": "default: the stack description's backup.script"},
+    "script": {**REPO_PATH, "description": "default: the stack description's backup.script"},
     "volumes": {
         "type": "array",
         "description": "default: the stack description's backup.volumes",

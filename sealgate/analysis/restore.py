@@ -9,6 +9,14 @@ archives come from) seeds known data, runs the backup as in production, then:
   live server — and counts a table seeded before the backup;
 * opens every SQLite database found in the other volumes' archives (PRAGMA integrity_check).
 
+Each volume's restore is timed, to a usable state (the restored Prometheus answered every query, the scratch
+PostgreSQL counted the seeded rows, the SQLite databases passed their check), and recorded as the check's
+`restore_times`: `{volume: {"seconds": s, "rto_s": stated or None}}`. The time runs from the drill starting to fetch
+the archives (from the backup's destination, or downloaded from the offsite bucket) until that volume is usable; the
+archives are fetched together, so each volume's time includes the whole fetch — an upper bound, never an
+under-count. A spec may state an RTO per volume (`rto_s: {prometheus_data: 120}`): a restore over it fails the check,
+naming the volume and both numbers.
+
 It registers no check; the backup script's contract and running it are analysis/backups.py.
 """
 
@@ -40,11 +48,12 @@ from sealgate.analysis.backups import (
     read_gzip_to_end,
     run_backup,
 )
-from sealgate.analysis.described import param_error, prometheus
+from sealgate.analysis.described import param_error, prometheus, spec_entry
 from sealgate.api.context import Context, Server
 from sealgate.backends.errors import StackError
 from sealgate.backends.http import HttpAnswerError, Prometheus, send_traffic
 from sealgate.kernel.ports import free_ports
+from sealgate.model.results import Severity
 
 RESTORE_PARAMS: dict[str, Any] = {
     **VOLUME_PARAMS,
@@ -52,6 +61,13 @@ RESTORE_PARAMS: dict[str, Any] = {
     "scrape_job": {"type": "string", "description": "default: the described main target's job"},
     "traffic_requests": {"type": "integer", "minimum": 1},
     "seed_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
+    "rto_s": {
+        "type": "object",
+        "description": "volume -> the most seconds its restore may take, from fetching the archives to a usable "
+        "state (its recovery time objective); a restore over it fails the check",
+        "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+    },
 }
 PROMETHEUS_READY_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -72,6 +88,7 @@ def drill_restore(ctx: Context, source: ArchiveSource) -> None:
     database_volume = next((v for v, role in roles.items() if role == "database"), None)
     if prometheus_volume is None:
         param_error(ctx, ("queries",), "no backed-up volume belongs to the Prometheus service: nothing to query")
+    rto = _stated_rto(ctx, volumes)
     prom = prometheus(ctx)
     job = str(ctx.params.get("scrape_job") or ctx.description.main_target().job)
 
@@ -89,6 +106,7 @@ def drill_restore(ctx: Context, source: ArchiveSource) -> None:
     psql = Psql(ctx, backup_decl(ctx).volumes[database_volume]) if database_volume else None
     table = f"sealgate_restore_drill_{uuid.uuid4().hex[:10]}"
     drill: dict[str, Any] = {"at": at, "table": table, "traffic": traffic}
+    restore_times: dict[str, dict[str, float | None]] = {}
     if psql is not None:
         drill["database"] = (
             psql(
@@ -106,11 +124,18 @@ def drill_restore(ctx: Context, source: ArchiveSource) -> None:
         ctx.attach("backup-restore-drill.log", result.output)
         if not result.ok:
             ctx.fail(f"the backup exited {result.exit_code}: {result.stderr.strip()[-300:]}")
+        fetch_started = time.monotonic()
         latest = source(ctx, dest, volumes, result.stdout)
+        fetch_s = time.monotonic() - fetch_started
         drill["restored_from"] = {v: path.name for v, path in latest.items()}
+        drill["fetch_s"] = round(fetch_s, 3)
+
+        def usable_after(volume: str, restore_s: float) -> None:
+            restore_times[volume] = {"seconds": round(fetch_s + restore_s, 3), "rto_s": rto.get(volume)}
 
         # 4. Prometheus: the restored data answers what the live server answered.
-        restored = _restore_prometheus(ctx, latest[prometheus_volume], queries, at, live)
+        restored, restore_s = _restore_prometheus(ctx, latest[prometheus_volume], queries, at, live)
+        usable_after(prometheus_volume, restore_s)
         drill[archive_prefix(prometheus_volume)] = restored
         for query in queries:
             answer = next(a["result"] for a in restored["answers"] if a["query"] == query)
@@ -122,7 +147,8 @@ def drill_restore(ctx: Context, source: ArchiveSource) -> None:
 
         # 5. The database: the seeded rows come back from the dump.
         if psql is not None and database_volume is not None:
-            pg = _restore_postgres(ctx, latest[database_volume], table, rows, drill["database"])
+            pg, restore_s = _restore_postgres(ctx, latest[database_volume], table, rows, drill["database"])
+            usable_after(database_volume, restore_s)
             drill[archive_prefix(database_volume)] = pg
             if pg["rows_restored"] != rows:
                 ctx.finding(
@@ -135,17 +161,62 @@ def drill_restore(ctx: Context, source: ArchiveSource) -> None:
             if volume in (prometheus_volume, database_volume):
                 continue
             service = backup_decl(ctx).volumes.get(volume, volume)
+            started = time.monotonic()
             opened = _integrity_sqlite(ctx, latest[volume], volume, service)
+            if opened["status"] != "skipped":  # nothing was opened: no time to a usable state to speak of
+                usable_after(volume, time.monotonic() - started)
             drill[archive_prefix(volume)] = opened
             if opened["status"] == "corrupt":
                 ctx.finding(
                     f"{volume}: SQLite databases from the archive fail PRAGMA integrity_check: {opened['corrupt']}"
                 )
+
+        # 7. Each restore against its stated RTO.
+        _judge_rto(ctx, rto, restore_times)
     finally:
         if psql is not None:
             with suppress(Exception):
                 psql(f'DROP TABLE IF EXISTS public."{table}";')
         ctx.record("drill", drill)
+        ctx.record("restore_times", restore_times)
+
+
+def _stated_rto(ctx: Context, volumes: list[str]) -> dict[str, float]:
+    """The spec's RTO per volume (`rto_s`); a volume this drill does not restore is a parameter error at its line."""
+    stated = {str(k): float(v) for k, v in (ctx.params.get("rto_s") or {}).items()}
+    for volume in stated:
+        if volume not in volumes:
+            param_error(
+                ctx,
+                ("rto_s", volume),
+                f"volume {volume!r} is not one this drill restores",
+                f"it restores: {', '.join(volumes)}",
+            )
+    return stated
+
+
+def _judge_rto(ctx: Context, rto: dict[str, float], restore_times: dict[str, dict[str, float | None]]) -> None:
+    """A restore slower than its stated RTO is a finding at the RTO's line of the spec, naming both numbers; a
+    stated RTO of a volume the drill could not time (nothing in its archive to open) is said, as a warning."""
+    located, base = spec_entry(ctx)
+    for volume, limit in sorted(rto.items()):
+        line = located.line_of((*base, "rto_s", volume)) if located is not None else None
+        measured = restore_times.get(volume)
+        if measured is None:
+            ctx.finding(
+                f"{volume}: its RTO of {limit:g} s is not judged: the drill restored nothing of it to a usable state",
+                file=ctx.spec.relpath,
+                line=line,
+                severity=Severity.WARNING,
+            )
+            continue
+        seconds = float(measured["seconds"] or 0.0)
+        if seconds > limit:
+            ctx.finding(
+                f"{volume}: restored to a usable state in {seconds:.1f} s, over its RTO of {limit:g} s",
+                file=ctx.spec.relpath,
+                line=line,
+            )
 
 
 def _roles(ctx: Context, volumes: list[str]) -> dict[str, str]:
@@ -198,8 +269,11 @@ def _in_run_dir(ctx: Context, path: Path) -> str:
 
 def _restore_prometheus(
     ctx: Context, archive: Path, queries: list[str], at: float, live: dict[str, Any]
-) -> dict[str, Any]:
-    """Bring the archive's TSDB up in a fresh Prometheus that scrapes nothing and ask it the live queries at `at`."""
+) -> tuple[dict[str, Any], float]:
+    """Bring the archive's TSDB up in a fresh Prometheus that scrapes nothing and ask it the live queries at `at`.
+    Also returns the seconds from the start of the restore until it had answered them all (its stop not counted)."""
+    restore_started = time.monotonic()
+    usable_s = 0.0
     extracted = _extract(ctx, archive, ctx.run_dir / "restore-prometheus")
     tsdb = _tsdb_root(extracted)
     blocks = [p.parent.name for p in tsdb.glob("*/meta.json")]
@@ -244,6 +318,7 @@ def _restore_prometheus(
                     answers[query] = _answer(restored, query, at)
                 except (HttpAnswerError, StackError) as exc:
                     answers[query] = {"error": str(exc)}
+            usable_s = time.monotonic() - restore_started
     finally:
         if server is not None:  # stopped by now: its whole log
             ctx.attach("prometheus-restore.log", server.output()[-20000:])
@@ -254,7 +329,7 @@ def _restore_prometheus(
         "answers": [{"query": q, "result": a} for q, a in answers.items()],
         "live": [{"query": q, "result": live[q]} for q in answers],
         "server": f"prometheus {found.group(1) if found else '?'} on 127.0.0.1:{port}, --storage.tsdb.path=<archive>",
-    }
+    }, usable_s
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------------------
@@ -305,8 +380,12 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return argv
 
 
-def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, database: str) -> dict[str, Any]:
-    """Load the dump into a scratch PostgreSQL cluster (never into the live server) and count the seeded table."""
+def _restore_postgres(
+    ctx: Context, archive: Path, table: str, rows: int, database: str
+) -> tuple[dict[str, Any], float]:
+    """Load the dump into a scratch PostgreSQL cluster (never into the live server) and count the seeded table. Also
+    returns the seconds from the start of the restore until the rows were counted (the cluster's stop not counted)."""
+    restore_started = time.monotonic()
     extracted = _extract(ctx, archive, ctx.run_dir / "restore-postgres")
     dumps = sorted(p for p in extracted.rglob("*.sql") if p.is_file())
     if not dumps:
@@ -361,6 +440,7 @@ def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, databa
         errors = [line for line in load.stderr.splitlines() if "ERROR" in line]
         count = ctx.run([*psql, "-tA", "-d", database, "-c", f'SELECT count(*) FROM public."{table}"'], timeout=60)
         restored = int(count.stdout.strip()) if count.ok and count.stdout.strip().isdigit() else None
+        usable_s = time.monotonic() - restore_started
         return {
             "dump": dumps[0].name,
             "dump_bytes": dumps[0].stat().st_size,
@@ -371,7 +451,7 @@ def _restore_postgres(ctx: Context, archive: Path, table: str, rows: int, databa
             "rows_seeded": rows,
             "rows_restored": restored,
             "count_error": None if count.ok else count.stderr.strip()[-300:],
-        }
+        }, usable_s
     finally:
         if started:
             ctx.run(

@@ -50,6 +50,12 @@ from sealgate.backends.description import render
     "backup/script-static",
     title="The backup script exists, is executable, starts with set -euo pipefail, passes bash -n and shellcheck, "
     "and names every volume",
+    titles={
+        "pt-BR": (
+            "O script de backup existe, é executável, começa com set -euo pipefail, passa bash -n e shellcheck, "
+            "e nomeia todo volume"
+        )
+    },
     params={"type": "object", "properties": {**VOLUME_PARAMS}, "additionalProperties": False},
 )
 def script_static(ctx: Context) -> None:
@@ -186,6 +192,12 @@ def _judge_archives(ctx: Context, dest: Path, output: str, volumes: list[str]) -
     "backup/run-live",
     title="A real backup of every volume: one valid gzip tar each, sha256 as reported, latest links, a consistent "
     "copy method",
+    titles={
+        "pt-BR": (
+            "Backup real de todo volume: um gzip tar válido para cada, sha256 como reportado, links latest, "
+            "método de cópia consistente"
+        )
+    },
     needs_stack=True,
     requires=("backup/script-static",),
     params={
@@ -224,6 +236,7 @@ DAY = 86400.0
 @check(
     "backup/retention",
     title="Retention: the script's archives older than the limit are deleted, newer and foreign files are kept",
+    titles={"pt-BR": "Retenção: arquivos do script mais antigos que o limite apagados, mais novos e alheios mantidos"},
     needs_stack=True,
     requires=("backup/script-static",),
     params={
@@ -362,6 +375,12 @@ def _missing_volume_args(ctx: Context, work: Path, volumes: list[str]) -> tuple[
     "backup/fail-closed",
     title="Fail-closed: a missing volume or an unwritable destination exits non-zero naming the cause, no latest link "
     "to a partial archive",
+    titles={
+        "pt-BR": (
+            "Fail-closed: volume ausente ou destino sem escrita -> saída não-zero nomeando a causa, sem link latest "
+            "para arquivo parcial"
+        )
+    },
     needs_stack=True,
     requires=("backup/script-static",),
     params={"type": "object", "properties": {**VOLUME_PARAMS}, "additionalProperties": False},
@@ -428,6 +447,12 @@ def _judge_failure(
     "backup/restore-drill",
     title="Restore drill: the restored Prometheus answers the same queries, the restored database has the same rows, "
     "every SQLite database opens intact",
+    titles={
+        "pt-BR": (
+            "Restore drill: o Prometheus restaurado responde as mesmas queries, o banco restaurado tem as mesmas "
+            "linhas, todo banco SQLite abre íntegro"
+        )
+    },
     needs_stack=True,
     requires=("backup/script-static",),
     params={

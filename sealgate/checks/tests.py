@@ -36,9 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from sealgate.api.context import Context
+from sealgate.api.params import REPO_PATH
 from sealgate.api.registry import check
 from sealgate.backends.base import StackBackend
 from sealgate.backends.errors import StackError
+from sealgate.kernel.errors import SealgateError
+from sealgate.kernel.fsutil import pretty_json, sha256_file
+from sealgate.kernel.gitrepo import Repo
+from sealgate.kernel.redact import redact_value
 from sealgate.model.results import Severity
 
 SUITE_TIMEOUT_S = 300.0  # a suite takes seconds; a hung HTTP call or container inspect must not hang the stage
@@ -51,18 +56,28 @@ STACK_VARS = (
     "SEALGATE_STACK_SERVICES",
 )
 _URL_VARIABLE = re.compile(r"^SEALGATE_STACK_\w+_URL$")
+# The suite's outcome as an in-toto Test Result too, attached to the stage's evidence (so it is in the manifest and
+# travels in the seal) for tools that read in-toto predicates rather than sealgate's own.
+TEST_RESULT_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
+TEST_RESULT_ATTACHMENT = "test-result.intoto.json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
 PARAMS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["suite", "scenarios"],
     "properties": {
-        "suite": {"type": "string", "pattern": r"^[^/].*\.py$", "description": "the suite file, repository-relative"},
+        "suite": {
+            **REPO_PATH,
+            "pattern": r"^[^/].*\.py$",
+            "description": "the suite file, repository-relative",
+            "examples": ["tests/test_stack.py"],
+        },
         "scenarios": {
             "type": "array",
             "minItems": 1,
             "uniqueItems": True,
-            "items": {"type": "string", "pattern": r"^test_\w+$"},
+            "items": {"type": "string", "pattern": r"^test_\w+$", "examples": ["test_service_answers"]},
             "description": "test functions that must run (the seed's scenarios); one missing fails the check",
         },
         "inputs": {
@@ -234,13 +249,15 @@ def stack_suite(ctx: Context) -> None:
     suite: str = ctx.params["suite"]
     scenarios: list[str] = list(ctx.params["scenarios"])
     suite_path = ctx.judge(suite)
+    configuration = [suite]  # what the Test Result names as the run's configuration: every file judged here
     # What decides the suite's outcome besides the suite file itself: its fixtures, its config, what it reads.
     for sibling in ("conftest.py", "pytest.ini"):
         if (suite_path.parent / sibling).is_file():
-            ctx.judge(suite_path.parent / sibling)
+            configuration.append(_relative(ctx, ctx.judge(suite_path.parent / sibling)))
     for relative in ctx.params.get("inputs", []):
         if ctx.path(relative).is_file():
             ctx.judge(relative)  # a missing input is the suite's to report, as a failing test
+            configuration.append(relative)
 
     lines = defined_tests(suite_path)
     ctx.record("suite", suite)
@@ -279,7 +296,50 @@ def stack_suite(ctx: Context) -> None:
     except ET.ParseError as exc:
         ctx.error(f"pytest's JUnit XML is not valid XML: {exc}")
 
-    _judge(ctx, suite, scenarios, lines, cases, result.exit_code)
+    _judge(ctx, suite, scenarios, lines, cases, result.exit_code, configuration)
+
+
+def in_toto_test_result(
+    cases: list[JUnitCase],
+    *,
+    verdict: str,
+    commit: str | None,
+    configuration: list[tuple[str, str]],
+    waived_by: dict[str, str],
+    missing: list[str],
+    suite: str,
+) -> dict[str, Any]:
+    """The suite's run as an in-toto Statement with the Test Result predicate (test-result/v0.1).
+
+    Tests are named by their JUnit id (`classname::name`, what a `test:` waiver names). The predicate has no list
+    for skips, and a skip is no pass: each skipped test is in `warnedTests` with its reason and whether a waiver
+    accepts it ("<id> — skipped: <reason>; waived by <waiver>"). An errored test is a failed one; a scenario the
+    spec expects that did not run is in `failedTests` too, saying so. The subject is the commit whose stack and
+    suite were tested (the spec's own example); with no commit to name, the configuration files stand for it.
+    """
+    described = [{"name": name, "digest": {"sha256": digest}} for name, digest in configuration]
+    warned = []
+    for case in (c for c in cases if c.outcome == "skipped"):
+        accepted = f"waived by {waived_by[case.id]}" if case.id in waived_by else "not waived: a skip is not a pass"
+        warned.append(f"{case.id} — skipped: {case.message or 'no reason given'}; {accepted}")
+    predicate = {
+        "result": verdict,
+        "configuration": described,
+        "passedTests": [c.id for c in cases if c.outcome == "passed"],
+        "warnedTests": warned,
+        "failedTests": [c.id for c in cases if c.outcome in ("failed", "error")]
+        + [f"{scenario} — did not run: no such test in {suite}" for scenario in missing],
+    }
+    subject = [{"digest": {"gitCommit": commit}}] if commit else described
+    return {"_type": STATEMENT_TYPE, "subject": subject, "predicateType": TEST_RESULT_TYPE, "predicate": predicate}
+
+
+def _head(ctx: Context) -> str | None:
+    """The commit under test (None where the repository cannot say: the configuration then stands for it)."""
+    try:
+        return Repo(ctx.root).head()
+    except SealgateError:
+        return None
 
 
 def _relative(ctx: Context, path: Path) -> str:
@@ -290,18 +350,26 @@ def _relative(ctx: Context, path: Path) -> str:
 
 
 def _judge(
-    ctx: Context, suite: str, scenarios: list[str], lines: dict[str, int], cases: list[JUnitCase], exit_code: int
+    ctx: Context,
+    suite: str,
+    scenarios: list[str],
+    lines: dict[str, int],
+    cases: list[JUnitCase],
+    exit_code: int,
+    configuration: list[str],
 ) -> None:
     failed = [c for c in cases if c.outcome == "failed"]
     errors = [c for c in cases if c.outcome == "error"]
     skipped = [c for c in cases if c.outcome == "skipped"]
     waived, unwaived = [], []
+    waived_by: dict[str, str] = {}
     for case in skipped:
         waiver = ctx.apply_waiver("test", case.id)
         if waiver is None:
             unwaived.append(case)
             continue
         waived.append({**case.to_json(), "waiver": waiver.to_json()})
+        waived_by[case.id] = waiver.source
         ctx.finding(
             f"{case.id} skipped ({case.message}) — waived, not passed: {waiver.justification} "
             f"(approver: {waiver.approver}, expires {waiver.expires.isoformat()}, {waiver.source})",
@@ -362,6 +430,20 @@ def _judge(
         )
     if missing:
         problems.append(f"{len(missing)} of {len(scenarios)} scenarios missing: {', '.join(missing)}")
+    # Attached before the verdict is raised, so a failing run has its Test Result too. PASSED only when this check
+    # passes; a pass that rests on waived skips is WARNED, never PASSED.
+    verdict = "FAILED" if problems or exit_code != 0 else "WARNED" if waived else "PASSED"
+    statement = in_toto_test_result(
+        cases,
+        verdict=verdict,
+        commit=_head(ctx),
+        configuration=[(name, sha256_file(ctx.path(name))) for name in configuration],
+        waived_by=waived_by,
+        missing=missing,
+        suite=suite,
+    )
+    # Redacted as data, before it is JSON: redacting the text would cut through its quoting.
+    ctx.attach(TEST_RESULT_ATTACHMENT, pretty_json(redact_value(statement)))
     if problems:
         passed = sum(c.outcome == "passed" for c in cases)
         ctx.fail(f"{passed}/{len(cases)} tests passed; " + "; ".join(problems))

@@ -16,9 +16,12 @@ from sealgate import __version__
 from sealgate.evidence.judge import CheckVerdict, CriterionVerdict, Judgement, StageVerdict, Verdict
 from sealgate.evidence.model import RunInfo
 from sealgate.evidence.store import EvidenceStore
+from sealgate.kernel.errors import SealgateError
 from sealgate.kernel.fsutil import atomic_write, sha256_file
+from sealgate.kernel.gitrepo import Repo
 from sealgate.reports.catalog import catalog
 from sealgate.reports.drill import drill_view
+from sealgate.seal import diff as diffing
 from sealgate.seal.tag import BaseFacts
 from sealgate.sprint.model import Spec, Waiver
 
@@ -88,8 +91,10 @@ def build_view(
         **_objective_view(spec.raw),
         "stages": _stages_view(t, judgement, shown),
         **_criteria_view(t, judgement, shown),
+        **_since_base_view(t, judgement, root, base),
         **_narrative_view(t, judgement),
         **_commit_tag_view(t, judgement, runs, branch=branch, declared=declared_branch, dirty=dirty, tag=outcome.tag),
+        **_what_ran_view(t, runs),
         **_appendix_view(t, spec, store, shown, manifest_digest),
     }
 
@@ -244,6 +249,53 @@ def _criterion_view(
     }
 
 
+def _since_base_view(t: dict[str, Any], judgement: Judgement, root: Path, base: BaseFacts) -> dict[str, Any]:
+    """Since <base tag>: what changed from the base's seal to this run — criteria, rules, alert coverage and drill
+    times, restore times, images and tools (`sealgate diff <base tag>`'s facts, in the spec's language). Only when
+    the base is a sealgate seal this repository holds; a base seal that cannot be read is said, never fatal."""
+    if base.kind != "ok" or not base.commit or not base.tag:
+        return {"since": None}
+    repo = Repo(root)
+    ref = diffing.seal_at(repo, base.commit, base.tag)
+    if ref is None:  # a plain tag (or another tool's): no seal to compare with
+        return {"since": None}
+    said = t["since"]
+    heading = said["heading"].format(tag=base.tag)
+    try:
+        side = diffing.sealed_side(repo, ref)
+        result = diffing.compare(repo, side, diffing.judged_side(judgement))
+    except SealgateError as exc:
+        why = _cell(str(exc.problems[0]))
+        return {"since": {"heading": heading, "intro": said["unreadable"].format(tag=base.tag, why=why), "rows": [],
+                          "notes": [], "none": ""}}  # fmt: skip
+    words = {**diffing.WORDS, **said["words"], "verdict": t["verdict"]}
+    rows, notes = [], []
+    for name in diffing.REPORT_GROUPS:
+        group = result.groups[name]
+        if group.recorded in ("a", "b"):
+            side_label = base.tag if group.recorded == "a" else judgement.spec.id
+            notes.append(said["not_recorded"].format(group=words["group"][name], side=side_label))
+        rows += [
+            {
+                "group": words["group"][name],
+                "change": words["change"][change.change],
+                "subject": _cell(change.subject),
+                "detail": _cell(diffing.describe(change, words)),
+            }
+            for change in group.changes
+        ]
+    sealed_at = _when(side.sealed_at) if side.sealed_at else "—"
+    return {
+        "since": {
+            "heading": heading,
+            "intro": said["intro"].format(tag=base.tag, seal=ref.seal_commit[:12], sealed_at=sealed_at),
+            "rows": rows,
+            "notes": notes,
+            "none": "" if rows else said["none"],
+        }
+    }
+
+
 def _narrative_view(t: dict[str, Any], judgement: Judgement) -> dict[str, Any]:
     """Sections 4–7: the blocker and its status, decisions and risks with their proof, and the next steps."""
     raw = judgement.spec.raw
@@ -289,6 +341,65 @@ def _commit_tag_view(
         "tag": tag,
         "backend": ", ".join(sorted({run.backend for run in runs if run.backend})) or "—",
     }
+
+
+def _what_ran_view(t: dict[str, Any], runs: list[RunInfo]) -> dict[str, Any]:
+    """Section 8.1 (what ran): per backend, one small table of each service's image (reference, ID, repository
+    digest) or program and the version it reported, over every stage's run (`run.stack`), each distinct row once; the
+    compose file's digest; and the lines where a version differs from its compose pin. Evidence that records none of
+    it (written before it was recorded) adds nothing."""
+    said = t["what_ran"]
+    backends: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        stack = run.stack or {}
+        if not run.backend or not any(k in stack for k in ("images", "versions", "tools", "version_drift")):
+            continue
+        entry = backends.setdefault(run.backend, {"rows": [], "compose": [], "drift": []})
+        if stack.get("compose_file_sha256"):
+            compose = f"`{stack.get('compose_file') or '?'}` sha256 `{stack['compose_file_sha256']}`"
+            if compose not in entry["compose"]:
+                entry["compose"].append(compose)
+        for row in _what_ran_rows(stack):
+            if row not in entry["rows"]:
+                entry["rows"].append(row)
+        for line in stack.get("version_drift") or []:
+            if _cell(line) not in entry["drift"]:
+                entry["drift"].append(_cell(line))
+    return {
+        "what_ran": [
+            {
+                "backend": said["backend"].format(backend=name),
+                "compose": "; ".join(entry["compose"]) or "—",
+                "rows": sorted(entry["rows"], key=lambda row: (row["service"], row["ran"])),
+                "drift": entry["drift"],
+            }
+            for name, entry in sorted(backends.items())
+        ]
+    }
+
+
+def _what_ran_rows(stack: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per service of one run's `run.stack`: the image it ran from (a reference string in evidence older
+    than image IDs), else the program the backend ran; the version it reported, else why there is none."""
+    images, tools = stack.get("images") or {}, stack.get("tools") or {}
+    versions, unknown = stack.get("versions") or {}, stack.get("versions_unknown") or {}
+    rows = []
+    for service in sorted({*images, *tools, *versions, *unknown}):
+        image = images.get(service)
+        image = image if isinstance(image, dict) else {"image": image}
+        tool = tools.get(service) if isinstance(tools.get(service), dict) else {}
+        ran = image.get("image") or tool.get("tool")
+        version = versions.get(service)
+        rows.append(
+            {
+                "service": _cell(service),
+                "ran": f"`{_cell(ran)}`" if ran else "—",
+                "id": f"`{image['id']}`" if image.get("id") else "—",
+                "digest": f"`{image['repo_digest']}`" if image.get("repo_digest") else "—",
+                "version": _cell(version or (f"— ({unknown[service]})" if service in unknown else "—")),
+            }
+        )
+    return rows
 
 
 def _appendix_view(

@@ -65,6 +65,7 @@ class VerifyState:
     manifest: dict[str, Any] | None = None
     judgement: Judgement | None = None
     note: str = ""
+    signatures: list[str] = field(default_factory=list)  # "tag", "seal commit": signed, and the signature verifies
 
     @property
     def tag_name(self) -> str:
@@ -112,6 +113,8 @@ def verify_signature(state: VerifyState) -> list[Problem]:
         ok, output = state.repo.verify_tag_signature(state.tag_name)
         if not ok:
             problems.append(Problem(f"tag {state.tag_name}", f"signature does not verify: {_last(output)}"))
+        else:
+            state.signatures.append("tag")
         said.append("tag")
     seal = state.ref.seal_commit
     if b"\ngpgsig " in state.repo.run("cat-file", "commit", seal).stdout:
@@ -120,6 +123,8 @@ def verify_signature(state: VerifyState) -> list[Problem]:
             problems.append(
                 Problem(f"seal commit {seal[:12]}", f"signature does not verify: {_last(done.stderr.decode())}")
             )
+        else:
+            state.signatures.append("seal commit")
         said.append("seal commit")
     if not said:
         raise Skipped("neither the tag nor the seal commit is signed")
@@ -375,6 +380,11 @@ class LinkResult:
     ok: bool
     expired: datetime.date | None = None
     judged: str | None = None
+    # What a summary of the verification (the VSA, seal/vsa.py) is made from: each step's outcome by its function's
+    # name ("ok", "skip", "expired", "failed"; a step after a failure is absent: it did not run) and the signatures
+    # that verified ("tag", "seal commit").
+    steps: dict[str, str] = field(default_factory=dict)
+    signatures: list[str] = field(default_factory=list)
 
 
 def verify_seal(repo: Repo, ref: SealRef, today: datetime.date, report: Report) -> LinkResult:
@@ -387,23 +397,28 @@ def verify_seal(repo: Repo, ref: SealRef, today: datetime.date, report: Report) 
                 problems = step(state)
             except Skipped as exc:
                 report(f"skip    {title} — {exc}")
+                result.steps[step.__name__] = "skip"
                 continue
             except Expired as exc:
                 report(f"EXPIRED {title}")
                 for line in exc.lines:
                     report(f"        {line}")
                 result.expired = exc.first
+                result.steps[step.__name__] = "expired"
                 continue
             except SealgateError as exc:
                 problems = exc.problems
             if problems:
                 result.ok = False
+                result.steps[step.__name__] = "failed"
                 report(f"FAILED  {title}")
                 for problem in problems:
                     report(f"        {problem}")
                 break  # later steps depend on earlier ones
+            result.steps[step.__name__] = "ok"
             report(f"ok      {title}" + (f" — {state.note}" if state.note else ""))
         result.judged = state.judged
+        result.signatures = list(state.signatures)
         return result
 
 
@@ -452,10 +467,29 @@ def locate(repo: Repo, tag_name: str, sprint: str | None, report: Report) -> Sea
     raise EvidenceError(f"evidence for {tag_name} not found: fetch it with `git fetch origin tag {tag_name}`")
 
 
+@dataclass
+class ChainVerdict:
+    """What `verify TAG` found: its exit code, and each seal of the chain it verified, oldest first (TAG's last)."""
+
+    code: int
+    results: list[LinkResult]
+
+    @property
+    def top(self) -> LinkResult:
+        return self.results[-1]
+
+
 def verify(
     root: Path, tag_name: str, sprint_id: str | None, report: Report = print, today: datetime.date | None = None
 ) -> int:
     """Verify TAG and every base whose seal is in the repository, oldest first; the exit code (0, 1 or 3)."""
+    return verify_chain(root, tag_name, sprint_id, report, today).code
+
+
+def verify_chain(
+    root: Path, tag_name: str, sprint_id: str | None, report: Report = print, today: datetime.date | None = None
+) -> ChainVerdict:
+    """`verify`, returning what each seal's verification found besides the exit code (for a summary of it)."""
     repo = Repo(root)
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
     top = locate(repo, tag_name, sprint_id, report)
@@ -492,14 +526,14 @@ def verify(
         if broken_links and not bases:
             why = f" — the link to its base is broken: {broken_links[0][1]}"
         report(f"verify {tag_name}: FAILED{why}")
-        return EXIT_REFUSED
+        return ChainVerdict(EXIT_REFUSED, results)
     expired = [r.expired for r in results if r.expired]
     if expired:
         report(f"verify {tag_name}: SEALED, waiver expired on {min(expired)}")
-        return EXIT_WAIVER_EXPIRED
+        return ChainVerdict(EXIT_WAIVER_EXPIRED, results)
     tail = "" if top.tag else " from the seal commit in HEAD's history — the tag itself was not checked"
     report(f"verify {tag_name}: OK{tail}")
-    return EXIT_OK
+    return ChainVerdict(EXIT_OK, results)
 
 
 # --- reading from git objects --------------------------------------------------------------------------------------

@@ -7,10 +7,15 @@ real compose stack (offline image):
    criterion passed or visibly waived;
 3. one injected defect per F9.11 EIXO makes the seal refuse, naming that EIXO, with no tag — each run re-runs only
    the stages that judge the edited file (the others' fresh evidence is reused), so the module stays affordable;
-4. the clean tree then seals for real with `nox -s seal` (the README's main command), reusing the first run's
-   evidence: the F9.11-SEALED seal commit on the clone's branch, its base F9.10's seal commit, and
-   `nox -s verify -- F9.11-SEALED` walks the chain oldest first;
-5. known secrets planted in every run's environment appear in no output.
+4. the merge gate, .github/workflows/seal.yml, run step by step as a GitHub runner runs its `run:` steps (its `env:`,
+   GITHUB_EVENT_NAME, GITHUB_STEP_SUMMARY; tests/workflow_runner.py), with the offline image since no registry answers
+   here: a pull request (lint, then `nox -s seal -- --no-tag`) judges every criterion from the evidence the defect runs
+   put back, and makes no tag;
+5. the clean tree then seals for real as the push to the default branch runs the workflow — lint, `nox -s seal` (the
+   README's main command, with the stand-in secrets), `nox -s status`, `nox -s publish` to the clone's bare origin —
+   reusing the first run's evidence: the F9.11-SEALED seal commit on the clone's branch, its base F9.10's seal commit,
+   the tag and the branch in the remote, and `nox -s verify -- F9.11-SEALED` walks the chain oldest first;
+6. known secrets planted in every run's environment appear in no output.
 
 No host port is pinned: every run uses SEALGATE_PORTS=free. The first seal starts while this test holds 49090 (a
 port this module used to pin) and a port the kernel has just handed out, and must pass regardless.
@@ -31,6 +36,7 @@ import pytest
 from conftest import PROJECT_ROOT, git, need_docker, need_tool
 from faults import listening_on
 from leaks import remove_compose_projects
+from workflow_runner import JobRun, Runner, sudo_stand_in
 
 SPRINT, SLUG, TAG, BASE_TAG = "F9.11", "f9_11", "F9.11-SEALED", "F9.10-SEALED"
 HELD_WHILE_STARTING = (49090, 0)
@@ -51,10 +57,13 @@ PLANTED = {
     "OFFSITE_S3_ACCESS_KEY_ID": "SGPLANTEDS3ACCESS0042",
     "OFFSITE_S3_SECRET_ACCESS_KEY": "s3-planted-secret-6d5c4b3a2f1e",
 }
+# The job's token the workflow gives its publish step (`${{ github.token }}`): no step may print it either.
+GITHUB_TOKEN_PLANTED = "ghs_plantedWorkflowToken0a1b2c3d4e5f6"
 SECRET_VALUES = [
     *(v for k, v in PLANTED.items() if k not in ("UPSTREAM_URL", "SLACK_WEBHOOK_URL")),
     "url-planted-a1b2c3",
     "slack-planted-5e6f7a",
+    GITHUB_TOKEN_PLANTED,
 ]
 assert len(PLANTED["PAGERDUTY_ROUTING_KEY"]) == 32
 ENV = {
@@ -131,6 +140,12 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     need_docker()
     need_tool("promtool", "amtool", "prometheus")
     root = clone_as_a_newcomer(tmp_path_factory.mktemp("fullseal", numbered=True) / "project")
+    # Its origin: a bare repository the branch was pushed to, as the push that runs the workflow left it (publish
+    # pushes the seal there, never to this checkout's own repository).
+    remote = root.parent / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(root, "remote", "set-url", "origin", str(remote))
+    git(root, "push", "-q", "origin", "HEAD")
     try:
         with listening_on(*HELD_WHILE_STARTING) as taken:
             first = sealgate(root, "seal", "--no-tag")
@@ -162,6 +177,65 @@ def edit(root: Path, relative: str, change: Callable[[str], str]) -> None:
     after = change(before)
     assert after != before, f"the defect did not change {relative}"
     path.write_text(after)
+
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "seal.yml"
+
+
+@pytest.fixture(scope="module")
+def runner_tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What a GitHub runner has that this machine may not: a fresh Python with pip (what actions/setup-python gives
+    the job; its bin first on PATH from that step on) and sudo (a stand-in: the test already runs as the user the
+    steps need). Shared by both runs, as a runner's tool cache is."""
+    base = tmp_path_factory.mktemp("runner")
+    subprocess.run([sys.executable, "-m", "venv", str(base / "python")], check=True, timeout=300)
+    return {"python": base / "python" / "bin", "sudo": sudo_stand_in(base / "sudo")}
+
+
+def run_workflow(root: Path, event: str, tools: dict[str, Path], scratch: Path) -> JobRun:
+    """The job of the seal workflow that `event` runs, its steps in order on `root` as a runner runs them."""
+    branch = git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    pushed = event != "pull_request"
+    github = {
+        "ref": f"refs/heads/{branch}" if pushed else "refs/pull/1/merge",
+        "ref_name": branch if pushed else "1/merge",
+        "sha": git(root, "rev-parse", "HEAD"),
+        "repository": "example/sealgate",
+        "server_url": "https://github.com",
+        "token": GITHUB_TOKEN_PLANTED,
+        "event": {"repository": {"default_branch": branch}},
+    }
+    machine = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}  # a runner's shell is in no virtualenv
+    machine.update(ENV)
+    machine["PATH"] = f"{tools['sudo']}{os.pathsep}{machine['PATH']}"
+    run = Runner(
+        WORKFLOW,
+        event,
+        root,
+        environ=machine,
+        github=github,
+        # The one difference from a GitHub runner: no image registry answers here, so setup builds (or finds) the
+        # offline image and the compose backend runs on it.
+        overrides={"SEALGATE_SKIP_OFFLINE_IMAGE": "0"},
+        uses_handlers={"actions/setup-python": lambda inputs: [str(tools["python"])]},
+        scratch=scratch,
+    ).run()
+    OUTPUTS.extend(run.outputs())
+    return run
+
+
+def failed_steps(run: JobRun) -> str:
+    return "\n".join(
+        f"--- {s.name}: exit {s.exit_code}\n{s.stdout[-4000:]}\n{s.stderr[-2000:]}" for s in run.steps if s.exit_code
+    )
+
+
+def assert_uploads_are_there(run: JobRun, root: Path) -> None:
+    """Each upload step that would run (artifacts, SARIF) finds what it uploads."""
+    for step in run.steps:
+        if step.uses and step.due and ("upload-artifact" in step.uses or "upload-sarif" in step.uses):
+            wanted = step.inputs.get("path", step.inputs.get("sarif_file", "")).split()
+            assert wanted and all(list(root.glob(pattern.rstrip("/"))) for pattern in wanted), (step.name, wanted)
 
 
 def test_the_base_is_sealed_in_the_history_and_verifies_without_its_tag(clone: Path) -> None:
@@ -220,11 +294,40 @@ def test_one_defect_refuses_naming_its_stage(clone: Path, stage: int, relative: 
         restore_clean_evidence(clone)
 
 
-def test_clean_tree_seals_on_its_base_and_verifies_the_chain(clone: Path) -> None:
-    """The README's main command on the clone: `nox -s seal` (the newest open sprint), then verify the chain."""
+def test_a_pull_request_runs_the_workflow_and_judges_every_criterion_without_a_tag(
+    clone: Path, runner_tools: dict[str, Path], tmp_path: Path
+) -> None:
+    """The workflow's pull-request job on the clone, whose evidence the defect runs put back: lint, then
+    `nox -s seal -- --no-tag` judges every criterion from that evidence (only preflight, which judges the
+    environment, runs again), writes the SEAL into the job summary, and tags nothing."""
+    run = run_workflow(clone, "pull_request", runner_tools, tmp_path)
+    assert run.job == "seal"
+    assert run.ok, failed_steps(run)
+    assert all(step.ran or step.uses for step in run.steps)  # every `run:` step ran: the gate has no skipped step
+    done = run.step("Seal (pull request, no tag)")
+    reused = set(re.findall(r"^EIXO (\d) \(\w+\): reusing fresh evidence", done.stdout, re.M))
+    assert reused == {"1", "2", "3", "4", "5"}, done.stdout[-3000:]
+    verdict = r"tag não solicitada \(--no-tag\): \d+ de \d+ critérios aprovados pela evidência, \d+ com waiver, 0 não atendidos"
+    assert re.search(verdict, run.summary), run.summary[:3000]  # every criterion judged met, in the job summary
+    assert re.search(r'<testsuite [^>]*failures="0"', (clone / "reports/out/criteria.junit.xml").read_text())
+    lint = json.loads((clone / "reports/out/lint.sarif").read_text())
+    assert [r for r in lint["runs"][0]["results"] if r["level"] == "error"] == []
+    assert_uploads_are_there(run, clone)
+    assert git(clone, "tag", "-l", TAG) == "" and git(clone, "status", "--porcelain") == ""
+
+
+def test_clean_tree_seals_on_its_base_and_verifies_the_chain(
+    clone: Path, runner_tools: dict[str, Path], tmp_path: Path
+) -> None:
+    """The push to the default branch runs the workflow on the clone: lint, the README's main command (`nox -s seal`,
+    the newest open sprint, with the stand-in secrets), `nox -s status`, `nox -s publish` to the bare origin; then
+    verify the chain."""
     judged = git(clone, "rev-parse", "HEAD")
-    done = nox(clone, "-s", "seal")
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    run = run_workflow(clone, "push", runner_tools, tmp_path)
+    assert run.job == "publish"
+    assert run.ok, failed_steps(run)
+    done = run.step("Seal the open sprint")
+    assert done.exit_code == 0, done.stdout[-5000:] + done.stderr[-2000:]
     assert f"SEALED {TAG}" in done.stdout
     # Nothing changed since the first run: its evidence stands (preflight always re-runs: it judges the environment).
     reused = set(re.findall(r"^EIXO (\d) \(\w+\): reusing fresh evidence", done.stdout, re.M))
@@ -239,17 +342,37 @@ def test_clean_tree_seals_on_its_base_and_verifies_the_chain(clone: Path) -> Non
     assert "```mermaid\ngantt\n" in report  # the drill's timeline
     for number in range(6):
         assert f"`seals/{SPRINT}/eixo_{number}.json`" in report
+    assert f"✅ SEALED — tag `{TAG}` criada" in run.summary  # the job summary holds the SEAL
+    status = run.step("Verify every sealed sprint").stdout
+    assert re.search(rf"^{re.escape(SPRINT)}\s+verified\b", status, re.M), status
+    assert re.search(r"^F9\.10\s+verified\b", status, re.M), status
+    # Published: the tag and the branch, fast-forwarded to the seal commit, are in the remote.
+    remote = clone.parent / "origin.git"
+    branch = git(clone, "rev-parse", "--abbrev-ref", "HEAD")
+    assert git(remote, "rev-parse", f"refs/tags/{TAG}^{{commit}}") == seal_commit
+    assert git(remote, "rev-parse", f"refs/heads/{branch}") == seal_commit
+    assert_uploads_are_there(run, clone)  # the evidence, the seal's findings and lint's SARIF
     verified = nox(clone, "-s", "verify", "--", TAG)
     assert verified.returncode == 0, verified.stdout[-4000:] + verified.stderr[-2000:]
     out = verified.stdout
     assert f"verify {TAG}: OK" in out
     assert out.index(f"── {BASE_TAG}") < out.index(f"── {TAG}"), out  # the chain, oldest first
     assert git(clone, "status", "--porcelain") == ""  # nothing the run wrote dirtied the sealed tree
+    # Seal to seal: F9.10's seal commit (no tag in this clone) against the seal just made, from git objects alone —
+    # the restored APIHighErrorRate (a rule and an alert covered), the new services' images, the alerts drilled again.
+    changed = sealgate(clone, "diff", BASE_TAG, TAG, "--format", "json")
+    assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-2000:]
+    groups = json.loads(changed.stdout)["groups"]
+    added = {name: {c["subject"] for c in group["changes"] if c["change"] == "added"} for name, group in groups.items()}
+    assert "alert APIHighErrorRate" in added["rules"] and "alert APIHighErrorRate" in added["coverage"], added
+    assert {"postgres-exporter", "integrations-standin"} <= added["images"], groups["images"]
+    assert {c["subject"] for c in groups["drill"]["changes"]} >= {"alert APIDown", "alert LLMProviderDown"}, groups
 
 
 def test_no_planted_secret_in_any_output(clone: Path) -> None:
-    """Every run above had PLANTED in its environment: no value appears in the evidence, its attachments, the
-    manifest, the reports, the CI outputs, the seal, the tag message, or anything printed."""
+    """Every run above had PLANTED in its environment (the workflow's steps too, and the job's token in the publish
+    step's): no value appears in the evidence, its attachments, the manifest, the reports, the CI outputs, the seal,
+    the tag message, or anything printed."""
     places = {"printed output of the runs": "\n".join(OUTPUTS)}
     places["tag message"] = git(clone, "tag", "-l", "--format=%(contents)", TAG)
     for folder in ("artifacts", "reports", "seals"):
