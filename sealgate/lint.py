@@ -27,6 +27,7 @@ from sealgate import __version__
 from sealgate.analysis import parecer, promql, promtool, rulefiles
 from sealgate.analysis.grafana_query import dashboard_queries, read_dashboard, render_prometheus, variables_of
 from sealgate.kernel.errors import EXIT_OK, EXIT_REFUSED, InputError, Problem
+from sealgate.kernel.jsonpos import value_lines
 
 PROMTOOL_TIMEOUT = 300.0
 
@@ -443,8 +444,16 @@ def _judge_dashboard(
         )
         return
     dashboard, problems = read_dashboard(text)
+    lines: dict[str, int] | None = None
+
+    def line_of(json_path: str) -> int | None:
+        nonlocal lines  # the lines of the file's values, found once and only when a finding needs one
+        if lines is None:
+            lines = value_lines(text)
+        return lines.get(json_path)
+
     for where, what in problems:
-        line = int(where[1:]) if where.startswith(":") else None
+        line = int(where[1:]) if where.startswith(":") else line_of(where)
         json_path = where if where.startswith("$") else None
         report.findings.append(
             LintFinding("dashboard/json-structure", "dashboard-file", "error", what, relative, line, json_path)
@@ -464,19 +473,15 @@ def _judge_dashboard(
                 f"library panel {name!r} is not in the file (export the dashboard with its library panels): its "
                 "queries are not judged",
                 relative,
-                json_line(text, where, None),
+                line_of(where),
                 where,
             )
         )
     variables = variables_of(dashboard)
     options = parecer.variable_options(prometheus)
-    seen: dict[str, int] = {}
     for item in parecer.judge_panels(judge, dashboard, found.queries):
         query = item.query
-        occurrence = seen.get(query.expr, 0)
-        seen[query.expr] = occurrence + 1
-        line = json_line(text, query.json_path, query.expr, occurrence)
-        at = {"file": relative, "line": line, "json_path": query.json_path}
+        at = {"file": relative, "line": line_of(query.json_path), "json_path": query.json_path}
         if item.judged.syntax_error is not None:
             message = f"{query.label()}: not valid PromQL: {item.judged.syntax_error}"
             report.findings.append(LintFinding("dashboard/queries-metrics", "promql-syntax", "error", message, **at))
@@ -493,29 +498,6 @@ def _judge_dashboard(
             report.findings.append(
                 LintFinding("dashboard/queries-metrics", verdict.kind, verdict.severity, message, **at)
             )
-
-
-def json_line(text: str, json_path: str, value: str | None, occurrence: int = 0) -> int | None:
-    """The line of a query in a dashboard file (SARIF and editors want lines; JSON paths stay the exact place):
-    the `occurrence`-th place the value is written, however the writer escaped it."""
-    if value is None:
-        return None
-    for encoded in dict.fromkeys(
-        (
-            json.dumps(value, ensure_ascii=False),
-            json.dumps(value),
-            # Go's encoder (Grafana's exports) escapes <, > and & for HTML.
-            json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
-        )
-    ):
-        start = -1
-        for _ in range(occurrence + 1):
-            start = text.find(encoded, start + 1)
-            if start < 0:
-                break
-        if start >= 0:
-            return text.count("\n", 0, start) + 1
-    return None
 
 
 def lint_sarif(findings: list[LintFinding], kinds: dict[str, str]) -> dict[str, Any]:

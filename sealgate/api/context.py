@@ -23,6 +23,7 @@ from sealgate.backends.description import DEFAULT_PATH as DEFAULT_STACK_PATH
 from sealgate.backends.errors import StackError
 from sealgate.backends.http import request
 from sealgate.kernel.fsutil import atomic_write, sha256_bytes
+from sealgate.kernel.jsonpos import value_lines
 from sealgate.kernel.poll import poll
 from sealgate.kernel.procs import start_logged, terminate
 from sealgate.kernel.redact import redact_argv, redact_text
@@ -361,9 +362,24 @@ class Context:
         metric: str | None = None,
     ) -> None:
         """Report a problem; any ERROR finding makes the check fail once it returns. `rule` and `metric` name what it
-        is about (a waiver may name them)."""
+        is about (a waiver may name them). A place in a JSON file given by JSON path gets its line too."""
+        if line is None and file is not None and json_path is not None and json_path.startswith("$"):
+            line = self._json_lines(file).get(json_path)
         with self._recorder.lock:
             self.findings.append(Finding(severity, summary, Location(file, line, json_path), rule, metric))
+
+    def _json_lines(self, relative: str) -> dict[str, int]:
+        """The lines of a repository JSON file's values by JSON path, read once per stage; {} when it is not one."""
+        key = ("json-lines", relative)
+        with self._recorder.lock:
+            if key not in self._recorder.memo:
+                path = (self.root / relative).resolve()
+                try:
+                    text = path.read_text() if path.is_relative_to(self._resolved_root) else ""
+                except (OSError, UnicodeDecodeError):
+                    text = ""
+                self._recorder.memo[key] = value_lines(text)
+            return self._recorder.memo[key]
 
     def fail(self, reason: str, location: Location | None = None) -> NoReturn:
         if location is not None:

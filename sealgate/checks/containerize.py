@@ -504,15 +504,19 @@ def hardening(ctx: Context) -> None:
             host = _host_source(compose, mount)
             if host is None:
                 continue
+            # A socket is used through connect(), which a read-only mount does not stop: `:ro` is said not to help.
+            read_only = (
+                " (read-only does not help: connecting to a socket is not writing to it)" if mount.read_only else ""
+            )
             if host.endswith(_SOCKET_NAMES):
-                finding(f"mounts the {_engine(host)} socket ({host}): root on the host", "volumes", index)
+                finding(f"mounts the {_engine(host)} socket ({host}): root on the host{read_only}", "volumes", index)
                 continue
             socket = engine_socket_below(host)
             if socket is not None:
                 inside = posixpath.normpath(posixpath.join(mount.target, posixpath.relpath(socket, host)))
                 finding(
                     f"mounts {host} at {mount.target}, and with it the {_engine(socket)} socket {socket} (at {inside} "
-                    "in the container): root on the host; mount only the files it needs",
+                    f"in the container): root on the host{read_only}; mount only the files it needs",
                     "volumes",
                     index,
                 )

@@ -356,11 +356,12 @@ EXPECTED_RULE = {
     "type": "object",
     "additionalProperties": False,
     "description": "an alert (alert, severity, for) or a recording rule (record); `labels` a rule must carry tell "
-    "apart rules of one name (a warning/critical pair tells itself apart by severity)",
+    "apart rules of one name (a warning/critical pair tells itself apart by severity); `severity: null` states that "
+    "the alert carries no severity label",
     "properties": {
         "alert": {"type": "string"},
         "record": {"type": "string"},
-        "severity": {"type": "string"},
+        "severity": {"type": ["string", "null"]},
         "for": {"type": "string"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
     },
@@ -523,17 +524,20 @@ def inventory(ctx: Context) -> None:
     ctx.record("group_count", len(groups))
 
 
+def _severity_words(severity: str | None) -> str:
+    return f"severity {severity!r}" if severity is not None else "no severity label"
+
+
 def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required: list[str]) -> None:
     """Findings for every way `rule` differs from the spec's `entry` (they share kind and name)."""
     # One of several rules of a name (warning/critical) says which: "alert X (severity critical)".
-    name = f"{rule.kind} {rule.name}" + (f" (severity {entry.entry.get('severity')})" if paired else "")
+    name = f"{rule.kind} {rule.name}" + (f" ({_severity_words(entry.entry.get('severity'))})" if paired else "")
     where = {"file": rule.file, "line": rule.line}
     if rule.group != entry.group:
         ctx.finding(f"{name} is in group {rule.group!r}, the spec puts it in {entry.group!r}", **where)
     if "severity" in entry.entry and rule.labels.get("severity") != entry.entry["severity"]:
-        ctx.finding(
-            f"{name} has severity {rule.labels.get('severity')!r}, the spec says {entry.entry['severity']!r}", **where
-        )
+        said = f"says {entry.entry['severity']!r}" if entry.entry["severity"] is not None else "says it carries none"
+        ctx.finding(f"{name} has {_severity_words(rule.labels.get('severity'))}, the spec {said}", **where)
     for key, value in (entry.entry.get("labels") or {}).items():
         if rule.labels.get(key) != value:
             ctx.finding(f"{name} has label {key}={rule.labels.get(key)!r}, the spec says {value!r}", **where)

@@ -365,7 +365,8 @@ def test_host_mounts_without_an_engine_socket_pass(tmp_path: Path, resolver: str
         (
             "/var/run:/var/run:ro",
             "service agent: mounts /var/run at /var/run, and with it the Docker engine's socket /var/run/docker.sock (at "
-            "/var/run/docker.sock in the container): root on the host; mount only the files it needs",
+            "/var/run/docker.sock in the container): root on the host (read-only does not help: connecting to a socket "
+            "is not writing to it); mount only the files it needs",
         ),
         (
             "/var/run/:/host/run",

@@ -190,6 +190,12 @@ HARDENING_DEFECTS = [
         "service api: mounts the Docker engine's socket (/var/run/docker.sock): root on the host",
     ),
     (
+        "      - ./app:/srv/app:ro\n",
+        "      - ./app:/srv/app:ro\n      - /var/run/docker.sock:/var/run/docker.sock:ro\n",
+        "service api: mounts the Docker engine's socket (/var/run/docker.sock): root on the host (read-only does not "
+        "help: connecting to a socket is not writing to it)",
+    ),
+    (
         "      - GF_SECURITY_ADMIN_PASSWORD\n",
         "      - GF_SECURITY_ADMIN_PASSWORD=admin\n",
         "service grafana: GF_SECURITY_ADMIN_PASSWORD is set in the file (Grafana's default 'admin'); pass it through",
@@ -215,6 +221,7 @@ HARDENING_DEFECTS = [
         "privileged",
         "cap-sys-admin",
         "engine-socket",
+        "engine-socket-read-only",
         "grafana-admin-literal",
         "grafana-password-absent",
         "grafana-no-guard",

@@ -121,7 +121,11 @@ def test_dashboard_mistakes_fail_at_their_json_path(
     save(project_copy, dashboard)
     result = run_checks(project_copy, EIXO, ["dashboard/json-structure"], sprint=SPRINT)["dashboard/json-structure"]
     assert result.status is Status.FAILED, explain(result)
-    assert (summary, json_path) in {(f.summary, f.location.json_path) for f in result.findings}, explain(result)
+    found = [f for f in result.findings if (f.summary, f.location.json_path) == (summary, json_path)]
+    assert found, explain(result)
+    # The finding carries the line its JSON path is written on (the report's file:line column, SARIF).
+    written = (project_copy / DASHBOARD).read_text().splitlines()[found[0].location.line - 1]
+    assert written.strip().startswith(f'"{json_path.rsplit(".", 1)[1]}":'), written
 
 
 @pytest.mark.parametrize(

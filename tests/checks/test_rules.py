@@ -274,6 +274,28 @@ def test_changed_for_severity_and_missing_annotation_fail(project_copy: Path) ->
     assert f"{API_RULES}:{api_down}: alert APIDown has no 'summary' annotation" in summaries
 
 
+def test_an_alert_the_spec_says_carries_no_severity_passes_only_without_one(project_copy: Path) -> None:
+    """`severity: null` is a claim too: a rule that carries a severity breaks it, one that carries none keeps it."""
+    need_tool("promtool")
+    edit(
+        project_copy,
+        "sprint/F9.11.yaml",
+        "{alert: LLMHighLatency, severity: warning, for: 2m}",
+        "{alert: LLMHighLatency, severity: null, for: 2m}",
+    )
+    latency = line_of(project_copy, LLM_RULES, "- alert: LLMHighLatency")
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    assert result.status is Status.FAILED
+    assert [str(f) for f in errors(result)] == [
+        f"{LLM_RULES}:{latency}: alert LLMHighLatency has severity 'warning', the spec says it carries none"
+    ]
+    edit(
+        project_copy, LLM_RULES, "        for: 2m\n        labels:\n          severity: warning\n", "        for: 2m\n"
+    )
+    result = rules_checks(project_copy, ["rules/promtool-check", "rules/inventory"])["rules/inventory"]
+    assert result.status is Status.PASSED, [str(f) for f in result.findings]
+
+
 def test_missing_rule_fails_pointing_at_the_spec(project_copy: Path) -> None:
     need_tool("promtool")
     text = (project_copy / LLM_RULES).read_text()
