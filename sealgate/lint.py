@@ -128,6 +128,8 @@ def expand(root: Path, patterns: list[str], option: str) -> list[Path]:
 RULES, DASHBOARD = "rules", "dashboard"
 # A top-level `groups:` key, as block YAML writes it (Prometheus', Thanos' and Mimir's rule files all do): found
 # without parsing, so a rule file with a syntax error is still sorted as one, and its error reported at its line.
+# A line that starts or ends a YAML document (a manifest stream holds several; promtool reads one).
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)", re.MULTILINE)
 _TOP_LEVEL_GROUPS = re.compile(r"^groups[ \t]*:", re.MULTILINE)
 _DASHBOARD_KEYS = ("panels", "rows", "dashboard")
 _DASHBOARD_KEY_TEXT = re.compile(r'"(?:panels|rows|dashboard)"\s*:')
@@ -159,6 +161,8 @@ def classify(name: str, text: str) -> tuple[str | None, str]:
             return DASHBOARD, ""  # a broken dashboard: its JSON error is a finding at its line
         return None, f"not valid JSON ({json_error}) and names no panels, rows or dashboard"
     if _TOP_LEVEL_GROUPS.search(text) or rulefiles.is_operator_kind(text):
+        if _one_document(text):
+            return RULES, ""  # the rule parse judges it, once
         try:
             documents = [d for d in yaml.load_all(text, Loader=_YAML_LOADER) if d is not None]
         except yaml.YAMLError:
@@ -175,6 +179,16 @@ def classify(name: str, text: str) -> tuple[str | None, str]:
         if isinstance(document, dict) and ("groups" in document or rulefiles.is_operator_rule(document)):
             return RULES, ""
     return None, "neither a rule file (no top-level `groups:`, not a PrometheusRule) nor a Grafana dashboard"
+
+
+def _one_document(text: str) -> bool:
+    """True when no document marker follows content, so the file is one YAML document (a leading `---` starts the
+    only one) — known without parsing it; False when it may hold several (then a parse counts them)."""
+    for marker in _DOCUMENT_MARKER.finditer(text):
+        before = text[: marker.start()].splitlines()
+        if any(line.strip() and not line.lstrip().startswith(("#", "%")) for line in before):
+            return False
+    return True
 
 
 def sort_files(root: Path, names: list[str]) -> LintInputs:

@@ -23,6 +23,8 @@ from conftest import PROJECT_ROOT, commit_all, need
 from parecer_fixtures import MISSPELT_RULE
 
 from sealgate.kernel.procs import terminate
+from sealgate.lint import RULES as RULE_FILE
+from sealgate.lint import classify
 from sealgate.model.results import Severity
 
 RULES = "stack/prometheus/alerts/*.yml"
@@ -399,6 +401,23 @@ def test_file_names_are_sorted_into_rules_and_dashboards_by_content_and_the_rest
         "note: logo.json: not UTF-8 text: skipped",
     ], done.stderr
     assert "5 rules in 2 files, 1 dashboards (1 PromQL queries)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("groups: []\n", RULE_FILE),
+        ("---\ngroups: []\n", RULE_FILE),  # a leading marker starts the only document
+        ("# rules\n%YAML 1.2\n---\ngroups: []\n", RULE_FILE),
+        ("groups: []\n---\n", RULE_FILE),  # an empty second document is no document
+        ("groups: []\n...\n", RULE_FILE),
+        ("groups: []\n---\nkind: ConfigMap\n", None),  # a stream: promtool reads one document per file
+        ("---\ngroups: []\n---\ngroups: []\n", None),
+    ],
+    ids=["plain", "leading-marker", "directive", "empty-second", "end-marker", "stream", "two-rule-files"],
+)
+def test_a_rule_file_is_one_yaml_document(text: str, kind: str | None) -> None:
+    assert classify("rules.yml", text)[0] == kind
 
 
 def test_file_names_that_are_neither_rules_nor_dashboards_lint_nothing_and_pass(tmp_path: Path) -> None:
