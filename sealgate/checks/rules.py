@@ -531,7 +531,9 @@ def _severity_words(severity: str | None) -> str:
 def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required: list[str]) -> None:
     """Findings for every way `rule` differs from the spec's `entry` (they share kind and name)."""
     # One of several rules of a name (warning/critical) says which: "alert X (severity critical)".
-    name = f"{rule.kind} {rule.name}" + (f" ({_severity_words(entry.entry.get('severity'))})" if paired else "")
+    severity = entry.entry.get("severity")
+    which = f"severity {severity}" if severity is not None else "no severity label"
+    name = f"{rule.kind} {rule.name}" + (f" ({which})" if paired else "")
     where = {"file": rule.file, "line": rule.line}
     if rule.group != entry.group:
         ctx.finding(f"{name} is in group {rule.group!r}, the spec puts it in {entry.group!r}", **where)

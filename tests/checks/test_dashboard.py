@@ -225,8 +225,10 @@ def test_panel_that_returns_nothing_fails_queries_answer_with_its_title(project_
     assert results["dashboard/queries-metrics"].status is Status.PASSED, explain(results["dashboard/queries-metrics"])
     answer = results["dashboard/queries-answer"]
     assert answer.status is Status.FAILED, explain(answer)
+    written = (project_copy / DASHBOARD).read_text().splitlines()
+    line = 1 + next(i for i, text in enumerate(written) if 'provider!=\\"sim\\"' in text)
     assert answer.reason.startswith(
-        f"{DASHBOARD} $.panels[1].targets[0].expr: panel 'LLM Token Usage' (A) returns no data"
+        f"{DASHBOARD}:{line} $.panels[1].targets[0].expr: panel 'LLM Token Usage' (A) returns no data"
     )
     assert len(answer.findings) == 1, explain(answer)
 
