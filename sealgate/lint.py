@@ -128,9 +128,9 @@ def expand(root: Path, patterns: list[str], option: str) -> list[Path]:
 RULES, DASHBOARD = "rules", "dashboard"
 # A top-level `groups:` key, as block YAML writes it (Prometheus', Thanos' and Mimir's rule files all do): found
 # without parsing, so a rule file with a syntax error is still sorted as one, and its error reported at its line.
+_TOP_LEVEL_GROUPS = re.compile(r"^groups[ \t]*:", re.MULTILINE)
 # A line that starts or ends a YAML document (a manifest stream holds several; promtool reads one).
 _DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)", re.MULTILINE)
-_TOP_LEVEL_GROUPS = re.compile(r"^groups[ \t]*:", re.MULTILINE)
 _DASHBOARD_KEYS = ("panels", "rows", "dashboard")
 _DASHBOARD_KEY_TEXT = re.compile(r'"(?:panels|rows|dashboard)"\s*:')
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: sorting reads every file once

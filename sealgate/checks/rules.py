@@ -524,10 +524,6 @@ def inventory(ctx: Context) -> None:
     ctx.record("group_count", len(groups))
 
 
-def _severity_words(severity: str | None) -> str:
-    return f"severity {severity!r}" if severity is not None else "no severity label"
-
-
 def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required: list[str]) -> None:
     """Findings for every way `rule` differs from the spec's `entry` (they share kind and name)."""
     # One of several rules of a name (warning/critical) says which: "alert X (severity critical)".
@@ -538,8 +534,10 @@ def _compare(ctx: Context, rule: Rule, entry: _Expected, paired: bool, required:
     if rule.group != entry.group:
         ctx.finding(f"{name} is in group {rule.group!r}, the spec puts it in {entry.group!r}", **where)
     if "severity" in entry.entry and rule.labels.get("severity") != entry.entry["severity"]:
-        said = f"says {entry.entry['severity']!r}" if entry.entry["severity"] is not None else "says it carries none"
-        ctx.finding(f"{name} has {_severity_words(rule.labels.get('severity'))}, the spec {said}", **where)
+        carried = rule.labels.get("severity")
+        has = f"severity {carried!r}" if carried is not None else "no severity label"
+        said = f"says {severity!r}" if severity is not None else "says it carries none"
+        ctx.finding(f"{name} has {has}, the spec {said}", **where)
     for key, value in (entry.entry.get("labels") or {}).items():
         if rule.labels.get(key) != value:
             ctx.finding(f"{name} has label {key}={rule.labels.get(key)!r}, the spec says {value!r}", **where)

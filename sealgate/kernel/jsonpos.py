@@ -17,7 +17,7 @@ _SCALAR = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true
 def value_lines(text: str) -> dict[str, int]:
     """Every value's JSON path → the line (1-based) its value starts on; {} for text that is not JSON. A key given
     twice points at its last value, as `json.loads` keeps it."""
-    newlines = [i for i, c in enumerate(text) if c == "\n"]
+    newlines = [match.start() for match in re.finditer("\n", text)]
     lines: dict[str, int] = {}
 
     def space(pos: int) -> int:
