@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -78,8 +79,41 @@ def need_docker() -> None:
     need(docker_answers(), "no Docker engine answers (bash .ci/setup-system.sh starts dockerd)")
 
 
+def need_compose_v2() -> None:
+    need_tool("docker")
+    from sealgate.backends.compose import detect_compose
+
+    compose = detect_compose()
+    need(compose is not None and not compose.v1, "Docker Compose v2 is not installed (bash .ci/setup-system.sh)")
+
+
+# Shared by the compose-layout tests: every static check is judged both ways, and they must agree.
+@pytest.fixture(params=["docker-compose-config", "parsed-here"])
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the static checks read the compose file: Compose's own model of it, or the YAML interpolated here."""
+    if request.param == "docker-compose-config":
+        need_compose_v2()
+    else:
+        from sealgate.analysis import compose as compose_reader
+
+        monkeypatch.setattr(compose_reader, "shutil", SimpleNamespace(which=lambda name: None))
+    return str(request.param)
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def working_tree_files() -> list[str]:
+    """This repository's files as its working tree holds them: tracked ones (deleted ones too) and untracked ones
+    git does not ignore — what a copy "as it is now" must hold."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return list(filter(None, names.split("\0")))
 
 
 def init_repo(path: Path) -> Path:

@@ -28,7 +28,7 @@ from sealgate.model.results import Severity
 # --- rules/alertmanager-config ------------------------------------------------------------------------------------
 
 # Receiver integrations that deliver outside the stack. Allowed by default; a spec that keeps its alerts inside the
-# stack (a console receiver a human reads, no paging: F9.10's "console mode") names what it allows instead.
+# stack (a console receiver a human reads, no paging: a "console mode") names what it allows instead.
 EXTERNAL_INTEGRATIONS = (
     "email_configs",
     "pagerduty_configs",
@@ -223,7 +223,7 @@ def alertmanager_config(ctx: Context) -> None:
 
     * `amtool check-config` passes, the root route names a receiver and every route's receiver is defined;
     * where alerts may go: without `webhook_hosts` and `integrations`, anywhere (Slack, PagerDuty, email, any
-      webhook, ...). A spec that names either turns on an allow-list, as F9.10's console mode does: webhooks only to
+      webhook, ...). A spec that names either turns on an allow-list, as a "console mode" sprint does: webhooks only to
       `webhook_hosts` (default: the described services with role receiver), integrations only `integrations`
       (default: none);
     * no secret is written in the configuration (any integration, and the global section): it is read from a file

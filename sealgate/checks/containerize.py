@@ -1,7 +1,6 @@
 """Containerization: the services a stack description names declared in its compose file the way a containerized
 stack should be (pinned images, one network, named data volumes, configuration mounted from the repository, ports
-on loopback, no host-root escape hatches), then running healthy. The reference project's: Prometheus, Alertmanager and
-Grafana with the API, PostgreSQL and the console-log sink, in stack/docker-compose.yml.
+on loopback, no host-root escape hatches), then running healthy.
 
 The compose file is the stack description's (`compose.file`); services are named by the spec's parameters or found
 by their role in the description, never by this module.

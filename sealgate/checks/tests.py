@@ -13,7 +13,7 @@ next to it), never sealgate's, and learns where the stack is from these variable
 
   SEALGATE_STACK_BACKEND            the backend's name (compose, local, ...)
   SEALGATE_STACK_<SERVICE>_URL      the address of every described service that runs and has one (the service's name
-                                    upper-cased, `-` as `_`: console-log -> SEALGATE_STACK_CONSOLE_LOG_URL)
+                                    upper-cased, `-` as `_`: node-exporter -> SEALGATE_STACK_NODE_EXPORTER_URL)
   SEALGATE_STACK_UNAVAILABLE        JSON {service: why it has no URL} for every described service that has none
   SEALGATE_STACK_CONTAINERS         JSON {service: {"id", "image"}} of a containerized stack's running containers
   SEALGATE_STACK_SERVICES           JSON {service: {"running", "healthy", "container_id", "image", "pid"}}
@@ -118,7 +118,7 @@ class JUnitCase:
 
 def url_variable(service: str) -> str:
     """SEALGATE_STACK_<SERVICE>_URL: the service's name upper-cased, every character other than a letter or digit
-    as `_` (console-log -> SEALGATE_STACK_CONSOLE_LOG_URL)."""
+    as `_` (node-exporter -> SEALGATE_STACK_NODE_EXPORTER_URL)."""
     return f"SEALGATE_STACK_{re.sub(r'[^A-Za-z0-9]', '_', service).upper()}_URL"
 
 

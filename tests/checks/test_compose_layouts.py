@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 from checkrun import explain, run_checks
-from conftest import commit_all, init_repo, need, need_tool
+from conftest import commit_all, init_repo, need_tool
 
 from sealgate.kernel.errors import InputError
 from sealgate.model.results import Severity, Status
@@ -22,26 +21,6 @@ from sealgate.model.results import Severity, Status
 LAYOUTS = Path(__file__).resolve().parent.parent / "fixtures" / "layouts"
 SPEC = "sprint/LAYOUT.yaml"
 COMPOSE = "docker-compose.yml"
-
-
-def need_compose_v2() -> None:
-    need_tool("docker")
-    from sealgate.backends.compose import detect_compose
-
-    compose = detect_compose()
-    need(compose is not None and not compose.v1, "Docker Compose v2 is not installed (bash .ci/setup-system.sh)")
-
-
-@pytest.fixture(params=["docker-compose-config", "parsed-here"])
-def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """How the static checks read the compose file: Compose's own model of it, or the YAML interpolated here."""
-    if request.param == "docker-compose-config":
-        need_compose_v2()
-    else:
-        from sealgate.analysis import compose as compose_reader
-
-        monkeypatch.setattr(compose_reader, "shutil", SimpleNamespace(which=lambda name: None))
-    return str(request.param)
 
 
 def layout(tmp_path: Path, name: str) -> Path:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from checkrun import explain, run_checks
-from conftest import commit_all, need, need_tool
+from conftest import commit_all, need_compose_v2
 from other_layout import make_other_layout, set_check
 
 from sealgate.kernel.errors import InputError
@@ -29,14 +29,6 @@ STATIC = [
     "containerize/ports-loopback",
     "containerize/hardening",
 ]
-
-
-def need_compose_v2() -> None:
-    need_tool("docker")
-    from sealgate.backends.compose import detect_compose
-
-    compose = detect_compose()
-    need(compose is not None and not compose.v1, "Docker Compose v2 is not installed (bash .ci/setup-system.sh)")
 
 
 def edit(root: Path, relative: str, old: str, new: str, count: int = 1) -> int:

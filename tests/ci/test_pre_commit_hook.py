@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, git, init_repo, need_tool
+from conftest import PROJECT_ROOT, git, init_repo, need_tool, working_tree_files
 
 MANIFEST = PROJECT_ROOT / ".pre-commit-hooks.yaml"
 HOOK_ID = "sealgate-lint"
@@ -70,13 +70,7 @@ def test_the_manifest_validates_and_filters_yaml_and_json() -> None:
 def hook_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This working tree, committed in a repository of its own: what try-repo installs the hook from."""
     repo = init_repo(tmp_path_factory.mktemp("hooks") / "sealgate")
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, names.split("\0")):
+    for name in working_tree_files():
         if (PROJECT_ROOT / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / name, repo / name)

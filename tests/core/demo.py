@@ -27,5 +27,19 @@ def set_switch(root: Path, name: str, value: str, commit: bool = True) -> None:
         commit_all(root, f"{name} = {value}")
 
 
+# A waiver for demo/beta's skip (it names no findings: a skip waiver), in force until 2099.
+BETA_SKIP_WAIVER = (
+    "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
+    "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
+)
+
+
+def waive_beta_skip(root: Path) -> None:
+    """demo/beta skips, and the sprint's waiver accepts the skip: committed."""
+    set_switch(root, "beta", "skip", commit=False)
+    (root / "sprint" / "DEMO.waivers.yaml").write_text(BETA_SKIP_WAIVER)
+    commit_all(root, "waive beta")
+
+
 def tags(root: Path) -> list[str]:
     return git(root, "tag", "-l").split()

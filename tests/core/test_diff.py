@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PROJECT_ROOT, commit_all, git, init_repo, need_tool
-from demo import make_demo_repo, set_switch
+from demo import BETA_SKIP_WAIVER, make_demo_repo, set_switch
 
 from sealgate import engine
 from sealgate.api.context import RunOptions
@@ -62,10 +62,7 @@ def add_demo2(root: Path, language: str = "en") -> None:
     spec["stages"][1]["checks"] = [{"id": "demo/gamma"}, {"id": "demo/lines"}]
     spec["criteria"].append({"id": "C3", "title": "Lines hold", "checks": ["demo/lines"]})
     (root / "sprint" / "DEMO2.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
-    (root / "sprint" / "DEMO2.waivers.yaml").write_text(
-        "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
-        "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
-    )
+    (root / "sprint" / "DEMO2.waivers.yaml").write_text(BETA_SKIP_WAIVER)
     (root / "demo" / "lines.txt").write_text("")  # no line, no finding: demo/lines passes
     set_switch(root, "beta", "skip", commit=False)
     commit_all(root, "sprint DEMO2")

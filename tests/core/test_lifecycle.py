@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PROJECT_ROOT, commit_all, git
-from demo import make_demo_repo, set_switch, tags
+from demo import make_demo_repo, set_switch, tags, waive_beta_skip
 
 from sealgate import engine
 from sealgate.api.context import RunOptions
@@ -248,12 +248,7 @@ def test_verify_walks_the_chain_oldest_first_and_names_a_broken_link(tmp_path: P
 
 def test_a_waiver_expired_after_the_seal_has_its_own_status_and_exit_code(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
-    set_switch(root, "beta", "skip", commit=False)
-    (root / "sprint" / "DEMO.waivers.yaml").write_text(
-        "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
-        "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
-    )
-    commit_all(root, "waive beta")
+    waive_beta_skip(root)
     assert seal(root)[0] == 0
     out: list[str] = []
     assert engine.verify(root, "DEMO-SEALED", None, out=out.append) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git
-from demo import make_demo_repo, set_switch, tags
+from demo import make_demo_repo, set_switch, tags, waive_beta_skip
 
 from sealgate import engine
 from sealgate.api.context import RunOptions
@@ -138,12 +138,7 @@ def test_any_non_passed_status_refuses_and_renders_in_both_languages(
 
 def test_waived_skip_seals_visibly_as_waived(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
-    set_switch(root, "beta", "skip", commit=False)
-    (root / "sprint" / "DEMO.waivers.yaml").write_text(
-        "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
-        "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
-    )
-    commit_all(root, "waive beta")
+    waive_beta_skip(root)
     code, _ = seal(root)
     assert code == 0
     text = report_text(root)

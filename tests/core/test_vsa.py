@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from attestations import Invalid, parse_vsa
 from conftest import commit_all, git, need_tool
-from demo import make_demo_repo, set_switch
+from demo import make_demo_repo, waive_beta_skip
 
 from sealgate import __version__, cli, engine
 from sealgate.api.context import RunOptions
@@ -203,12 +203,7 @@ def test_statements_attached_to_a_stage_are_input_attestations_and_other_attachm
 
 def test_a_waiver_expired_since_is_a_failed_summary(tmp_path: Path) -> None:
     root = make_demo_repo(tmp_path)
-    set_switch(root, "beta", "skip", commit=False)
-    (root / "sprint" / "DEMO.waivers.yaml").write_text(
-        "waivers:\n  - check: demo/beta\n    justification: beta cannot run on this machine kind\n"
-        "    approver: Ana Reviewer\n    expires: 2099-12-31\n"
-    )
-    commit_all(root, "waive beta")
+    waive_beta_skip(root)
     seal(root)
     assert verify(root, vsa=tmp_path / "today.json")[0] == 0
     assert read_vsa(tmp_path / "today.json")["predicate"]["verificationResult"] == "PASSED"

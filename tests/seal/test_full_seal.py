@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, git, need_docker, need_tool
+from conftest import PROJECT_ROOT, git, need_docker, need_tool, working_tree_files
 from faults import listening_on
 from leaks import remove_compose_projects
 from workflow_runner import JobRun, Runner, sudo_stand_in
@@ -106,13 +106,7 @@ def clone_as_a_newcomer(dest: Path) -> Path:
         git(dest, "config", key, value)
     for tag in git(dest, "tag", "-l").split():
         git(dest, "tag", "-d", tag)
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, names.split("\0")):
+    for name in working_tree_files():
         src, target = PROJECT_ROOT / name, dest / name
         if src.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
